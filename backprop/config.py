@@ -1,0 +1,173 @@
+"""A training set-up as one validated value, and the named presets built from it.
+
+The CLI, the app's sidebar, the URL and checkpoints all speak this one format, so a set-up
+made anywhere can be reproduced anywhere.
+"""
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from .activations import ACTIVATIONS
+from .errors import InputError
+from .network import DTYPES, INITS
+from .optimizers import OPTIMIZERS, check_fraction, check_learning_rate
+
+MAX_UNITS = 4096
+MAX_LAYERS = 10
+
+
+def parse_int_list(text, field_name):
+    """'196,1' -> [196, 1], with a message naming the field for anything else."""
+    if isinstance(text, (list, tuple)):
+        items = list(text)
+    else:
+        items = [part.strip() for part in str(text).split(",")]
+    if not items or items == [""]:
+        raise InputError(field_name, "is empty; give whole numbers separated by commas, e.g. 196,1")
+    numbers = []
+    for item in items:
+        try:
+            number = int(item)
+        except (TypeError, ValueError):
+            raise InputError(field_name, f"{item!r} is not a whole number; use e.g. 196,1") from None
+        if isinstance(item, float) and item != number:
+            raise InputError(field_name, f"{item!r} is not a whole number")
+        numbers.append(number)
+    return numbers
+
+
+def parse_digits(text):
+    """'5,8' -> (5, 8); 'all' or None -> None (every class)."""
+    if text is None or (isinstance(text, str) and text.strip().lower() in ("all", "")):
+        return None
+    digits = parse_int_list(text, "digits")
+    if len(digits) != 2 or digits[0] == digits[1]:
+        raise InputError("digits", f"give two different classes such as 5,8 (or 'all'), got {text!r}")
+    if any(not 0 <= d <= 9 for d in digits):
+        raise InputError("digits", f"classes are 0 to 9, got {text!r}")
+    return tuple(digits)
+
+
+def _positive_int(value, field_name, low=1, high=None):
+    try:
+        number = int(value)
+        if isinstance(value, float) and value != number:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InputError(field_name, f"{value!r} is not a whole number") from None
+    if number < low or (high is not None and number > high):
+        allowed = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise InputError(field_name, f"must be a whole number {allowed}, got {number}")
+    return number
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. `layers` are the tutorial's layers_dims:
+    hidden sizes then the output size, without the input (e.g. [196, 1])."""
+
+    dataset: str = "mnist"
+    digits: tuple | None = (5, 8)
+    subset: int | None = None
+    data_path: str | None = None
+    layers: list = field(default_factory=lambda: [196, 1])
+    activation: str = "sigmoid"
+    init: str = "seed"
+    seed: int = 1
+    dtype: str = "float64"
+    optimizer: str = "sgd"
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    batch_size: int | None = None  # None: full batch, like the tutorial
+    l2: float = 0.0
+    iterations: int = 1000
+    eval_every: int = 100
+
+    def validated(self):
+        """A checked copy; raises InputError naming the first bad field."""
+        c = dataclasses.replace(self)
+        c.digits = parse_digits(c.digits)
+        c.layers = parse_int_list(c.layers, "layers")
+        if len(c.layers) > MAX_LAYERS:
+            raise InputError("layers", f"at most {MAX_LAYERS} layers, got {len(c.layers)}")
+        for size in c.layers:
+            if not 1 <= size <= MAX_UNITS:
+                raise InputError("layers", f"each layer needs 1 to {MAX_UNITS} units, got {size}")
+        want = 1 if c.digits is not None else None
+        if want is not None and c.layers[-1] != want:
+            raise InputError("layers", f"a two-class task has 1 output unit (sigmoid); end the "
+                                       f"layers with 1, got {c.layers[-1]}")
+        if c.digits is None and c.layers[-1] < 2:
+            raise InputError("layers", "an all-classes task ends with one unit per class, e.g. 10")
+        for name, allowed in (("activation", ACTIVATIONS), ("init", INITS), ("dtype", DTYPES),
+                              ("optimizer", OPTIMIZERS)):
+            if getattr(c, name) not in allowed:
+                raise InputError(name, f"{getattr(c, name)!r} is not one of {', '.join(allowed)}")
+        c.seed = _positive_int(c.seed, "seed", 0, 2**32 - 1)
+        c.learning_rate = check_learning_rate(c.learning_rate)
+        c.momentum = check_fraction(c.momentum, "momentum")
+        c.beta1 = check_fraction(c.beta1, "beta1")
+        c.beta2 = check_fraction(c.beta2, "beta2")
+        if c.batch_size in (None, "", 0, "full"):
+            c.batch_size = None
+        else:
+            c.batch_size = _positive_int(c.batch_size, "batch_size")
+        try:
+            c.l2 = float(c.l2)
+        except (TypeError, ValueError):
+            raise InputError("l2", f"{c.l2!r} is not a number") from None
+        if not math.isfinite(c.l2) or c.l2 < 0:
+            raise InputError("l2", f"must be a finite number >= 0, got {c.l2}")
+        c.iterations = _positive_int(c.iterations, "iterations", 1, 10**7)
+        c.eval_every = _positive_int(c.eval_every, "eval_every", 1)
+        if c.subset is not None:
+            c.subset = _positive_int(c.subset, "subset", 2)
+        return c
+
+    @property
+    def output(self):
+        return "sigmoid" if self.digits is not None else "softmax"
+
+    def optimizer_knobs(self):
+        knobs = {"learning_rate": self.learning_rate}
+        if self.optimizer == "momentum":
+            knobs["momentum"] = self.momentum
+        if self.optimizer == "adam":
+            knobs.update(beta1=self.beta1, beta2=self.beta2)
+        return knobs
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["digits"] = list(self.digits) if self.digits is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, data):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InputError("config", f"unknown settings: {', '.join(sorted(unknown))}")
+        return cls(**data).validated()
+
+
+PRESETS = {
+    "tutorial": TrainConfig(),
+    "tutorial-deep": TrainConfig(layers=[392, 196, 98, 1]),
+    "mnist10": TrainConfig(digits=None, layers=[256, 128, 10], activation="relu", init="he",
+                           dtype="float32", optimizer="adam", learning_rate=0.001,
+                           batch_size=128, iterations=4000, eval_every=500),
+}
+PRESET_NOTES = {
+    "tutorial": "The tutorial's experiment: MNIST 5 vs 8, [196, 1], sigmoid, lr 0.1, 1000 full-batch steps",
+    "tutorial-deep": "The tutorial's deeper [392, 196, 98, 1] sigmoid net: watch the gradients vanish",
+    "mnist10": "All 10 digits with ReLU, He init and Adam on mini-batches",
+}
+
+
+def preset(name):
+    if name not in PRESETS:
+        raise InputError("preset", f"{name!r} is not one of {', '.join(PRESETS)}")
+    return dataclasses.replace(PRESETS[name]).validated()

@@ -1,0 +1,233 @@
+"""The N-layer network of the tutorial, in its notation.
+
+W[l] has shape (n_l, n_{l-1}) and b[l] has shape (n_l, 1); inside, samples are columns
+(A0 = X.T), while callers pass X as (n_samples, n_features) and Y as (n_samples,) labels.
+The output layer's dZ = A - Y is computed directly (sigmoid + binary cross-entropy, or
+softmax + categorical cross-entropy), so no log(0) and no division by A or 1 - A happen.
+"""
+
+import numpy as np
+
+from .activations import ACTIVATIONS, BACKWARD, sigmoid, softmax
+from .errors import InputError
+
+OUTPUTS = ("sigmoid", "softmax")
+INITS = {
+    "seed": "LeCun normal, randn / sqrt(fan_in) from NumPy's legacy seeded RNG (the tutorial's)",
+    "xavier": "Xavier/Glorot uniform, limit sqrt(6 / (fan_in + fan_out))",
+    "he": "He normal, randn * sqrt(2 / fan_in)",
+}
+DTYPES = ("float64", "float32")
+
+
+def check_choice(field, value, allowed):
+    if value not in allowed:
+        raise InputError(field, f"{value!r} is not one of {', '.join(map(str, allowed))}")
+    return value
+
+
+def check_sizes(sizes):
+    """The full list of layer sizes, input first, e.g. [784, 196, 1]."""
+    try:
+        sizes = [int(s) for s in sizes]
+    except (TypeError, ValueError):
+        raise InputError("sizes", f"{sizes!r} must be a list of whole numbers, input first") from None
+    if len(sizes) < 2:
+        raise InputError("sizes", "needs the input size and at least one layer, e.g. [784, 196, 1]")
+    if any(s < 1 for s in sizes):
+        raise InputError("sizes", f"every size must be at least 1, got {sizes}")
+    return sizes
+
+
+def initial_parameters(sizes, init, seed, dtype):
+    rng = np.random.RandomState(seed)
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        if init == "seed":
+            W = rng.randn(fan_out, fan_in) / np.sqrt(fan_in)
+        elif init == "xavier":
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            W = rng.uniform(-limit, limit, size=(fan_out, fan_in))
+        else:  # he
+            W = rng.randn(fan_out, fan_in) * np.sqrt(2.0 / fan_in)
+        params.append((W.astype(dtype), np.zeros((fan_out, 1), dtype=dtype)))
+    return params
+
+
+class Network:
+    def __init__(self, sizes, activation="sigmoid", output="sigmoid", init="seed", seed=1,
+                 dtype="float64"):
+        self.sizes = check_sizes(sizes)
+        self.activation = check_choice("activation", activation, tuple(ACTIVATIONS))
+        self.output = check_choice("output", output, OUTPUTS)
+        self.init = check_choice("init", init, tuple(INITS))
+        self.dtype = check_choice("dtype", str(np.dtype(dtype)) if dtype in DTYPES else dtype, DTYPES)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+            raise InputError("seed", f"{seed!r} must be a whole number from 0 to 4294967295")
+        self.seed = int(seed)
+        if output == "sigmoid" and self.sizes[-1] != 1:
+            raise InputError("sizes", f"a sigmoid output has 1 unit, got {self.sizes[-1]}")
+        if output == "softmax" and self.sizes[-1] < 2:
+            raise InputError("sizes", "a softmax output needs at least 2 units (one per class)")
+        self.params = initial_parameters(self.sizes, self.init, self.seed, self.dtype)
+        self._buffers = {}
+
+    # -- description -------------------------------------------------------------------
+    @property
+    def n_layers(self):
+        return len(self.params)
+
+    @property
+    def n_classes(self):
+        return 2 if self.output == "sigmoid" else self.sizes[-1]
+
+    def config(self):
+        return {"sizes": self.sizes, "activation": self.activation, "output": self.output,
+                "init": self.init, "seed": self.seed, "dtype": self.dtype}
+
+    def n_parameters(self):
+        return sum(W.size + b.size for W, b in self.params)
+
+    def copy(self):
+        twin = Network(**self.config())
+        twin.set_params(self.params)
+        return twin
+
+    def set_params(self, params):
+        """Replace every (W, b) after checking shapes; the arrays are copied into this dtype."""
+        if len(params) != self.n_layers:
+            raise InputError("params", f"expected {self.n_layers} layers, got {len(params)}")
+        new = []
+        for l, ((W, b), (W_new, b_new)) in enumerate(zip(self.params, params), start=1):
+            if np.shape(W_new) != W.shape or np.shape(b_new) != b.shape:
+                raise InputError("params", f"layer {l}: expected W{W.shape} and b{b.shape}, "
+                                           f"got W{np.shape(W_new)} and b{np.shape(b_new)}")
+            new.append((np.array(W_new, dtype=self.dtype), np.array(b_new, dtype=self.dtype)))
+        self.params = new
+
+    # -- checks on data ----------------------------------------------------------------
+    def check_inputs(self, X):
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
+            raise InputError("X", f"must have shape (n_samples, {self.sizes[0]}), got {X.shape}")
+        if X.shape[0] == 0:
+            raise InputError("X", "has no samples")
+        return X if X.dtype == self.dtype else X.astype(self.dtype)
+
+    def check_labels(self, Y, n_samples):
+        Y = np.asarray(Y)
+        if Y.ndim != 1 or Y.shape[0] != n_samples:
+            raise InputError("Y", f"must have shape ({n_samples},) to match X, got {Y.shape}")
+        if Y.size and (not np.issubdtype(Y.dtype, np.integer)):
+            if not np.all(np.mod(Y, 1) == 0):
+                raise InputError("Y", "labels must be whole numbers")
+            Y = Y.astype(np.int64)
+        if Y.size and (Y.min() < 0 or Y.max() >= self.n_classes):
+            raise InputError("Y", f"labels must lie in 0..{self.n_classes - 1} for this output, "
+                                  f"got {Y.min()}..{Y.max()}")
+        return Y
+
+    # -- the math ----------------------------------------------------------------------
+    def _buffer(self, name, l, shape):
+        key = (name, l, shape)
+        buf = self._buffers.get(key)
+        if buf is None:
+            if len(self._buffers) > 64:  # many batch sizes seen: start over
+                self._buffers.clear()
+            buf = self._buffers[key] = np.empty(shape, dtype=self.dtype)
+        return buf
+
+    def _forward(self, X, reuse):
+        """Activations A1..AL (samples as columns) and the output layer's Z."""
+        A = X.T  # A0: a transposed view, no copy
+        activations = []
+        act = ACTIVATIONS[self.activation]
+        n = X.shape[0]
+        for l, (W, b) in enumerate(self.params, start=1):
+            out = self._buffer("Z", l, (W.shape[0], n)) if reuse else None
+            Z = np.matmul(W, A, out=out)
+            Z += b
+            if l < self.n_layers:
+                A = act(Z, out=Z)
+                activations.append(A)
+        if self.output == "sigmoid":
+            Z_out = Z.copy()  # one row: cheap, and the cost needs Z after sigmoid overwrites it
+            activations.append(sigmoid(Z, out=Z))
+        else:
+            Z_out = Z
+            activations.append(softmax(Z))
+        return activations, Z_out
+
+    def _cost(self, Z, Y):
+        """Mean cross-entropy from the output logits Z, computed without log(0)."""
+        n = Y.shape[0]
+        if self.output == "sigmoid":
+            z = Z[0]
+            # -[y log s(z) + (1-y) log(1-s(z))] = log(1 + e^z) - y z, and log(1+e^z) = logaddexp(0, z)
+            return float((np.logaddexp(0.0, z).sum() - z @ Y.astype(z.dtype)) / n)
+        top = Z.max(axis=0)
+        log_sum = np.log(np.exp(Z - top).sum(axis=0)) + top
+        return float((log_sum - Z[Y, np.arange(n)]).sum() / n)
+
+    def loss_and_gradients(self, X, Y, l2=0.0):
+        """Cost J and [(dW, db)] per layer; l2 adds l2/2 * sum ||W||^2 to J (and l2 * W to dW)."""
+        X = self.check_inputs(X)
+        Y = self.check_labels(Y, X.shape[0])
+        activations, Z_out = self._forward(X, reuse=True)
+        cost = self._cost(Z_out, Y)
+        if l2:
+            cost += 0.5 * l2 * sum(float(np.vdot(W, W)) for W, _ in self.params)
+        return cost, self._backward(X, Y, activations, l2)
+
+    def _backward(self, X, Y, activations, l2):
+        n = X.shape[0]
+        A_out = activations[-1]
+        dZ = A_out  # reuse the output buffer: dZ = (A - Y) / n
+        if self.output == "sigmoid":
+            dZ -= Y
+        else:
+            dZ[Y, np.arange(n)] -= 1.0
+        dZ /= n
+        backward = BACKWARD[self.activation]
+        grads = [None] * self.n_layers
+        for l in range(self.n_layers, 0, -1):
+            W = self.params[l - 1][0]
+            A_prev = activations[l - 2] if l > 1 else X.T
+            dW = dZ @ A_prev.T
+            if l2:
+                dW += l2 * W
+            db = dZ.sum(axis=1, keepdims=True)
+            grads[l - 1] = (dW, db)
+            if l > 1:
+                dA = np.matmul(W.T, dZ, out=self._buffer("dA", l - 1, A_prev.shape))
+                dZ = backward(A_prev, dA)
+        return grads
+
+    # -- using the network -------------------------------------------------------------
+    def forward(self, X):
+        """Every layer's activation A1..AL for X, each (n_l, n_samples): for looking inside."""
+        X = self.check_inputs(X)
+        activations, _ = self._forward(X, reuse=False)
+        return activations
+
+    def predict_proba(self, X):
+        """(n_samples, n_classes) class probabilities."""
+        A = self.forward(X)[-1]
+        if self.output == "sigmoid":
+            return np.stack([1.0 - A[0], A[0]], axis=1)
+        return A.T.copy()
+
+    def predict(self, X):
+        A = self.forward(X)[-1]
+        if self.output == "sigmoid":
+            return (A[0] > 0.5).astype(np.int64)
+        return A.argmax(axis=0)
+
+    def evaluate(self, X, Y):
+        """(cost, accuracy) on a data set, without touching gradients."""
+        X = self.check_inputs(X)
+        Y = self.check_labels(Y, X.shape[0])
+        activations, Z_out = self._forward(X, reuse=False)
+        A = activations[-1]
+        predicted = (A[0] > 0.5).astype(np.int64) if self.output == "sigmoid" else A.argmax(axis=0)
+        return self._cost(Z_out, Y), float(np.mean(predicted == Y))

@@ -1,0 +1,173 @@
+"""Training one step at a time, so that a person (or a thread) can watch and steer it.
+
+A Trainer owns a network, an optimizer, the data and a History. `step(k)` advances k steps and
+returns a small record per step. Every public method takes the trainer's lock, so a
+background thread can train while another thread changes the learning rate or reads a
+snapshot. Parameter arrays are replaced on each step, never changed in place, so a snapshot's
+arrays stay valid after the lock is released.
+"""
+
+import threading
+import time
+
+import numpy as np
+
+from .history import LAYER_STATS, History
+from .network import Network
+from .optimizers import check_learning_rate, make_optimizer
+
+
+class Trainer:
+    def __init__(self, network, optimizer, data, batch_size=None, l2=0.0, eval_every=100,
+                 shuffle_seed=0, history_capacity=100_000):
+        self.network = network
+        self.optimizer = optimizer
+        self.data = data
+        self.x_train = network.check_inputs(data.x_train)
+        self.y_train = network.check_labels(data.y_train, self.x_train.shape[0])
+        self.x_test = network.check_inputs(data.x_test) if len(data.x_test) else None
+        self.y_test = network.check_labels(data.y_test, len(data.x_test)) if len(data.x_test) else None
+        n = self.x_train.shape[0]
+        self.batch_size = None if batch_size is None or batch_size >= n else int(batch_size)
+        self.l2 = float(l2)
+        self.eval_every = int(eval_every)
+        self.iteration = 0  # the next step's number; steps count from 0 like the tutorial's loop
+        self.samples_seen = 0
+        self.history = History(network.n_layers, history_capacity)
+        self.diverged = None  # dict(iteration, layer, reason) once a step produced NaN/Inf
+        self.seconds = 0.0  # time spent inside step()
+        self._rng = np.random.RandomState(shuffle_seed)
+        self._order = None
+        self._cursor = 0
+        self.lock = threading.RLock()
+
+    @classmethod
+    def from_config(cls, config, data, **kwargs):
+        """Network, optimizer and trainer for a validated TrainConfig and its Dataset."""
+        sizes = [data.n_features] + list(config.layers)
+        net = Network(sizes, activation=config.activation, output=config.output, init=config.init,
+                      seed=config.seed, dtype=config.dtype)
+        optimizer = make_optimizer(config.optimizer, **config.optimizer_knobs())
+        return cls(net, optimizer, data, batch_size=config.batch_size, l2=config.l2,
+                   eval_every=config.eval_every, shuffle_seed=config.seed, **kwargs)
+
+    # -- steering ------------------------------------------------------------------------
+    def set_knob(self, name, value):
+        """Change an optimizer setting (or l2) before the next step; marks the history."""
+        with self.lock:
+            if name == "l2":
+                value = float(value)
+                old, self.l2 = self.l2, value
+            else:
+                knobs = self.optimizer.knobs()
+                if name not in knobs:
+                    from .errors import InputError
+                    raise InputError(name, f"the {self.optimizer.name} optimizer takes "
+                                           f"{', '.join(knobs)}")
+                if name in ("learning_rate", "epsilon"):
+                    value = check_learning_rate(value, name)
+                else:
+                    from .optimizers import check_fraction
+                    value = check_fraction(value, name)
+                old = knobs[name]
+                setattr(self.optimizer, name, value)
+            if old != value:
+                self.history.add_marker(self.iteration, name, old, value)
+
+    # -- training ------------------------------------------------------------------------
+    @property
+    def epoch(self):
+        return self.samples_seen / self.x_train.shape[0]
+
+    def _next_batch(self):
+        if self.batch_size is None:
+            return self.x_train, self.y_train
+        n = self.x_train.shape[0]
+        if self._order is None or self._cursor >= n:
+            self._order = self._rng.permutation(n)
+            self._cursor = 0
+        index = self._order[self._cursor:self._cursor + self.batch_size]
+        self._cursor += self.batch_size
+        return self.x_train[index], self.y_train[index]
+
+    def step(self, k=1):
+        """Advance up to k steps; returns one record per step taken (fewer if it diverged)."""
+        records = []
+        for _ in range(int(k)):
+            with self.lock:
+                if self.diverged is not None:
+                    break
+                started = time.perf_counter()
+                record = self._one_step()
+                self.seconds += time.perf_counter() - started
+            records.append(record)
+        return records
+
+    def _one_step(self):
+        net = self.network
+        X, Y = self._next_batch()
+        with np.errstate(all="ignore"):
+            cost, grads = net.loss_and_gradients(X, Y, l2=self.l2)
+        iteration = self.iteration
+        bad = self._first_bad_layer(grads)
+        if bad is None and not np.isfinite(cost):
+            bad = net.n_layers
+        updates = None
+        if bad is None:
+            with np.errstate(all="ignore"):
+                updates = self.optimizer.updates(grads)
+                new_params = [(W - uW, b - ub) for (W, b), (uW, ub) in zip(net.params, updates)]
+            bad = self._first_bad_layer(new_params)
+        if bad is not None:
+            self.diverged = {"iteration": iteration, "layer": bad,
+                             "reason": f"cost or gradient became NaN/Inf at step {iteration} "
+                                       f"(first in layer {bad}); the parameters from before "
+                                       "that step are kept"}
+            self.history.divergence = self.diverged
+            return {"iteration": iteration, "epoch": self.epoch, "cost": float(cost),
+                    "diverged": self.diverged}
+        stats = np.empty((net.n_layers, len(LAYER_STATS)), dtype=np.float64)
+        for l, ((dW, db), (W_new, _), (uW, _)) in enumerate(zip(grads, new_params, updates)):
+            dW_norm = np.sqrt(np.vdot(dW, dW))
+            W_norm = np.sqrt(np.vdot(W_new, W_new))
+            stats[l] = (dW_norm, np.sqrt(np.vdot(db, db)), W_norm,
+                        np.abs(dW).mean(), np.sqrt(np.vdot(uW, uW)) / max(W_norm, 1e-30))
+        net.params = new_params
+        self.iteration += 1
+        self.samples_seen += X.shape[0]
+        self.history.append(iteration, self.epoch, cost, stats)
+        record = {"iteration": iteration, "epoch": self.epoch, "cost": cost,
+                  "layers": [dict(zip(LAYER_STATS, map(float, row))) for row in stats]}
+        if self.x_test is not None and (self.iteration % self.eval_every == 0):
+            record.update(self._evaluate_test())
+        return record
+
+    @staticmethod
+    def _first_bad_layer(pairs):
+        for l, (a, b) in enumerate(pairs, start=1):
+            if not (np.isfinite(np.vdot(a, a)) and np.isfinite(np.vdot(b, b))):
+                return l
+        return None
+
+    def _evaluate_test(self):
+        test_cost, test_accuracy = self.network.evaluate(self.x_test, self.y_test)
+        result = {"test_cost": test_cost, "test_accuracy": test_accuracy}
+        self.history.add_evaluation({"iteration": self.iteration, **result})
+        return result
+
+    def evaluate(self):
+        """Final figures: train and test cost and accuracy with the current parameters."""
+        with self.lock:
+            train_cost, train_accuracy = self.network.evaluate(self.x_train, self.y_train)
+            result = {"train_cost": train_cost, "train_accuracy": train_accuracy}
+            if self.x_test is not None:
+                result["test_cost"], result["test_accuracy"] = self.network.evaluate(
+                    self.x_test, self.y_test)
+            return result
+
+    def snapshot(self):
+        """A consistent copy of what a viewer needs; safe to read after the lock is gone."""
+        with self.lock:
+            return {"iteration": self.iteration, "epoch": self.epoch, "seconds": self.seconds,
+                    "params": list(self.network.params), "knobs": self.optimizer.knobs(),
+                    "l2": self.l2, "diverged": self.diverged, "last": self.history.last()}
