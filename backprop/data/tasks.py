@@ -1,0 +1,217 @@
+"""Turn a data source into a learning task: pick classes, order, subset, scale, dtype."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from backprop.errors import InputError
+from backprop.paths import PROJECT_ROOT, datasets_dir
+
+from .download import EMNIST_MANIFEST, REGISTRY, is_complete
+from .idx import load_idx, read_manifest
+from .user import load_npz
+
+SHIPPED_MNIST = PROJECT_ROOT / "data" / "mnist"
+
+DIGIT_NAMES = [str(d) for d in range(10)]
+FASHION_NAMES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+LETTER_NAMES = ["N/A"] + [chr(ord("A") + i) for i in range(26)]  # EMNIST letters are labelled 1..26
+EMNIST_VARIANTS = {"emnist-digits": "digits", "emnist-mnist": "mnist", "emnist-letters": "letters"}
+DATASETS = ("mnist", "fashion-mnist", *EMNIST_VARIANTS, "idx", "npz")
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: np.ndarray  # (n_train, n_features), values in [0, 1], C-contiguous
+    y_train: np.ndarray  # (n_train,) int64 in 0..n_classes-1
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    image_shape: tuple[int, int] | None  # None when features are not a square-or-given image
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.x_train.shape[1])
+
+
+def load_task(
+    dataset: str = "mnist",
+    digits: tuple[int, int] | None = (5, 8),
+    subset: int | None = None,
+    seed: int = 1,
+    dtype: str = "float64",
+    path: str | None = None,
+) -> Dataset:
+    """Load a classification task.
+
+    ``digits=(a, b)`` gives a binary task (label 0 for a, 1 for b) in the order of the original
+    tutorial: indices of a then b in file order, shuffled by ``RandomState(seed)``, the same generator
+    then shuffling the test indices. With ``digits=None`` all classes are kept in file order, labels
+    renumbered 0..k-1 in ascending order of the original label. ``subset=N`` keeps a seeded, stratified
+    N training items (at least one per class) and a proportional, stratified part of the test set.
+    """
+    if dtype not in ("float64", "float32"):
+        raise InputError("dtype", f"{dtype!r} is not supported; use 'float64' or 'float32'")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise InputError("seed", f"{seed!r} is not allowed; use an integer in 0..2**32-1")
+    x_train, y_train, x_test, y_test, image_shape, names, title = _source(dataset, path, seed)
+
+    present = sorted(set(np.unique(y_train).tolist()))
+    if digits is not None:
+        a, b = _check_digits(digits, present, set(np.unique(y_test).tolist()), dataset)
+        rng = np.random.RandomState(seed)
+        train_idx = np.concatenate([np.flatnonzero(y_train == a), np.flatnonzero(y_train == b)])
+        rng.shuffle(train_idx)
+        test_idx = np.concatenate([np.flatnonzero(y_test == a), np.flatnonzero(y_test == b)])
+        rng.shuffle(test_idx)
+        new_train = (y_train[train_idx] == b).astype(np.int64)
+        new_test = (y_test[test_idx] == b).astype(np.int64)
+        class_names = [names(a), names(b)]
+        title = f"{title} {names(a)} vs {names(b)}"
+    else:
+        train_idx = np.arange(len(y_train))
+        keep = np.isin(y_test, present)  # a test label never seen in training cannot be learned
+        test_idx = np.flatnonzero(keep)
+        new_train = np.searchsorted(present, y_train).astype(np.int64)
+        new_test = np.searchsorted(present, y_test[test_idx]).astype(np.int64)
+        class_names = [names(label) for label in present]
+        title = f"{title} {len(present)} classes"
+
+    if subset is not None:
+        n_classes = len(class_names)
+        if not isinstance(subset, (int, np.integer)) or isinstance(subset, bool):
+            raise InputError("subset", f"{subset!r} is not a whole number of training images")
+        if not n_classes <= subset <= len(new_train):
+            raise InputError(
+                "subset",
+                f"{subset} is out of range; this task allows {n_classes} (one per class) "
+                f"to {len(new_train)} training images",
+            )
+        rng = np.random.RandomState(seed)
+        keep_train = stratified_pick(new_train, subset, n_classes, rng)
+        n_test = min(len(new_test), max(n_classes, round(subset * len(new_test) / len(new_train))))
+        keep_test = stratified_pick(new_test, n_test, n_classes, rng)
+        train_idx, new_train = train_idx[keep_train], new_train[keep_train]
+        test_idx, new_test = test_idx[keep_test], new_test[keep_test]
+        title = f"{title}, subset {subset}"
+
+    return Dataset(
+        name=title,
+        x_train=_scale(x_train, train_idx, dtype),
+        y_train=new_train,
+        x_test=_scale(x_test, test_idx, dtype),
+        y_test=new_test,
+        class_names=class_names,
+        image_shape=image_shape,
+    )
+
+
+def stratified_pick(y: np.ndarray, total: int, n_classes: int, rng: np.random.RandomState) -> np.ndarray:
+    """Positions of ``total`` items, each class in proportion (at least 1 when present), kept in order."""
+    counts = np.bincount(y, minlength=n_classes)
+    share = counts / counts.sum() * total
+    take = np.minimum(counts, np.maximum(np.floor(share).astype(int), (counts > 0).astype(int)))
+    while take.sum() < total:  # hand out what rounding left, largest remainder first
+        room = np.where(take < counts, share - take, -np.inf)
+        take[int(np.argmax(room))] += 1
+    while take.sum() > total:  # the "at least 1" rule overshot: trim the biggest classes
+        take[int(np.argmax(np.where(take > 1, take, -1)))] -= 1
+    chosen = [rng.choice(np.flatnonzero(y == c), size=int(take[c]), replace=False) for c in range(n_classes)]
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def _check_digits(digits, present: list[int], present_test: set[int], dataset: str) -> tuple[int, int]:
+    allowed = f"labels present in {dataset}: {', '.join(map(str, present))}"
+    try:
+        a, b = (int(d) for d in digits)
+    except (TypeError, ValueError):
+        raise InputError(
+            "digits",
+            f"{digits!r} is not a pair of two labels; use e.g. (5, 8) or None for all classes ({allowed})",
+        ) from None
+    if a == b:
+        raise InputError("digits", f"({a}, {b}) names the same label twice; the two labels must differ")
+    for d in (a, b):
+        if d not in present:
+            raise InputError("digits", f"{d} does not occur in the training set ({allowed})")
+        if d not in present_test:
+            raise InputError("digits", f"{d} does not occur in the test set of {dataset}")
+    return a, b
+
+
+def _scale(x: np.ndarray, index: np.ndarray, dtype: str) -> np.ndarray:
+    picked = x[index]  # fancy indexing copies, so the result is C-contiguous and writable
+    if picked.dtype == np.uint8:
+        if dtype == "float64":
+            return picked / 255.0  # exactly the tutorial's images / 255.
+        return np.divide(picked, np.float32(255), dtype=np.float32)
+    return np.ascontiguousarray(picked, dtype=dtype)
+
+
+def _source(dataset: str, path: str | None, seed: int):
+    """Return raw arrays, image shape, a label -> name function and a title for ``dataset``."""
+    if dataset == "mnist":
+        raw = load_idx(SHIPPED_MNIST, expected=read_manifest(SHIPPED_MNIST / "SHA256SUMS"))
+        return _idx_parts(raw, lambda d: DIGIT_NAMES[d], "mnist")
+    if dataset == "fashion-mnist":
+        spec = REGISTRY["fashion-mnist"]
+        folder = _downloaded(spec, dataset)
+        raw = load_idx(folder, expected={f.name: f.sha256 for f in spec.files})
+        return _idx_parts(raw, lambda d: FASHION_NAMES[d], "fashion-mnist")
+    if dataset in EMNIST_VARIANTS:
+        variant = EMNIST_VARIANTS[dataset]
+        folder = _downloaded(REGISTRY["emnist"], dataset)
+        manifest = read_manifest(folder / EMNIST_MANIFEST)
+        raw = load_idx(
+            folder,
+            emnist_variant=variant,
+            expected={k: v for k, v in manifest.items() if k.startswith(f"emnist-{variant}-")},
+        )
+        names = (lambda d: LETTER_NAMES[d]) if variant == "letters" else (lambda d: DIGIT_NAMES[d])
+        return _idx_parts(raw, names, dataset)
+    if dataset in ("idx", "npz"):
+        if not path:
+            raise InputError(
+                "path",
+                f"dataset {dataset!r} needs a path: "
+                f"{'a folder of four IDX files' if dataset == 'idx' else 'a .npz file'}",
+            )
+        if dataset == "idx":
+            return _idx_parts(load_idx(Path(path)), str, f"idx {Path(path).name}")
+        x_train, y_train, x_test, y_test, shape = load_npz(path, seed=seed)
+        return x_train, y_train, x_test, y_test, shape, str, f"npz {Path(path).name}"
+    raise InputError("dataset", f"{dataset!r} is unknown; choose one of {', '.join(DATASETS)}")
+
+
+def _downloaded(spec, dataset: str) -> Path:
+    folder = datasets_dir() / spec.folder
+    if not is_complete(spec, folder, verify=False):
+        raise InputError(
+            "dataset",
+            f"{dataset} is not downloaded yet (looked in {folder}); "
+            f"run `python -m backprop data download {spec.name}` first",
+        )
+    return folder
+
+
+def _idx_parts(raw, names, title):
+    return raw.x_train, raw.y_train, raw.x_test, raw.y_test, raw.image_shape, names, title
