@@ -1,0 +1,350 @@
+"""Every training run, kept in one SQLite database so runs outlive the app and the CLI.
+
+The database (`paths.runs_database()` unless given) holds one row per run (set-up, status,
+final metrics, checkpoint path) and one row per recorded step (iteration, epoch, cost and,
+where evaluated, test cost and accuracy). It runs in WAL mode: a training process writes
+while the app reads, and a process killed mid-write loses only its unfinished transaction.
+
+A RunRecorder batches a trainer's step records and writes them at most every ~2 seconds,
+each flush one transaction, so a crash or a closed tab loses at most those seconds.
+"""
+
+import json
+import math
+import os
+import socket
+import sqlite3
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+
+from . import paths
+from .errors import InputError
+
+SCHEMA_VERSION = 1
+STATUSES = ("running", "finished", "diverged", "stopped")
+MAX_NAME_LENGTH = 120
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    config TEXT NOT NULL,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    checkpoint_path TEXT,
+    host TEXT,
+    pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS history (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    iteration INTEGER NOT NULL,
+    epoch REAL,
+    cost REAL,
+    test_cost REAL,
+    test_accuracy REAL,
+    PRIMARY KEY (run_id, iteration)
+) WITHOUT ROWID;
+"""
+HISTORY_FIELDS = ("iteration", "epoch", "cost", "test_cost", "test_accuracy")
+
+
+def _json(value):
+    """JSON text for a config or metrics dict; NumPy numbers and tuples become plain values."""
+    def plain(item):
+        if hasattr(item, "tolist"):
+            return item.tolist()
+        if hasattr(item, "to_dict"):
+            return item.to_dict()
+        raise TypeError(f"{type(item).__name__} is not JSON serialisable")
+    return json.dumps(value, default=plain, allow_nan=True)
+
+
+def _number(value):
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def default_name(config):
+    """A readable name from the set-up, e.g. 'mnist 5v8 [196, 1] sigmoid sgd lr 0.1'."""
+    digits = config.get("digits")
+    task = config.get("dataset", "data")
+    task += f" {digits[0]}v{digits[1]}" if digits else " all"
+    parts = [task, str(list(config.get("layers", []))), config.get("activation", ""),
+             config.get("optimizer", ""), f"lr {config.get('learning_rate', '?')}"]
+    return " ".join(str(p) for p in parts if p != "")
+
+
+def check_name(name):
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("name", "a run name cannot be empty")
+    name = name.strip()
+    if len(name) > MAX_NAME_LENGTH:
+        raise InputError("name", f"at most {MAX_NAME_LENGTH} characters, got {len(name)}")
+    return name
+
+
+def _alive(host, pid):
+    """Whether the process that is writing a run still exists (only knowable on this host)."""
+    if host != socket.gethostname() or not pid:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunStore:
+    """The runs database. Each method opens its own short connection, so any thread may use it."""
+
+    def __init__(self, path=None):
+        self.path = Path(path) if path is not None else paths.runs_database()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with closing(self._connect()) as con:
+                con.execute("PRAGMA journal_mode=WAL")
+                version = con.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise InputError("runs database", f"{self.path} was written by a newer Backprop "
+                                                      f"Studio (schema {version}); upgrade to read it")
+                with con:
+                    con.executescript(SCHEMA)
+                    con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as error:
+            raise InputError("runs database", f"{self.path} cannot be used ({error}); move it "
+                                              "away and a new one will be made") from None
+
+    def _connect(self):
+        con = sqlite3.connect(self.path, timeout=15.0, isolation_level=None)
+        con.row_factory = sqlite3.Row
+        con.execute("PRAGMA foreign_keys=ON")
+        con.execute("PRAGMA synchronous=NORMAL")  # in WAL: safe against a killed process
+        return con
+
+    def _transaction(self, work):
+        """Run work(con) inside one BEGIN IMMEDIATE ... COMMIT."""
+        with closing(self._connect()) as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(con)
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+            return result
+
+    def _require(self, con, run_id):
+        row = con.execute("SELECT * FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+        if row is None:
+            raise InputError("run", f"there is no run with id {run_id}")
+        return row
+
+    # -- writing -------------------------------------------------------------------------
+    def create(self, config, source="app", name=None):
+        """Start a run record for a set-up (a dict or TrainConfig); returns its id."""
+        if hasattr(config, "to_dict"):
+            config = config.to_dict()
+        config = json.loads(_json(dict(config)))
+        if source not in ("app", "cli"):
+            raise InputError("source", f"{source!r} is not one of app, cli")
+        name = check_name(name) if name is not None else default_name(config)
+        now = time.time()
+
+        def insert(con):
+            cursor = con.execute(
+                "INSERT INTO runs (name, source, status, created, updated, config, host, pid) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+                (name, source, now, now, _json(config), socket.gethostname(), os.getpid()))
+            return cursor.lastrowid
+        return self._transaction(insert)
+
+    def append_history(self, run_id, rows):
+        """Add step rows {iteration, epoch, cost, [test_cost, test_accuracy]} in one transaction.
+
+        A row for an iteration already recorded replaces it."""
+        values = [(int(run_id), int(row["iteration"]), _number(row.get("epoch")),
+                   _number(row.get("cost")), _number(row.get("test_cost")),
+                   _number(row.get("test_accuracy"))) for row in rows]
+
+        def insert(con):
+            self._require(con, run_id)
+            con.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?, ?)", values)
+            con.execute("UPDATE runs SET updated = ? WHERE id = ?", (time.time(), int(run_id)))
+        self._transaction(insert)
+
+    def finish(self, run_id, metrics, status="finished", checkpoint_path=None):
+        """Mark a run done with its final metrics (and where its checkpoint file is)."""
+        if status not in STATUSES[1:]:
+            raise InputError("status", f"{status!r} is not one of {', '.join(STATUSES[1:])}")
+        text = _json(dict(metrics or {}))
+
+        def update(con):
+            self._require(con, run_id)
+            con.execute("UPDATE runs SET status = ?, metrics = ?, checkpoint_path = ?, updated = ? "
+                        "WHERE id = ?", (status, text, str(checkpoint_path) if checkpoint_path
+                                         else None, time.time(), int(run_id)))
+        self._transaction(update)
+
+    def rename(self, run_id, name):
+        name = check_name(name)
+
+        def update(con):
+            self._require(con, run_id)
+            con.execute("UPDATE runs SET name = ? WHERE id = ?", (name, int(run_id)))
+        self._transaction(update)
+
+    def delete(self, run_id, remove_checkpoint=True):
+        """Forget a run and its history; its checkpoint file goes too if the studio made it."""
+        def remove(con):
+            row = self._require(con, run_id)
+            con.execute("DELETE FROM runs WHERE id = ?", (int(run_id),))
+            return row
+        row = self._transaction(remove)
+        checkpoint = row["checkpoint_path"]
+        if remove_checkpoint and checkpoint:
+            path = Path(checkpoint)
+            if path.parent.resolve() == (paths.studio_home() / "checkpoints").resolve():
+                path.unlink(missing_ok=True)
+
+    # -- reading -------------------------------------------------------------------------
+    def _describe(self, row, last=None):
+        run = {key: row[key] for key in ("id", "name", "source", "status", "created", "updated",
+                                         "checkpoint_path")}
+        run["config"] = json.loads(row["config"])
+        run["metrics"] = json.loads(row["metrics"])
+        if run["status"] == "running" and not _alive(row["host"], row["pid"]):
+            run["status"] = "interrupted"  # its process ended without finishing the run
+        if last is not None:
+            run.update(last)
+        return run
+
+    def _last(self, con, run_id):
+        """The last recorded step and the last test evaluation of a run."""
+        step = con.execute("SELECT iteration, cost, COUNT(*) OVER () AS n FROM history "
+                           "WHERE run_id = ? ORDER BY iteration DESC LIMIT 1", (run_id,)).fetchone()
+        test = con.execute("SELECT test_accuracy, test_cost FROM history WHERE run_id = ? AND "
+                           "test_accuracy IS NOT NULL ORDER BY iteration DESC LIMIT 1",
+                           (run_id,)).fetchone()
+        return {"n_history": step["n"] if step else 0,
+                "last_iteration": step["iteration"] if step else None,
+                "last_cost": step["cost"] if step else None,
+                "last_test_accuracy": test["test_accuracy"] if test else None,
+                "last_test_cost": test["test_cost"] if test else None}
+
+    def list_runs(self):
+        """Every run, newest first, each a dict with its config, metrics and last recorded step."""
+        with closing(self._connect()) as con:
+            rows = con.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
+            return [self._describe(row, self._last(con, row["id"])) for row in rows]
+
+    def get(self, run_id):
+        with closing(self._connect()) as con:
+            row = self._require(con, run_id)
+            return self._describe(row, self._last(con, row["id"]))
+
+    def history(self, run_id):
+        """The recorded steps in order: dicts {iteration, epoch, cost, test_cost, test_accuracy}."""
+        with closing(self._connect()) as con:
+            self._require(con, run_id)
+            rows = con.execute("SELECT iteration, epoch, cost, test_cost, test_accuracy FROM history "
+                               "WHERE run_id = ? ORDER BY iteration", (int(run_id),)).fetchall()
+        return [dict(row) for row in rows]
+
+
+class RunRecorder:
+    """Writes a trainer's step records into a RunStore, batched so that training stays fast.
+
+    `add(records)` keeps rows in memory and flushes when `flush_seconds` have passed since the
+    last flush; each flush is one transaction. Past `max_rows` recorded steps it keeps every
+    2nd step (then every 4th after another `max_rows`, ...), and always keeps test evaluations,
+    so a run of millions of steps stays a small database row set.
+    """
+
+    def __init__(self, store, run_id, flush_seconds=2.0, max_rows=20_000):
+        self.store = store
+        self.run_id = run_id
+        self.flush_seconds = float(flush_seconds)
+        self.max_rows = int(max_rows)
+        self.stride = 1
+        self.kept = 0
+        self.divergence = None
+        self._pending = []
+        self._last_flush = time.monotonic()
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def add(self, records):
+        """Take trainer step records; a 'diverged' record is remembered, not stored as a step."""
+        with self._lock:
+            for record in records:
+                if "diverged" in record:
+                    self.divergence = record["diverged"]
+                    continue
+                evaluated = record.get("test_accuracy") is not None
+                if record["iteration"] % self.stride and not evaluated:
+                    continue
+                self._pending.append({key: record.get(key) for key in HISTORY_FIELDS})
+                self.kept += 1
+                if self.kept >= self.max_rows * self.stride.bit_length():
+                    self.stride *= 2
+            due = time.monotonic() - self._last_flush >= self.flush_seconds
+        if due:
+            self.flush()
+
+    def flush(self):
+        with self._lock:
+            rows, self._pending = self._pending, []
+            self._last_flush = time.monotonic()
+            if rows:
+                self.store.append_history(self.run_id, rows)
+
+    def close(self, metrics=None, status=None, checkpoint_path=None):
+        """Write what is left and mark the run done ('diverged' if a diverged record was seen)."""
+        self.flush()
+        if status is None:
+            status = "diverged" if self.divergence is not None else "finished"
+        metrics = dict(metrics or {})
+        if self.divergence is not None:
+            metrics.setdefault("divergence", self.divergence)
+        self.store.finish(self.run_id, metrics, status=status, checkpoint_path=checkpoint_path)
+        self.closed = True
+
+
+def _cell(value, digits=4):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_runs_table(runs):
+    """A plain-text table of runs (as from RunStore.list_runs) for `python -m backprop runs`."""
+    if not runs:
+        return "No runs recorded yet."
+    header = ("id", "name", "status", "source", "started", "layers", "optimizer", "lr", "steps",
+              "cost", "test acc")
+    lines = [header]
+    for run in runs:
+        config, metrics = run["config"], run["metrics"]
+        accuracy = metrics.get("test_accuracy", run.get("last_test_accuracy"))
+        cost = metrics.get("train_cost", run.get("last_cost"))
+        steps = run.get("last_iteration")
+        lines.append((str(run["id"]), run["name"][:40], run["status"], run["source"],
+                      time.strftime("%Y-%m-%d %H:%M", time.localtime(run["created"])),
+                      ",".join(map(str, config.get("layers", []))), str(config.get("optimizer", "-")),
+                      f"{config['learning_rate']:g}" if "learning_rate" in config else "-",
+                      "-" if steps is None else str(steps + 1), _cell(cost), _cell(accuracy)))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+            for line in lines]
+    text.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(text)
