@@ -1,0 +1,217 @@
+"""Train: set up a network, train it live, and watch why it learns (or does not)."""
+
+import csv
+import io
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from backprop.errors import InputError
+from studio import figures
+from studio.controls import fill_widgets, setup_sidebar
+from studio.session import active_training_threads, get_studio, max_training_threads
+from studio.url_state import config_to_query, query_to_config
+
+FAST_SECONDS = 0.5  # status line and cost chart: twice a second while training
+SLOW_SECONDS = 1.0  # heatmaps and gradient charts: once a second
+HISTOGRAM_SECONDS = 5.0
+
+studio = get_studio()
+state = st.session_state
+
+# -- the set-up: from the URL on a session's first run, then from the widgets ------------------
+if "setup_loaded" not in state:
+    config, demo, problems = query_to_config(st.query_params.to_dict())
+    studio.propose(config)
+    fill_widgets(studio.pending or studio.config)
+    state.demo = demo
+    state.setup_loaded = True
+    if problems:
+        state.url_problems = problems
+
+
+def act(action, *args):
+    """Run a control's action; a bad value becomes a message, never a traceback."""
+    try:
+        action(*args)
+    except InputError as error:
+        studio.message = ("error", f"**{error.field}**: {error.message}")
+    except Exception as error:  # e.g. a data set that cannot be loaded
+        studio.message = ("error", f"{type(error).__name__}: {error}")
+
+
+demo = state.get("demo", False)
+candidate = None
+if not demo:
+    with st.sidebar:
+        st.header("Set-up")
+        candidate, setup_error = setup_sidebar(studio)
+    if candidate is not None:
+        try:
+            waiting = studio.propose(candidate)
+        except InputError as error:
+            waiting = []
+            st.sidebar.error(f"**{error.field}**: {error.message}")
+    query = config_to_query(candidate or studio.pending or studio.config, demo=demo)
+else:
+    query = config_to_query(studio.pending or studio.config, demo=True)
+if st.query_params.to_dict() != query:
+    st.query_params.from_dict(query)
+
+# -- controls -----------------------------------------------------------------------------------
+st.title("Train")
+for problem in state.pop("url_problems", []):
+    st.warning(f"Ignored from the link: {problem}")
+
+running = studio.running
+buttons = st.columns([1, 1, 1, 1, 1, 2])
+buttons[0].button("Train", type="primary", on_click=act, args=(studio.train,), disabled=running,
+                  use_container_width=True)
+buttons[1].button("Pause", on_click=act, args=(studio.pause,), disabled=not running,
+                  use_container_width=True)
+buttons[2].button("Step", on_click=act, args=(studio.step, 1), use_container_width=True)
+buttons[3].button("Step ×10", on_click=act, args=(studio.step, 10), use_container_width=True)
+buttons[4].button("Reset", on_click=act, args=(studio.reset,), use_container_width=True)
+buttons[5].toggle("Demo view", key="demo", help="Hide the set-up and enlarge the charts for a projector")
+
+if studio.pending is not None:
+    changed = [name for name in ("dataset", "digits", "subset", "layers", "activation", "init", "seed",
+                                 "dtype", "batch_size")
+               if getattr(studio.pending, name) != getattr(studio.config, name)]
+    st.info(f"Set-up changed ({', '.join(changed)}): press **Reset** to build the new network. "
+            "The current one keeps training until then.")
+if studio.message is not None:
+    kind, text = studio.message
+    getattr(st, kind)(text)
+if not running and studio.trainer is None and active_training_threads() >= max_training_threads():
+    st.warning(f"The server is training {active_training_threads()} networks, its limit; Train will "
+               "wait for one of them to stop.")
+
+height = 560 if demo else 380
+
+
+# -- live views: one fragment per refresh rate --------------------------------------------------
+def fast_views(was_running):
+    view = studio.view()
+    if was_running and not studio.running:
+        st.rerun(scope="app")  # training stopped by itself (budget, divergence): redraw the buttons
+    st.markdown(f"**{figures.status_text(view)}**", help="iteration · epoch · speed · time spent "
+                "training · last cost · last test accuracy")
+    if view is None:
+        return
+    st.plotly_chart(figures.cost_figure(view, log_y=state.get("log_y", False), height=height),
+                    key="cost_chart", config={"displaylogo": False})
+
+
+def slow_views(is_running):
+    view = studio.view()
+    if view is None:
+        return
+    layer_names = [f"W{l + 1}" for l in range(len(view["params"]))]
+    shown = state.get("heatmap_layer", "W1")
+    l = layer_names.index(shown) if shown in layer_names else 0
+    if state.get("show_dW", False):
+        grads = studio.gradients(max_samples=2000 if is_running else None)
+        matrix, name = grads[l][0], f"dW{l + 1}"
+    else:
+        matrix, name = view["params"][l][0], f"W{l + 1}"
+    left, right = st.columns([3, 2] if not demo else [1, 1])
+    with left:
+        if is_running:
+            st.image(figures.weights_image(matrix, view["image_shape"]), caption=f"{name} (colour: "
+                     f"±{figures.symmetric_limit(matrix):.3g}, blue < 0 < red; hover when paused)")
+        else:
+            st.plotly_chart(figures.weights_heatmap(matrix, view["image_shape"], name=name,
+                                                    height=height + 140), key="weights_heatmap")
+    with right:
+        st.plotly_chart(figures.gradient_figure(view, height=height), key="gradient_chart")
+        note = figures.vanishing_note(view)
+        if note:
+            st.caption(note)
+        st.plotly_chart(figures.ratio_figure(view, height=height), key="ratio_chart")
+
+
+def histogram_views():
+    view = studio.view()
+    if view is None:
+        return
+    l = int(state.get("histogram_layer", 0))
+    if l >= len(view["params"]):
+        l = 0
+    initial = view["initial_params"][l][0] if view["initial_params"] else None
+    columns = st.columns(2)
+    columns[0].plotly_chart(figures.histogram_figure(view["params"][l][0], initial, name=f"W{l + 1}"),
+                            key="weight_histogram")
+    grads = studio.gradients(max_samples=2000)
+    initial_grads = studio.initial_gradients(max_samples=2000)
+    columns[1].plotly_chart(figures.histogram_figure(grads[l][0], initial_grads[l][0],
+                                                     name=f"dW{l + 1}"), key="gradient_histogram")
+
+
+options = st.columns([1, 1, 1, 3])
+options[0].toggle("Log-scale cost", key="log_y")
+options[1].toggle("Show dW instead of W", key="show_dW")
+n_layers = studio.trainer.network.n_layers if studio.trainer is not None else len(studio.config.layers)
+options[2].selectbox("Heatmap layer", [f"W{l + 1}" for l in range(n_layers)], key="heatmap_layer",
+                     label_visibility="collapsed")
+st.fragment(fast_views, run_every=FAST_SECONDS if running else None)(running)
+st.fragment(slow_views, run_every=SLOW_SECONDS if running else None)(running)
+
+if studio.trainer is not None and not demo:
+    with st.expander("Weight and gradient histograms, now vs at initialisation"):
+        st.selectbox("Layer", range(studio.trainer.network.n_layers), key="histogram_layer",
+                     format_func=lambda l: f"layer {l + 1}")
+        st.fragment(histogram_views, run_every=HISTOGRAM_SECONDS if running else None)()
+
+
+# -- export and import --------------------------------------------------------------------------
+def history_csv():
+    rows = studio.trainer.history.rows() if studio.trainer is not None else []
+    evaluations = {e["iteration"]: e for e in (studio.trainer.history.evaluations if rows else [])}
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=[*rows[0], "test_cost", "test_accuracy"])
+        writer.writeheader()
+        for row in rows:
+            evaluation = evaluations.get(row["iteration"] + 1, {})
+            writer.writerow({**row, "test_cost": evaluation.get("test_cost"),
+                             "test_accuracy": evaluation.get("test_accuracy")})
+    return out.getvalue()
+
+
+def checkpoint_bytes():
+    from backprop.checkpoint import save_checkpoint
+
+    trainer = studio.trainer
+    with trainer.lock:
+        network, history = trainer.network.copy(), trainer.history
+        with tempfile.TemporaryDirectory() as folder:
+            path = save_checkpoint(Path(folder) / "network.npz", network, config=studio.config,
+                                   history=history)
+            return Path(path).read_bytes()
+
+
+def load_uploaded():
+    from backprop.checkpoint import load_checkpoint
+
+    upload = state.get("checkpoint_upload")
+    if upload is None:
+        return
+    checkpoint = load_checkpoint(io.BytesIO(upload.getvalue()))
+    config = checkpoint.config or studio.config
+    studio.restore(config, checkpoint.network.params, checkpoint.history)
+    fill_widgets(studio.config)
+
+
+if not demo:
+    with st.expander("Export and import"):
+        columns = st.columns(3)
+        built = studio.trainer is not None
+        columns[0].download_button("History (CSV)", history_csv, file_name="history.csv", mime="text/csv",
+                                   disabled=not built, on_click="ignore")
+        columns[1].download_button("Network (.npz)", checkpoint_bytes if built else b"",
+                                   file_name="network.npz", disabled=not built or running,
+                                   on_click="ignore", help="Pause first to export the network")
+        columns[2].file_uploader("Continue from a checkpoint (.npz)", type=["npz"], key="checkpoint_upload",
+                                 on_change=act, args=(load_uploaded,))

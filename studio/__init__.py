@@ -1,0 +1,1 @@
+"""Backprop Studio's Streamlit side: the per-session Studio, figure builders and URL state."""

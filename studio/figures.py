@@ -1,0 +1,291 @@
+"""The Train page's live views as plain Plotly dict specs (and RGB images), tested without a browser.
+
+Plain dicts, not `go.Figure`: building a figure object every refresh costs more than the training
+step on a small machine. Long histories are downsampled (first, last, and each bucket's min and
+max kept) so a chart never sends more than ~1000 points, and every layout has a fixed
+`uirevision` so a person's zoom survives updates.
+"""
+
+import math
+
+import numpy as np
+
+MAX_POINTS = 1000
+# Diverging, centred at 0: blue for negative, white for 0, red for positive (ColorBrewer RdBu).
+DIVERGING = [[0.0, "#053061"], [0.1, "#2166ac"], [0.2, "#4393c3"], [0.3, "#92c5de"],
+             [0.4, "#d1e5f0"], [0.5, "#f7f7f7"], [0.6, "#fddbc7"], [0.7, "#f4a582"],
+             [0.8, "#d6604d"], [0.9, "#b2182b"], [1.0, "#67001f"]]
+LAYER_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                 "#7f7f7f", "#bcbd22", "#17becf"]
+GAP_COLOUR = (255, 255, 255)
+
+
+def downsample(x, y, max_points=MAX_POINTS):
+    """Indices of at most ~max_points points that keep the curve's shape: the first and last
+    point and, in each of max_points/2 buckets, the lowest and highest y."""
+    n = len(x)
+    if n <= max_points:
+        return np.arange(n)
+    buckets = max(1, max_points // 2 - 1)
+    edges = np.linspace(1, n - 1, buckets + 1).astype(np.int64)
+    keep = [0, n - 1]
+    y = np.asarray(y, dtype=np.float64)
+    for start, stop in zip(edges[:-1], edges[1:], strict=True):
+        if stop <= start:
+            continue
+        part = y[start:stop]
+        finite = np.isfinite(part)
+        if not finite.any():
+            keep.append(start)
+            continue
+        keep.append(start + int(np.nanargmin(np.where(finite, part, np.nan))))
+        keep.append(start + int(np.nanargmax(np.where(finite, part, np.nan))))
+    return np.unique(np.asarray(keep, dtype=np.int64))
+
+
+def _layout(uirevision, height, **extra):
+    layout = {"uirevision": uirevision, "height": height, "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
+              "legend": {"orientation": "h", "y": -0.18}, "hovermode": "x unified"}
+    layout.update(extra)
+    return layout
+
+
+def _list(values):
+    return [float(v) if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
+
+
+def cost_figure(view, log_y=False, height=380):
+    """Train cost per iteration (trace 'train cost'), test cost and accuracy every eval_every
+    iterations, knob changes as dotted vertical lines and a divergence as a red one."""
+    x, y = view["iterations"], view["costs"]
+    index = downsample(x, y)
+    traces = [{"type": "scatter", "mode": "lines", "name": "train cost", "x": x[index].tolist(),
+               "y": _list(y[index]), "line": {"color": "#1f77b4", "width": 2}}]
+    evaluations = view["evaluations"]
+    if evaluations:
+        ex = [e["iteration"] for e in evaluations]
+        traces.append({"type": "scatter", "mode": "lines+markers", "name": "test cost", "x": ex,
+                       "y": _list([e["test_cost"] for e in evaluations]),
+                       "line": {"color": "#ff7f0e", "dash": "dash"}})
+        traces.append({"type": "scatter", "mode": "lines+markers", "name": "test accuracy",
+                       "x": ex, "y": _list([e["test_accuracy"] for e in evaluations]), "yaxis": "y2",
+                       "line": {"color": "#2ca02c"}})
+    shapes, annotations = [], []
+    for marker in view["markers"][-50:]:
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": marker["iteration"],
+                       "x1": marker["iteration"], "y0": 0, "y1": 1,
+                       "line": {"color": "#7f7f7f", "dash": "dot", "width": 1}})
+        annotations.append({"x": marker["iteration"], "y": 1, "xref": "x", "yref": "paper",
+                            "text": f"{marker['setting']} {_short(marker['old'])}→{_short(marker['new'])}",
+                            "showarrow": False, "yanchor": "bottom", "font": {"size": 10}})
+    if view.get("diverged"):
+        at = view["diverged"]["iteration"]
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": at, "x1": at, "y0": 0,
+                       "y1": 1, "line": {"color": "#d62728", "width": 2}})
+        annotations.append({"x": at, "y": 0.5, "xref": "x", "yref": "paper", "text": "diverged",
+                            "showarrow": False, "font": {"color": "#d62728"}})
+    layout = _layout("cost", height, title={"text": "Cost per iteration"},
+                     xaxis={"title": {"text": "iteration"}},
+                     yaxis={"title": {"text": "cost"}, "type": "log" if log_y else "linear"},
+                     yaxis2={"title": {"text": "test accuracy"}, "overlaying": "y", "side": "right",
+                             "range": [0, 1], "showgrid": False},
+                     shapes=shapes, annotations=annotations)
+    return {"data": traces, "layout": layout}
+
+
+def _short(value):
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def gradient_figure(view, height=380):
+    """Per-layer ‖dW‖ (solid) and mean |dW| (dotted) over time on a log scale: vanishing gradients
+    show as lower layers' lines sitting decades below the last layer's."""
+    x = view["iterations"]
+    norms, means = view["dW_norm"], view["dW_mean_abs"]
+    traces = []
+    if len(x):
+        index = downsample(x, norms[:, 0])
+        for l in range(norms.shape[1]):
+            colour = LAYER_COLOURS[l % len(LAYER_COLOURS)]
+            traces.append({"type": "scatter", "mode": "lines", "name": f"‖dW{l + 1}‖",
+                           "x": x[index].tolist(), "y": _list(norms[index, l]),
+                           "line": {"color": colour}, "legendgroup": f"layer{l + 1}"})
+            traces.append({"type": "scatter", "mode": "lines", "name": f"mean |dW{l + 1}|",
+                           "x": x[index].tolist(), "y": _list(means[index, l]),
+                           "line": {"color": colour, "dash": "dot"}, "legendgroup": f"layer{l + 1}"})
+    layout = _layout("gradients", height, title={"text": "Gradient size per layer"},
+                     xaxis={"title": {"text": "iteration"}},
+                     yaxis={"title": {"text": "‖dW‖ and mean |dW|"}, "type": "log",
+                            "exponentformat": "power"})
+    return {"data": traces, "layout": layout}
+
+
+def ratio_figure(view, height=380):
+    """Per-layer ‖update‖ / ‖W‖: around 1e-3 is healthy; far below, the layer barely learns."""
+    x, ratio = view["iterations"], view["update_ratio"]
+    traces = []
+    if len(x):
+        index = downsample(x, ratio[:, 0])
+        for l in range(ratio.shape[1]):
+            traces.append({"type": "scatter", "mode": "lines", "name": f"layer {l + 1}",
+                           "x": x[index].tolist(), "y": _list(ratio[index, l]),
+                           "line": {"color": LAYER_COLOURS[l % len(LAYER_COLOURS)]}})
+    shapes = [{"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": 1e-3,
+               "y1": 1e-3, "line": {"color": "#7f7f7f", "dash": "dot", "width": 1}}]
+    layout = _layout("ratio", height, title={"text": "Update / weight ratio per layer"},
+                     xaxis={"title": {"text": "iteration"}},
+                     yaxis={"title": {"text": "‖ΔW‖ / ‖W‖"}, "type": "log", "exponentformat": "power"},
+                     shapes=shapes)
+    return {"data": traces, "layout": layout}
+
+
+# -- weights as images -------------------------------------------------------------------------
+def tile_grid(W, image_shape, max_units=None):
+    """First-layer weights as a grid of image tiles, one per hidden unit (NaN between tiles).
+
+    Returns (grid, unit_at) where unit_at[r, c] is the unit shown at that cell (-1 in gaps)."""
+    units = W.shape[0] if max_units is None else min(W.shape[0], max_units)
+    h, w = image_shape
+    columns = math.ceil(math.sqrt(units))
+    rows = math.ceil(units / columns)
+    grid = np.full((rows * (h + 1) - 1, columns * (w + 1) - 1), np.nan)
+    unit_at = np.full(grid.shape, -1, dtype=np.int64)
+    for unit in range(units):
+        r, c = divmod(unit, columns)
+        top, left = r * (h + 1), c * (w + 1)
+        grid[top:top + h, left:left + w] = W[unit].reshape(h, w)
+        unit_at[top:top + h, left:left + w] = unit
+    return grid, unit_at
+
+
+def symmetric_limit(values):
+    """The colour range ±limit that centres 0 (the largest finite |value|, at least 1e-12)."""
+    values = np.asarray(values)
+    finite = values[np.isfinite(values)]
+    return max(float(np.abs(finite).max()) if finite.size else 0.0, 1e-12)
+
+
+def _lut():
+    stops = np.array([s for s, _ in DIVERGING])
+    rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for _, c in DIVERGING], dtype=np.float64)
+    positions = np.linspace(0, 1, 256)
+    return np.stack([np.interp(positions, stops, rgb[:, k]) for k in range(3)], axis=1).astype(np.uint8)
+
+
+LUT = _lut()
+
+
+def to_rgb(matrix, limit=None, scale=1):
+    """A matrix as an RGB uint8 image on the diverging scale ±limit (NaN -> white gap), each cell
+    `scale` pixels wide: what st.image shows while training."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    limit = symmetric_limit(matrix) if limit is None else limit
+    with np.errstate(invalid="ignore"):
+        index = np.clip((matrix / limit + 1) * 127.5, 0, 255)
+    gaps = ~np.isfinite(index)
+    rgb = LUT[np.where(gaps, 0, index).astype(np.uint8)]
+    rgb[gaps] = GAP_COLOUR
+    if scale > 1:
+        rgb = rgb.repeat(scale, axis=0).repeat(scale, axis=1)
+    return rgb
+
+
+def weights_image(W, image_shape, limit=None, target_pixels=560):
+    """The image for one layer's weights: tiles for an image-shaped first layer, else the matrix."""
+    if image_shape is not None and W.shape[1] == image_shape[0] * image_shape[1]:
+        matrix = tile_grid(W, image_shape)[0]
+    else:
+        matrix = W
+    scale = max(1, min(8, target_pixels // max(matrix.shape)))
+    return to_rgb(matrix, limit, scale)
+
+
+def weights_heatmap(W, image_shape, name="W1", limit=None, height=520):
+    """The interactive heatmap of one layer (shown when paused): hover names unit, pixel, value."""
+    limit = symmetric_limit(W) if limit is None else limit
+    if image_shape is not None and W.shape[1] == image_shape[0] * image_shape[1]:
+        grid, unit_at = tile_grid(W, image_shape)
+        h, w = image_shape
+        rows, cols = np.indices(grid.shape)
+        pixel = (rows % (h + 1)) * w + cols % (w + 1)
+        custom = np.stack([unit_at + 1, np.where(unit_at >= 0, pixel, -1)], axis=-1)
+        z, hover = grid, (f"unit %{{customdata[0]}}<br>pixel %{{customdata[1]}}<br>"
+                          f"{name} = %{{z:.4g}}<extra></extra>")
+        axis = {"showticklabels": False, "showgrid": False, "zeroline": False}
+        xaxis, yaxis = dict(axis, scaleanchor="y"), dict(axis, autorange="reversed")
+    else:
+        z = W
+        rows, cols = np.indices(W.shape)
+        custom = np.stack([rows + 1, cols + 1], axis=-1)
+        hover = f"unit %{{customdata[0]}}<br>input %{{customdata[1]}}<br>{name} = %{{z:.4g}}<extra></extra>"
+        xaxis = {"title": {"text": "input unit"}, "showgrid": False}
+        yaxis = {"title": {"text": "unit"}, "autorange": "reversed", "showgrid": False}
+    z = [[None if not math.isfinite(v) else round(v, 6) for v in row] for row in np.asarray(z).tolist()]
+    trace = {"type": "heatmap", "z": z, "customdata": custom.tolist(), "hovertemplate": hover,
+             "colorscale": DIVERGING, "zmin": -limit, "zmax": limit, "zmid": 0,
+             "colorbar": {"title": {"text": name}}}
+    layout = {"uirevision": f"heatmap-{name}", "height": height, "xaxis": xaxis, "yaxis": yaxis,
+              "margin": {"l": 40, "r": 20, "t": 30, "b": 30}, "title": {"text": name}}
+    return {"data": [trace], "layout": layout}
+
+
+def histogram_figure(now, initial, name="W1", bins=60, height=280):
+    """Histogram of a layer's values now against at initialisation, on shared bins (counts are
+    computed here so the browser gets 2 x bins bars, not every weight)."""
+    now = np.asarray(now, dtype=np.float64).ravel()
+    now = now[np.isfinite(now)]
+    parts = [now] + ([np.asarray(initial, dtype=np.float64).ravel()] if initial is not None else [])
+    low = min(float(p.min()) for p in parts if p.size) if any(p.size for p in parts) else -1.0
+    high = max(float(p.max()) for p in parts if p.size) if any(p.size for p in parts) else 1.0
+    if high <= low:
+        low, high = low - 0.5, high + 0.5
+    edges = np.linspace(low, high, bins + 1)
+    centres = ((edges[:-1] + edges[1:]) / 2).tolist()
+    traces = []
+    for label, values, colour in (("at init", parts[1] if len(parts) > 1 else None, "#bbbbbb"),
+                                  ("now", now, "#1f77b4")):
+        if values is None:
+            continue
+        counts, _ = np.histogram(values, edges)
+        traces.append({"type": "bar", "name": label, "x": centres, "y": counts.tolist(),
+                       "marker": {"color": colour}, "opacity": 0.7})
+    layout = _layout(f"hist-{name}", height, title={"text": f"{name}: now vs at init"},
+                     barmode="overlay", bargap=0, hovermode="closest",
+                     xaxis={"title": {"text": "value"}}, yaxis={"title": {"text": "count"}})
+    return {"data": traces, "layout": layout}
+
+
+def status_text(view):
+    """The one-line status: iteration, epoch, iterations/s, elapsed, cost, accuracy."""
+    if view is None:
+        return "Not built yet: press Train or Step to start (iteration 0)."
+    parts = [f"iteration {view['iteration']}", f"epoch {view['epoch']:.2f}"]
+    parts.append(f"{view['iterations_per_second']:.1f} it/s" if view["running"] else "paused")
+    parts.append(f"elapsed {_duration(view['seconds'])}")
+    last = view.get("last")
+    if last is not None:
+        parts.append(f"cost {last['cost']:.4f}")
+    if view["evaluations"]:
+        parts.append(f"test accuracy {view['evaluations'][-1]['test_accuracy']:.2%}")
+    return " · ".join(parts)
+
+
+def _duration(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else \
+        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def vanishing_note(view):
+    """A sentence explaining the gradient chart when the first layer's gradients are far smaller
+    than the last layer's (the tutorial's deep sigmoid network), else None."""
+    norms = view["dW_mean_abs"]
+    if norms.shape[1] < 3 or not len(norms):
+        return None
+    first, last = norms[-1, 0], norms[-1, -1]
+    if not (first > 0 and last > 0) or last / first < 10:
+        return None
+    return (f"Vanishing gradients: mean |dW1| is {last / first:.0f}× smaller than the last layer's. "
+            "Each sigmoid layer multiplies the backward signal by σ'(Z) ≤ 0.25, so the first layers "
+            "barely move and the cost sits near 0.69 (a coin flip) until they do. ReLU with He "
+            "init, or Adam (which rescales each weight's step), shortens this plateau.")
