@@ -85,7 +85,7 @@ def find_learning_rate(config, data, network=None, min_lr=1e-6, max_lr=10.0, ste
     learning_rates = np.geomspace(min_lr, max_lr, steps)
     used, costs, smoothed = [], [], []
     average, best = 0.0, np.inf
-    stopped = f"reached max_lr {max_lr:g}"
+    stopped = f"it reached max_lr {max_lr:g}"
     for i, lr in enumerate(learning_rates):
         trainer.optimizer.learning_rate = float(lr)
         record = trainer.step(1)[0]

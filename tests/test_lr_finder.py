@@ -51,7 +51,7 @@ def test_fresh_network_from_the_config_and_sampled_data():
     config = TrainConfig(layers=[4, 1], learning_rate=0.5, batch_size=32).validated()
     result = find_learning_rate(config, data, steps=30, max_samples=100, max_lr=1.0)
     assert len(result.costs) == 30
-    assert result.stopped.startswith("reached max_lr")
+    assert result.stopped.startswith("it reached max_lr")
     assert result.to_dict()["suggestion"] == result.suggestion
 
 

@@ -1,0 +1,79 @@
+"""Compare: every recorded run (app and CLI), their curves side by side, and set-up against result."""
+
+import streamlit as st
+
+from backprop.config import TrainConfig
+from backprop.errors import InputError
+from backprop.runs import RunStore
+from studio.analysis_figures import final_accuracy, parallel_coordinates_figure, run_curves_figure
+from studio.session import get_studio
+
+st.title("Compare runs")
+try:
+    store = RunStore()
+    runs = store.list_runs()
+except InputError as error:
+    st.error(f"{error.field}: {error.message}")
+    st.stop()
+st.caption(f"Runs are kept in {store.path}")
+if not runs:
+    st.info("No runs recorded yet: train a network on the Train page (or with `python -m backprop train`) "
+            "and it appears here.")
+    st.stop()
+
+
+def label(run):
+    return f"#{run['id']} {run['name']} ({run['status']})"
+
+
+st.dataframe([{"id": run["id"], "name": run["name"], "status": run["status"], "source": run["source"],
+               "layers": ",".join(map(str, run["config"].get("layers", []))),
+               "activation": run["config"].get("activation"), "optimizer": run["config"].get("optimizer"),
+               "learning rate": run["config"].get("learning_rate"),
+               "steps": (run["last_iteration"] + 1) if run["last_iteration"] is not None else 0,
+               "test accuracy": final_accuracy(run)} for run in runs], hide_index=True)
+
+by_label = {label(run): run for run in runs}
+chosen = st.multiselect("Runs to overlay", list(by_label), default=list(by_label)[:3], key="compare_runs")
+if chosen:
+    pairs = [(by_label[name], store.history(by_label[name]["id"])) for name in chosen]
+    st.plotly_chart(run_curves_figure(pairs, "cost", "Training cost"), key="compare_cost")
+    st.plotly_chart(run_curves_figure(pairs, "test_accuracy", "Test accuracy"), key="compare_accuracy")
+parallel = parallel_coordinates_figure(runs)
+if parallel is None:
+    st.caption("The set-up chart appears once a run has a test accuracy.")
+else:
+    st.plotly_chart(parallel, key="compare_parallel")
+
+st.subheader("Manage a run")
+picked = by_label[st.selectbox("Run", list(by_label), key="compare_manage")]
+name_column, button_column = st.columns([3, 1])
+new_name = name_column.text_input("New name", value=picked["name"], key=f"compare_name_{picked['id']}")
+if button_column.button("Rename", key="compare_rename"):
+    try:
+        store.rename(picked["id"], new_name)
+        st.rerun()
+    except InputError as error:
+        st.error(f"{error.field}: {error.message}")
+sure = st.checkbox("Yes, delete this run and its history", key="compare_sure")
+if st.button("Delete", key="compare_delete", disabled=not sure):
+    store.delete(picked["id"])
+    st.rerun()
+if st.button("Load into the Train page", key="compare_load"):
+    studio = get_studio()
+    try:
+        config = TrainConfig.from_dict(picked["config"])
+        path = picked["checkpoint_path"]
+        if path:
+            from backprop.checkpoint import load_checkpoint
+
+            checkpoint = load_checkpoint(path)
+            studio.restore(checkpoint.config or config, checkpoint.network.params, checkpoint.history)
+        else:
+            studio.build(config)
+            studio.message = ("info", f"Run #{picked['id']} has no saved weights: its set-up is loaded "
+                                      "at iteration 0, ready to train again.")
+    except InputError as error:
+        st.error(f"{error.field}: {error.message}")
+    else:
+        st.switch_page("pages/train.py")

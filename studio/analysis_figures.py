@@ -1,0 +1,220 @@
+"""Plotly figures (plain dicts) and the small computations behind the Inspect, Gradient check,
+Compare and Data pages. No Streamlit here, so everything is testable without a browser."""
+
+import numpy as np
+
+GRAY = "Greys"
+MARGIN = {"l": 50, "r": 20, "t": 40, "b": 45}
+
+
+def _layout(title, **extra):
+    return {"title": {"text": title}, "margin": MARGIN, "height": 320, **extra}
+
+
+# -- Inspect --------------------------------------------------------------------------------
+def confusion_matrix(y_true, y_pred, n_classes):
+    """counts[true, predicted]."""
+    counts = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return counts
+
+
+def confusion_figure(counts, class_names):
+    names = [str(name) for name in class_names]
+    text = [[str(v) for v in row] for row in counts.tolist()]
+    return {"data": [{"type": "heatmap", "z": counts.tolist(), "x": names, "y": names,
+                      "text": text, "texttemplate": "%{text}", "colorscale": "Blues",
+                      "hovertemplate": "true %{y}, predicted %{x}: %{z}<extra></extra>"}],
+            "layout": _layout("Confusion matrix (test set)",
+                              xaxis={"title": {"text": "predicted"}, "type": "category"},
+                              yaxis={"title": {"text": "true"}, "type": "category",
+                                     "autorange": "reversed"},
+                              height=max(300, 40 * len(names) + 120))}
+
+
+def most_confident_wrong(proba, y_true, k=8):
+    """Indices of the k wrong predictions with the highest predicted probability, worst first."""
+    predicted = proba.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != y_true)
+    confidence = proba[wrong, predicted[wrong]]
+    return wrong[np.argsort(-confidence, kind="stable")[:k]]
+
+
+def image_figure(image, title="", height=220):
+    """A grayscale image (2-D array in [0, 1]) drawn with row 0 at the top."""
+    image = np.asarray(image, dtype=np.float64)
+    return {"data": [{"type": "heatmap", "z": np.round(image, 3).tolist(), "colorscale": GRAY,
+                      "reversescale": True, "showscale": False, "zmin": 0, "zmax": 1,
+                      "hovertemplate": "row %{y}, col %{x}: %{z}<extra></extra>"}],
+            "layout": {"title": {"text": title}, "height": height, "width": height,
+                       "margin": {"l": 5, "r": 5, "t": 30 if title else 5, "b": 5},
+                       "xaxis": {"visible": False}, "yaxis": {"visible": False, "autorange": "reversed",
+                                                              "scaleanchor": "x"}}}
+
+
+def activation_figure(values, layer, n_layers):
+    """One layer's activations for one sample: bars, or a square image when the layer is a square
+    number of units (like 196 = 14x14), which reads better than 196 bars."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    side = int(round(np.sqrt(values.size)))
+    title = f"Layer {layer} of {n_layers}: A[{layer}] ({values.size} units)"
+    if values.size >= 16 and side * side == values.size:
+        lo, hi = float(values.min()), float(values.max())
+        return {"data": [{"type": "heatmap", "z": np.round(values.reshape(side, side), 4).tolist(),
+                          "colorscale": "Viridis", "zmin": lo, "zmax": hi if hi > lo else lo + 1,
+                          "hovertemplate": "unit %{customdata}: %{z}<extra></extra>",
+                          "customdata": np.arange(values.size).reshape(side, side).tolist()}],
+                "layout": _layout(title + f" as a {side}x{side} grid", height=300,
+                                  xaxis={"visible": False},
+                                  yaxis={"visible": False, "autorange": "reversed", "scaleanchor": "x"})}
+    return {"data": [{"type": "bar", "x": list(range(1, values.size + 1)),
+                      "y": np.round(values, 4).tolist(), "marker": {"color": "#4c78a8"}}],
+            "layout": _layout(title, height=260, xaxis={"title": {"text": "unit"}},
+                              yaxis={"title": {"text": "activation"}})}
+
+
+def probability_figure(probabilities, class_names, true_class=None):
+    names = [str(name) for name in class_names]
+    colors = ["#e45756" if true_class is not None and i != true_class else "#54a24b"
+              for i in range(len(names))]
+    return {"data": [{"type": "bar", "x": names, "y": np.round(probabilities, 4).tolist(),
+                      "marker": {"color": colors}}],
+            "layout": _layout("Output probabilities (green: the true class)", height=260,
+                              xaxis={"type": "category"},
+                              yaxis={"range": [0, 1], "title": {"text": "probability"}})}
+
+
+# -- Gradient check ----------------------------------------------------------------------
+GOOD_ERROR, SUSPECT_ERROR = 1e-7, 1e-4
+
+
+def verdict(error):
+    if error < GOOD_ERROR:
+        return "excellent"
+    if error < SUSPECT_ERROR:
+        return "fine (float rounding)"
+    return "suspect: backprop and the numeric gradient disagree"
+
+
+def relative_error_figure(report):
+    layers = [f"layer {row['layer']}" for row in report]
+    floor = 1e-16  # an exact 0 cannot be drawn on a log axis
+    traces = [{"type": "bar", "name": name, "x": layers,
+               "y": [max(row[key], floor) for row in report]}
+              for name, key in (("dW", "dW_error"), ("db", "db_error"))]
+    lines = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": value, "y1": value,
+              "line": {"dash": "dash", "color": color}}
+             for value, color in ((GOOD_ERROR, "#54a24b"), (SUSPECT_ERROR, "#e45756"))]
+    return {"data": traces,
+            "layout": _layout("Relative error, numeric vs backprop (lower is better)", barmode="group",
+                              shapes=lines, yaxis={"type": "log", "title": {"text": "relative error"},
+                                                   "exponentformat": "power"})}
+
+
+def lr_finder_figure(result):
+    traces = [{"type": "scatter", "mode": "lines", "name": "cost", "x": result.learning_rates,
+               "y": result.costs, "line": {"color": "#bbbbbb"}},
+              {"type": "scatter", "mode": "lines", "name": "smoothed cost",
+               "x": result.learning_rates, "y": result.smoothed, "line": {"color": "#4c78a8"}}]
+    marks = [{"type": "line", "yref": "paper", "y0": 0, "y1": 1, "x0": result.suggestion,
+              "x1": result.suggestion, "line": {"dash": "dash", "color": "#54a24b"}}]
+    upper = 3 * min(result.smoothed) if result.smoothed else None
+    return {"data": traces,
+            "layout": _layout(f"Cost against learning rate (suggested {result.suggestion:.2g})",
+                              shapes=marks, xaxis={"type": "log", "title": {"text": "learning rate"}},
+                              yaxis={"title": {"text": "cost"},
+                                     "range": [0, max(upper, max(result.smoothed[:5]))]
+                                     if upper else None})}
+
+
+# -- Compare --------------------------------------------------------------------------------
+def run_curves_figure(runs_with_history, metric, title):
+    """One line per run: metric in ('cost', 'test_accuracy', 'test_cost') against iteration."""
+    traces = []
+    for run, history in runs_with_history:
+        rows = [row for row in history if row.get(metric) is not None]
+        traces.append({"type": "scatter", "mode": "lines+markers" if len(rows) < 30 else "lines",
+                       "name": f"#{run['id']} {run['name']}"[:50],
+                       "x": [row["iteration"] for row in rows], "y": [row[metric] for row in rows]})
+    return {"data": traces, "layout": _layout(title, xaxis={"title": {"text": "iteration"}},
+                                              yaxis={"title": {"text": metric.replace("_", " ")}},
+                                              legend={"orientation": "h", "y": -0.25})}
+
+
+def final_accuracy(run):
+    accuracy = run["metrics"].get("test_accuracy")
+    return accuracy if accuracy is not None else run.get("last_test_accuracy")
+
+
+PARALLEL_KNOBS = (("learning_rate", "log10 learning rate"), ("n_layers", "layers"),
+                  ("units", "hidden units"), ("batch_size", "batch size (0 = full)"), ("l2", "l2"))
+CATEGORY_KNOBS = ("activation", "optimizer", "init")
+
+
+def parallel_coordinates_figure(runs):
+    """Hyperparameters against final test accuracy, one line per run (like TensorBoard HParams)."""
+    rows = [run for run in runs if final_accuracy(run) is not None]
+    if not rows:
+        return None
+    configs = [run["config"] for run in rows]
+    dimensions = []
+    values = {
+        "learning_rate": [np.log10(c.get("learning_rate") or 1e-12) for c in configs],
+        "n_layers": [len(c.get("layers", [])) for c in configs],
+        "units": [sum(c.get("layers", [0])[:-1]) for c in configs],
+        "batch_size": [c.get("batch_size") or 0 for c in configs],
+        "l2": [c.get("l2") or 0.0 for c in configs],
+    }
+    for key, label in PARALLEL_KNOBS:
+        dimensions.append({"label": label, "values": values[key]})
+    for key in CATEGORY_KNOBS:
+        names = sorted({str(c.get(key)) for c in configs})
+        dimensions.append({"label": key, "values": [names.index(str(c.get(key))) for c in configs],
+                           "tickvals": list(range(len(names))), "ticktext": names})
+    accuracy = [final_accuracy(run) for run in rows]
+    dimensions.append({"label": "test accuracy", "values": accuracy})
+    return {"data": [{"type": "parcoords", "dimensions": dimensions,
+                      "line": {"color": accuracy, "colorscale": "Viridis", "showscale": True}}],
+            "layout": _layout("Set-ups against final test accuracy", height=380,
+                              margin={"l": 70, "r": 70, "t": 70, "b": 30})}
+
+
+# -- Data ----------------------------------------------------------------------------------
+def class_counts_figure(class_names, train_counts, test_counts):
+    names = [str(name) for name in class_names]
+    return {"data": [{"type": "bar", "name": "train", "x": names, "y": list(train_counts)},
+                     {"type": "bar", "name": "test", "x": names, "y": list(test_counts)}],
+            "layout": _layout("Images per class", barmode="group", xaxis={"type": "category"})}
+
+
+def mosaic(images, columns, gap=1):
+    """Equal-size images laid out in a grid with a blank gap, as one array (fast to draw)."""
+    images = np.asarray(images, dtype=np.float64)
+    count, height, width = images.shape
+    rows = -(-count // columns)
+    out = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap), np.nan)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        top, left = r * (height + gap), c * (width + gap)
+        out[top:top + height, left:left + width] = image
+    return out
+
+
+def mosaic_figure(images, columns, title, column_labels=None, row_labels=None):
+    """Images in a grid: optional labels above the columns and left of the rows."""
+    images = np.asarray(images, dtype=np.float64)
+    _, height, width = images.shape
+    grid = mosaic(images, columns)
+    z = [[None if np.isnan(v) else round(float(v), 3) for v in row] for row in grid]
+    axis = {"showgrid": False, "zeroline": False, "ticks": ""}
+    xaxis = {**axis, "visible": column_labels is not None, "side": "top", "ticktext": column_labels,
+             "tickvals": [c * (width + 1) + width / 2 for c in range(len(column_labels or []))]}
+    yaxis = {**axis, "visible": row_labels is not None, "autorange": "reversed", "scaleanchor": "x",
+             "ticktext": row_labels,
+             "tickvals": [r * (height + 1) + height / 2 for r in range(len(row_labels or []))]}
+    return {"data": [{"type": "heatmap", "z": z, "colorscale": GRAY, "reversescale": True,
+                      "showscale": False, "hoverinfo": "skip"}],
+            "layout": {"title": {"text": title}, "xaxis": xaxis, "yaxis": yaxis,
+                       "height": int(min(900, max(180, grid.shape[0] * 600 / max(grid.shape[1], 1)
+                                                  + 80))),
+                       "margin": {"l": 60 if row_labels else 5, "r": 5, "t": 70, "b": 5}}}

@@ -1,0 +1,115 @@
+"""The analysis pages render with a trained network and with none, without exceptions."""
+
+import dataclasses
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from backprop.config import preset
+from backprop.paths import PROJECT_ROOT
+from backprop.runs import RunRecorder, RunStore
+from studio import session
+
+PAGES = ["pages/inspect.py", "pages/math.py", "pages/gradients.py", "pages/compare.py", "pages/data.py"]
+
+
+@pytest.fixture
+def use_studio(monkeypatch):
+    def install(studio):
+        monkeypatch.setattr(session, "_cached_studio", lambda: studio)
+        return studio
+    return install
+
+
+@pytest.fixture(scope="module")
+def trained():
+    config = dataclasses.replace(preset("tutorial"), subset=300, iterations=20, eval_every=5)
+    studio = session.Studio(config=config, store=RunStore())
+    studio.build()
+    studio.step(10)
+    studio.release()
+    return studio
+
+
+def run(path, **kwargs):
+    at = AppTest.from_file(str(PROJECT_ROOT / path), default_timeout=60)
+    at.run(**kwargs)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("path", ["pages/inspect.py", "pages/gradients.py"])
+def test_pages_without_a_network_say_train_first(path, use_studio):
+    use_studio(session.Studio(config=preset("tutorial")))
+    at = run(path)
+    assert "Train page first" in at.info[0].value
+
+
+def test_math_page_without_a_network_shows_equations_and_trace(use_studio):
+    use_studio(session.Studio(config=preset("tutorial")))
+    at = run("pages/math.py")
+    assert "Train page" in at.info[0].value
+    assert len(at.latex) > 10
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders_with_a_trained_network(path, use_studio, trained):
+    use_studio(trained)
+    run(path)
+
+
+def test_inspect_shows_accuracy_and_follows_the_chosen_image(use_studio, trained):
+    use_studio(trained)
+    at = run("pages/inspect.py")
+    assert at.metric[0].label == "Test accuracy"
+    at.number_input(key="inspect_index").set_value(3).run()
+    assert not at.exception
+    assert any("True class" in m.value for m in at.markdown)
+
+
+def test_math_page_lists_the_current_shapes(use_studio, trained):
+    use_studio(trained)
+    at = run("pages/math.py")
+    table = at.dataframe[0].value
+    shapes = dict(zip(table["array"], table["shape"], strict=True))
+    n = len(trained.trainer.y_train)
+    assert shapes["W[1]"] == "(196, 784)"
+    assert shapes["Z[1]"] == f"(196, {n:,})"
+    assert shapes["dW[1]"] == "(196, 784)"
+
+
+def test_gradient_check_and_lr_finder_buttons(use_studio, trained):
+    use_studio(trained)
+    at = run("pages/gradients.py")
+    at.number_input(key="gradcheck_entries").set_value(5).run()
+    at.button(key="gradcheck_run").click().run()
+    assert not at.exception
+    assert all(v == "excellent" for v in at.dataframe[0].value["verdict"])
+    at.button(key="lr_finder_run").click().run()
+    assert not at.exception
+    assert "Suggested learning rate" in at.success[0].value
+
+
+def test_compare_renames_with_messages_and_deletes(use_studio, trained):
+    use_studio(trained)
+    store = RunStore()
+    run_id = store.create({"layers": [196, 1], "learning_rate": 0.5}, name="to rename")
+    recorder = RunRecorder(store, run_id)
+    recorder.add([{"iteration": 0, "epoch": 1.0, "cost": 0.7, "test_accuracy": 0.6}])
+    recorder.close({"test_accuracy": 0.6})
+    at = run("pages/compare.py")
+    label = next(option for option in at.selectbox(key="compare_manage").options if "to rename" in option)
+    at.selectbox(key="compare_manage").set_value(label).run()
+    at.text_input(key=f"compare_name_{run_id}").set_value("   ").run()
+    at.button(key="compare_rename").click().run()
+    assert not at.exception and "name" in at.error[0].value
+    assert store.get(run_id)["name"] == "to rename"
+    at.text_input(key=f"compare_name_{run_id}").set_value("renamed").run()
+    at.button(key="compare_rename").click().run()
+    assert store.get(run_id)["name"] == "renamed"
+    label = next(option for option in at.selectbox(key="compare_manage").options if "renamed" in option)
+    at.selectbox(key="compare_manage").set_value(label).run()
+    at.checkbox(key="compare_sure").check().run()
+    at.button(key="compare_delete").click().run()
+    assert not at.exception
+    assert run_id not in [r["id"] for r in store.list_runs()]
