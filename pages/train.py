@@ -44,6 +44,7 @@ def act(action, *args):
 demo = state.get("demo", False)
 candidate = None
 if not demo:
+    fill_widgets(studio.pending or studio.config, only_missing=True)
     with st.sidebar:
         st.header("Set-up")
         candidate, setup_error = setup_sidebar(studio)

@@ -19,25 +19,31 @@ PRESET_LABELS = {"tutorial": "Tutorial: 5 vs 8, [196, 1]",
                  "custom": "Custom"}
 
 
-def fill_widgets(config):
-    """Put a set-up into the widgets' session state (before the widgets are drawn)."""
-    state = st.session_state
-    state.setup_dataset = config.dataset if config.dataset in DATASET_CHOICES else "mnist"
-    state.setup_digits = "all" if config.digits is None else f"{config.digits[0]},{config.digits[1]}"
-    state.setup_subset = "" if config.subset is None else str(config.subset)
-    state.setup_hidden = ",".join(str(n) for n in config.layers[:-1])
-    state.setup_activation = config.activation
-    state.setup_init = config.init
-    state.setup_optimizer = config.optimizer
-    state.setup_lr = config.learning_rate
-    state.setup_momentum = config.momentum
-    state.setup_batch = "full" if config.batch_size is None else str(config.batch_size)
-    state.setup_l2 = f"{config.l2:g}"
-    state.setup_seed = int(config.seed)
-    state.setup_dtype = config.dtype
-    state.setup_iterations = int(config.iterations)
-    state.setup_eval_every = int(config.eval_every)
-    state.setup_preset = next((name for name, p in PRESETS.items() if p.validated() == config), "custom")
+def fill_widgets(config, only_missing=False):
+    """Put a set-up into the widgets' session state (before the widgets are drawn). Streamlit
+    forgets a widget's state when a run does not draw it (another page, the demo view), so
+    `only_missing=True` refills just those keys."""
+    state = {} if only_missing else st.session_state
+    state["setup_dataset"] = config.dataset if config.dataset in DATASET_CHOICES else "mnist"
+    state["setup_digits"] = "all" if config.digits is None else f"{config.digits[0]},{config.digits[1]}"
+    state["setup_subset"] = "" if config.subset is None else str(config.subset)
+    state["setup_hidden"] = ",".join(str(n) for n in config.layers[:-1])
+    state["setup_activation"] = config.activation
+    state["setup_init"] = config.init
+    state["setup_optimizer"] = config.optimizer
+    state["setup_lr"] = config.learning_rate
+    state["setup_momentum"] = config.momentum
+    state["setup_batch"] = "full" if config.batch_size is None else str(config.batch_size)
+    state["setup_l2"] = f"{config.l2:g}"
+    state["setup_seed"] = int(config.seed)
+    state["setup_dtype"] = config.dtype
+    state["setup_iterations"] = int(config.iterations)
+    state["setup_eval_every"] = int(config.eval_every)
+    state["setup_preset"] = next((name for name, p in PRESETS.items() if p.validated() == config),
+                                 "custom")
+    if only_missing:
+        for key, value in state.items():
+            st.session_state.setdefault(key, value)
 
 
 def _apply_preset():

@@ -6,6 +6,7 @@ max kept) so a chart never sends more than ~1000 points, and every layout has a 
 `uirevision` so a person's zoom survives updates.
 """
 
+import base64
 import math
 
 import numpy as np
@@ -41,6 +42,17 @@ def downsample(x, y, max_points=MAX_POINTS):
         keep.append(start + int(np.nanargmin(np.where(finite, part, np.nan))))
         keep.append(start + int(np.nanargmax(np.where(finite, part, np.nan))))
     return np.unique(np.asarray(keep, dtype=np.int64))
+
+
+def typed_array(values, dtype):
+    """A numpy array as plotly.js's base64 typed-array spec: a 400x400 heatmap then travels as
+    ~0.6 MB of binary instead of ~3 MB of JSON numbers, and encodes ~10x faster."""
+    values = np.ascontiguousarray(values, dtype=dtype)
+    spec = {"dtype": {"float32": "f4", "int16": "i2", "int32": "i4"}[values.dtype.name],
+            "bdata": base64.b64encode(values.tobytes()).decode("ascii")}
+    if values.ndim > 1:
+        spec["shape"] = ", ".join(str(n) for n in values.shape)
+    return spec
 
 
 def _layout(uirevision, height, **extra):
@@ -103,16 +115,15 @@ def gradient_figure(view, height=380):
     x = view["iterations"]
     norms, means = view["dW_norm"], view["dW_mean_abs"]
     traces = []
-    if len(x):
-        index = downsample(x, norms[:, 0])
-        for l in range(norms.shape[1]):
-            colour = LAYER_COLOURS[l % len(LAYER_COLOURS)]
-            traces.append({"type": "scatter", "mode": "lines", "name": f"‖dW{l + 1}‖",
-                           "x": x[index].tolist(), "y": _list(norms[index, l]),
-                           "line": {"color": colour}, "legendgroup": f"layer{l + 1}"})
-            traces.append({"type": "scatter", "mode": "lines", "name": f"mean |dW{l + 1}|",
-                           "x": x[index].tolist(), "y": _list(means[index, l]),
-                           "line": {"color": colour, "dash": "dot"}, "legendgroup": f"layer{l + 1}"})
+    index = downsample(x, norms[:, 0])
+    for l in range(norms.shape[1]):
+        colour = LAYER_COLOURS[l % len(LAYER_COLOURS)]
+        traces.append({"type": "scatter", "mode": "lines", "name": f"‖dW{l + 1}‖",
+                       "x": x[index].tolist(), "y": _list(norms[index, l]),
+                       "line": {"color": colour}, "legendgroup": f"layer{l + 1}"})
+        traces.append({"type": "scatter", "mode": "lines", "name": f"mean |dW{l + 1}|",
+                       "x": x[index].tolist(), "y": _list(means[index, l]),
+                       "line": {"color": colour, "dash": "dot"}, "legendgroup": f"layer{l + 1}"})
     layout = _layout("gradients", height, title={"text": "Gradient size per layer"},
                      xaxis={"title": {"text": "iteration"}},
                      yaxis={"title": {"text": "‖dW‖ and mean |dW|"}, "type": "log",
@@ -124,12 +135,11 @@ def ratio_figure(view, height=380):
     """Per-layer ‖update‖ / ‖W‖: around 1e-3 is healthy; far below, the layer barely learns."""
     x, ratio = view["iterations"], view["update_ratio"]
     traces = []
-    if len(x):
-        index = downsample(x, ratio[:, 0])
-        for l in range(ratio.shape[1]):
-            traces.append({"type": "scatter", "mode": "lines", "name": f"layer {l + 1}",
-                           "x": x[index].tolist(), "y": _list(ratio[index, l]),
-                           "line": {"color": LAYER_COLOURS[l % len(LAYER_COLOURS)]}})
+    index = downsample(x, ratio[:, 0])
+    for l in range(ratio.shape[1]):
+        traces.append({"type": "scatter", "mode": "lines", "name": f"layer {l + 1}",
+                       "x": x[index].tolist(), "y": _list(ratio[index, l]),
+                       "line": {"color": LAYER_COLOURS[l % len(LAYER_COLOURS)]}})
     shapes = [{"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": 1e-3,
                "y1": 1e-3, "line": {"color": "#7f7f7f", "dash": "dot", "width": 1}}]
     layout = _layout("ratio", height, title={"text": "Update / weight ratio per layer"},
@@ -220,8 +230,8 @@ def weights_heatmap(W, image_shape, name="W1", limit=None, height=520):
         hover = f"unit %{{customdata[0]}}<br>input %{{customdata[1]}}<br>{name} = %{{z:.4g}}<extra></extra>"
         xaxis = {"title": {"text": "input unit"}, "showgrid": False}
         yaxis = {"title": {"text": "unit"}, "autorange": "reversed", "showgrid": False}
-    z = [[None if not math.isfinite(v) else round(v, 6) for v in row] for row in np.asarray(z).tolist()]
-    trace = {"type": "heatmap", "z": z, "customdata": custom.tolist(), "hovertemplate": hover,
+    trace = {"type": "heatmap", "z": typed_array(z, "float32"), "customdata": typed_array(custom, "int32"),
+             "hovertemplate": hover,
              "colorscale": DIVERGING, "zmin": -limit, "zmax": limit, "zmid": 0,
              "colorbar": {"title": {"text": name}}}
     layout = {"uirevision": f"heatmap-{name}", "height": height, "xaxis": xaxis, "yaxis": yaxis,

@@ -1,0 +1,140 @@
+"""The Train page (and every page of the app) through Streamlit's AppTest, without a browser."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from studio.session import active_training_threads
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGES = sorted(p.name for p in (Path(APP).parent / "pages").glob("*.py"))
+
+
+def open_app(**query):
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in {"subset": "300", **query}.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def status(at):
+    return next(m.value for m in at.markdown if "iteration" in m.value)
+
+
+def no_errors(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+@pytest.fixture(autouse=True)
+def _stop_threads():
+    yield
+    # Every test must leave no training thread behind (AppTest sessions are not released).
+    assert active_training_threads() == 0
+
+
+def test_train_page_renders_with_all_controls():
+    at = open_app()
+    no_errors(at)
+    labels = [b.label for b in at.button]
+    for label in ("Train", "Pause", "Step", "Step ×10", "Reset"):
+        assert label in labels
+    assert "iteration 0" in status(at)
+    assert at.text_input(key="setup_hidden").value == "196"
+
+
+def test_step_step10_and_reset_count_exactly():
+    at = open_app()
+    button(at, "Step").click().run()
+    no_errors(at)
+    assert "iteration 1 ·" in status(at)
+    button(at, "Step ×10").click().run()
+    assert "iteration 11 ·" in status(at)
+    assert len(at.get("plotly_chart")) >= 3  # cost, heatmap, gradients, ratio
+    button(at, "Reset").click().run()
+    no_errors(at)
+    assert "iteration 0 ·" in status(at)
+
+
+def test_bad_values_show_a_message_and_keep_the_run():
+    at = open_app()
+    button(at, "Step").click().run()
+    at.text_input(key="setup_hidden").input("64,abc").run()
+    no_errors(at)
+    errors = [e.value for e in at.sidebar.error]
+    assert errors and "hidden layers" in errors[0] and "'abc'" in errors[0]
+    at.text_input(key="setup_batch").set_value("64,abc")
+    at.text_input(key="setup_hidden").input("64").run()
+    assert any("batch_size" in e.value for e in at.sidebar.error)
+    at.text_input(key="setup_batch").input("full").run()
+    at.text_input(key="setup_l2").input("-1").run()
+    assert any("l2" in e.value for e in at.sidebar.error)
+    at.text_input(key="setup_l2").input("0").run()
+    button(at, "Step").click().run()
+    no_errors(at)
+    assert "iteration 2 ·" in status(at)  # the run survived every bad value
+
+
+def test_architecture_change_waits_for_reset_and_lr_applies_live():
+    at = open_app()
+    button(at, "Step").click().run()
+    at.select_slider(key="setup_lr").set_value(0.5).run()
+    button(at, "Step").click().run()
+    no_errors(at)
+    at.text_input(key="setup_hidden").input("32,16").run()
+    assert any("press **Reset**" in i.value for i in at.info)
+    assert at.query_params["layers"] == "32,16,1"
+    assert at.query_params["learning_rate"] == "0.5"
+    button(at, "Reset").click().run()
+    no_errors(at)
+    assert not any("press **Reset**" in i.value for i in at.info)
+    assert "iteration 0" in status(at)
+
+
+def test_add_and_remove_layer_buttons_edit_the_hidden_sizes():
+    at = open_app()
+    button(at, "Add layer").click().run()
+    assert at.text_input(key="setup_hidden").value == "196,98"
+    button(at, "Remove layer").click().run()
+    button(at, "Remove layer").click().run()
+    assert at.text_input(key="setup_hidden").value == ""
+    no_errors(at)
+
+
+def test_a_link_opens_the_same_setup_and_the_demo_view():
+    at = open_app(layers="392,196,98,1", learning_rate="0.5", demo="1")
+    no_errors(at)
+    assert at.toggle(key="demo").value is True
+    assert not at.sidebar.text_input  # set-up hidden in the demo view
+    at.toggle(key="demo").set_value(False).run()
+    assert at.text_input(key="setup_hidden").value == "392,196,98"
+    assert at.select_slider(key="setup_lr").value == 0.5
+
+
+def test_a_bad_link_value_is_named_and_ignored():
+    at = open_app(learning_rate="fast")
+    no_errors(at)
+    assert any("learning_rate" in w.value for w in at.warning)
+
+
+def test_presets_fill_the_widgets():
+    at = open_app()
+    at.selectbox(key="setup_preset").set_value("mnist10").run()
+    no_errors(at)
+    assert at.text_input(key="setup_digits").value == "all"
+    assert at.text_input(key="setup_hidden").value == "256,128"
+    assert at.selectbox(key="setup_optimizer").value == "adam"
+
+
+def test_every_page_renders_and_the_network_survives_page_switches():
+    at = open_app()
+    button(at, "Step").click().run()
+    for page in PAGES:
+        at.switch_page(f"pages/{page}").run()
+        no_errors(at)
+    at.switch_page("pages/train.py").run()
+    assert "iteration 1 ·" in status(at)

@@ -1,0 +1,146 @@
+"""The live views' dict specs and the URL state, checked without a browser."""
+
+import base64
+
+import numpy as np
+
+from backprop.config import TrainConfig, preset
+from studio import figures
+from studio.url_state import config_to_query, query_to_config
+
+
+def fake_view(steps=50, n_layers=3):
+    rng = np.random.RandomState(0)
+    iterations = np.arange(steps)
+    return {"iteration": steps, "epoch": steps / 2, "seconds": 75.0, "running": True,
+            "iterations_per_second": 9.87, "iterations": iterations,
+            "costs": np.linspace(0.7, 0.1, steps), "last": {"cost": 0.1},
+            "dW_norm": rng.rand(steps, n_layers) + 1e-3, "dW_mean_abs": rng.rand(steps, n_layers) * 1e-4,
+            "update_ratio": rng.rand(steps, n_layers) * 1e-3,
+            "evaluations": [{"iteration": 10, "test_cost": 0.5, "test_accuracy": 0.8},
+                            {"iteration": 20, "test_cost": 0.4, "test_accuracy": 0.9}],
+            "markers": [{"iteration": 12, "setting": "learning_rate", "old": 0.1, "new": 0.5}],
+            "diverged": None}
+
+
+def test_downsample_keeps_ends_and_extremes_within_budget():
+    x = np.arange(100_000)
+    y = np.sin(x / 1000.0)
+    y[54_321] = 5.0
+    y[77_777] = -5.0
+    index = figures.downsample(x, y, max_points=1000)
+    assert len(index) <= 1000
+    assert index[0] == 0 and index[-1] == len(x) - 1
+    assert 54_321 in index and 77_777 in index
+    assert np.all(np.diff(index) > 0)
+    assert figures.downsample(x[:20], y[:20]).tolist() == list(range(20))
+
+
+def test_cost_figure_has_one_point_per_step_and_marks_knob_changes():
+    figure = figures.cost_figure(fake_view(steps=37), log_y=True)
+    train = figure["data"][0]
+    assert train["name"] == "train cost" and train["type"] == "scatter" and len(train["x"]) == 37
+    assert [t["name"] for t in figure["data"]] == ["train cost", "test cost", "test accuracy"]
+    assert figure["layout"]["yaxis"]["type"] == "log"
+    assert figure["layout"]["uirevision"] == "cost"
+    assert figure["layout"]["shapes"][0]["x0"] == 12
+    assert "learning_rate 0.1→0.5" in figure["layout"]["annotations"][0]["text"]
+
+
+def test_cost_figure_is_bounded_for_long_runs_and_shows_nan_as_gaps():
+    view = fake_view(steps=50_000)
+    view["costs"][100] = np.nan
+    figure = figures.cost_figure(view)
+    assert len(figure["data"][0]["x"]) <= figures.MAX_POINTS
+
+
+def test_gradient_and_ratio_figures_have_lines_per_layer_on_log_axes():
+    view = fake_view(n_layers=4)
+    gradients = figures.gradient_figure(view)
+    assert len(gradients["data"]) == 8 and gradients["layout"]["yaxis"]["type"] == "log"
+    assert {t["name"] for t in gradients["data"]} >= {"‖dW1‖", "mean |dW4|"}
+    ratio = figures.ratio_figure(view)
+    assert [t["name"] for t in ratio["data"]] == ["layer 1", "layer 2", "layer 3", "layer 4"]
+
+
+def test_tiles_one_per_unit_with_gaps():
+    W = np.arange(5 * 784, dtype=float).reshape(5, 784)
+    grid, unit_at = figures.tile_grid(W, (28, 28))
+    assert grid.shape == (2 * 29 - 1, 3 * 29 - 1)
+    np.testing.assert_array_equal(grid[29:57, 29:57], W[4].reshape(28, 28))
+    assert unit_at[30, 30] == 4 and unit_at[28, 0] == -1 and np.isnan(grid[28, 0])
+
+
+def test_rgb_is_diverging_and_centred_at_zero():
+    rgb = figures.to_rgb(np.array([[-2.0, 0.0, 2.0, np.nan]]))
+    assert rgb.dtype == np.uint8 and rgb.shape == (1, 4, 3)
+    blue, white, red, gap = rgb[0]
+    assert blue[2] > blue[0] and red[0] > red[2]
+    assert min(white) > 230 and tuple(gap) == figures.GAP_COLOUR
+    assert figures.weights_image(np.ones((3, 784)), (28, 28)).shape[2] == 3
+
+
+def decode(spec):
+    dtype = {"f4": np.float32, "i2": np.int16, "i4": np.int32}[spec["dtype"]]
+    values = np.frombuffer(base64.b64decode(spec["bdata"]), dtype=dtype)
+    return values.reshape([int(n) for n in spec["shape"].split(",")]) if "shape" in spec else values
+
+
+def test_interactive_heatmap_hover_names_unit_and_pixel():
+    W = np.random.RandomState(0).randn(4, 784)
+    figure = figures.weights_heatmap(W, (28, 28), name="W1")
+    trace = figure["data"][0]
+    assert trace["zmid"] == 0 and trace["zmin"] == -trace["zmax"]
+    z, custom = decode(trace["z"]), decode(trace["customdata"])
+    assert z.shape == (57, 57) and np.isnan(z[28, 0])
+    np.testing.assert_allclose(z[29:, 29:], W[3].reshape(28, 28), rtol=1e-6)
+    assert custom[0, 0].tolist() == [1, 0] and custom[0, 5].tolist() == [1, 5]
+    assert custom[30, 31].tolist() == [4, 1 * 28 + 2]
+    assert "unit" in trace["hovertemplate"] and "pixel" in trace["hovertemplate"]
+    matrix = figures.weights_heatmap(np.ones((3, 5)), (28, 28), name="W2")["data"][0]
+    assert decode(matrix["z"]).shape == (3, 5) and decode(matrix["customdata"])[2, 4].tolist() == [3, 5]
+
+
+def test_histogram_counts_every_value_on_shared_bins():
+    now, initial = np.random.RandomState(1).randn(1000), np.random.RandomState(2).randn(500)
+    figure = figures.histogram_figure(now, initial, bins=20)
+    init_trace, now_trace = figure["data"]
+    assert init_trace["x"] == now_trace["x"] and len(now_trace["x"]) == 20
+    assert sum(now_trace["y"]) == 1000 and sum(init_trace["y"]) == 500
+
+
+def test_status_line_reads_iteration_speed_and_accuracy():
+    text = figures.status_text(fake_view(steps=42))
+    assert text.startswith("iteration 42 · epoch 21.00 · 9.9 it/s · elapsed 1:15")
+    assert "cost 0.1000" in text and "test accuracy 90.00%" in text
+    assert "paused" in figures.status_text({**fake_view(), "running": False})
+    assert "iteration 0" in figures.status_text(None)
+
+
+def test_vanishing_note_only_for_deep_nets_with_tiny_first_layer_gradients():
+    view = fake_view(n_layers=4)
+    view["dW_mean_abs"][-1] = [1e-6, 1e-5, 1e-4, 1e-2]
+    assert "Vanishing gradients" in figures.vanishing_note(view)
+    view["dW_mean_abs"][-1] = [1e-3, 1e-3, 1e-3, 1e-3]
+    assert figures.vanishing_note(view) is None
+
+
+def test_url_round_trip_writes_only_changes():
+    assert config_to_query(preset("tutorial")) == {}
+    deep = preset("tutorial-deep")
+    query = config_to_query(deep, demo=True)
+    assert query == {"layers": "392,196,98,1", "demo": "1"}
+    config, demo, problems = query_to_config(query)
+    assert config == deep and demo and problems == []
+    ten = preset("mnist10")
+    assert query_to_config(config_to_query(ten))[0] == ten
+
+
+def test_url_bad_values_are_dropped_with_a_named_reason():
+    config, demo, problems = query_to_config({"learning_rate": "fast", "layers": "64,1", "seed": "-3"})
+    assert config.layers == [64, 1] and config.learning_rate == TrainConfig().learning_rate
+    assert config.seed == TrainConfig().seed and not demo
+    assert any(p.startswith("learning_rate:") for p in problems)
+    assert any(p.startswith("seed:") for p in problems)
+    config, _, problems = query_to_config({"digits": "all"})  # layers [196, 1] do not fit 10 classes
+    assert problems and config == TrainConfig().validated()

@@ -1,0 +1,160 @@
+"""The per-session Studio and its training thread, without a browser."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from backprop.checkpoint import load_checkpoint, save_checkpoint
+from backprop.config import TrainConfig
+from backprop.errors import InputError
+from backprop.runs import RunStore
+from studio.session import THREAD_PREFIX, Studio, active_training_threads
+
+
+def small(**changes):
+    """A fast set-up: 300 training images of 5 vs 8."""
+    values = dict(subset=300, layers=[16, 1], iterations=1000, eval_every=5)
+    values.update(changes)
+    return TrainConfig(**values).validated()
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "runs.sqlite")
+
+
+def wait_for(condition, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def training_threads():
+    return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+
+
+def test_step_builds_on_first_use_and_counts_exactly(store):
+    studio = Studio(small(), store=store)
+    assert studio.trainer is None
+    records = studio.step(1)
+    assert studio.trainer.iteration == 1 and len(records) == 1
+    studio.step(10)
+    view = studio.view()
+    assert view["iteration"] == 11 and len(view["iterations"]) == 11
+    assert not view["running"]
+
+
+def test_train_runs_in_a_named_thread_and_pause_ends_it(store):
+    studio = Studio(small(), store=store)
+    studio.train()
+    assert wait_for(lambda: studio.trainer.iteration >= 3)
+    assert any(t.name == THREAD_PREFIX + studio.session_id for t in training_threads())
+    assert active_training_threads() >= 1
+    studio.pause()
+    stopped_at = studio.trainer.iteration
+    assert not studio.running and not training_threads()
+    time.sleep(0.2)
+    assert studio.trainer.iteration == stopped_at
+    assert store.get(studio.run_id)["status"] == "stopped"
+    studio.train()  # resumes the same network and the same run record
+    assert wait_for(lambda: studio.trainer.iteration > stopped_at)
+    studio.release()
+    assert not training_threads() and active_training_threads() == 0
+
+
+def test_budget_stops_the_thread_and_finishes_the_run(store):
+    studio = Studio(small(iterations=7), store=store)
+    studio.train()
+    assert wait_for(lambda: not studio.running)
+    assert studio.trainer.iteration == 7 and studio.stop_reason == "budget"
+    assert store.get(studio.run_id)["status"] == "finished"
+    assert [row["iteration"] for row in store.history(studio.run_id)] == list(range(7))
+    with pytest.raises(InputError) as error:
+        studio.train()
+    assert error.value.field == "iterations"
+
+
+def test_divergence_pauses_names_the_layer_and_keeps_good_parameters(store):
+    studio = Studio(small(dtype="float32", learning_rate=1e38), store=store)
+    studio.train()
+    assert wait_for(lambda: not studio.running)
+    assert studio.stop_reason == "diverged"
+    kind, text = studio.message
+    assert kind == "error" and "layer" in text and "learning rate" in text
+    assert all(np.isfinite(W).all() and np.isfinite(b).all() for W, b in studio.trainer.network.params)
+    assert store.get(studio.run_id)["status"] == "diverged"
+    with pytest.raises(InputError):
+        studio.step(1)
+
+
+def test_server_wide_cap(store, monkeypatch):
+    monkeypatch.setenv("BACKPROP_MAX_TRAINING_THREADS", "1")
+    first, second = Studio(small(), store=store), Studio(small(), store=store)
+    first.train()
+    try:
+        with pytest.raises(InputError) as error:
+            second.train()
+        assert error.value.field == "training" and "BACKPROP_MAX_TRAINING_THREADS" in error.value.message
+        assert not second.running
+    finally:
+        first.release()
+    second.train()  # a slot is free again
+    second.release()
+
+
+def test_two_sessions_train_different_setups_independently(store):
+    a = Studio(small(layers=[8, 1], learning_rate=0.5), store=store)
+    b = Studio(small(layers=[32, 16, 1], activation="tanh"), store=store)
+    a.train()
+    b.train()
+    assert wait_for(lambda: a.trainer.iteration >= 5 and b.trainer.iteration >= 5)
+    assert len(training_threads()) == 2
+    a.release()
+    assert b.running
+    b.release()
+    assert [W.shape for W, _ in a.trainer.network.params] == [(8, 784), (1, 8)]
+    assert [W.shape for W, _ in b.trainer.network.params] == [(32, 784), (16, 32), (1, 16)]
+    assert a.run_id != b.run_id
+
+
+def test_live_knobs_apply_now_and_structure_waits_for_reset(store):
+    studio = Studio(small(), store=store)
+    studio.step(2)
+    waiting = studio.propose(small(learning_rate=0.5, optimizer="adam"))
+    assert waiting == []
+    assert studio.trainer.optimizer.name == "adam" and studio.trainer.optimizer.learning_rate == 0.5
+    assert {m["setting"] for m in studio.trainer.history.markers} == {"optimizer"}
+    waiting = studio.propose(small(layers=[4, 1], learning_rate=0.5, optimizer="adam"))
+    assert waiting == ["layers"] and studio.pending is not None
+    assert studio.trainer.network.sizes == [784, 16, 1]  # the current run is untouched
+    studio.reset()
+    assert studio.trainer.network.sizes == [784, 4, 1] and studio.trainer.iteration == 0
+    assert studio.pending is None
+
+
+def test_restore_from_a_checkpoint_continues_counting(store, tmp_path):
+    studio = Studio(small(), store=store)
+    studio.step(4)
+    path = save_checkpoint(tmp_path / "net.npz", studio.trainer.network, studio.config,
+                           studio.trainer.history)
+    checkpoint = load_checkpoint(path)
+    other = Studio(small(), store=store)
+    other.restore(checkpoint.config, checkpoint.network.params, checkpoint.history)
+    assert other.trainer.iteration == 4
+    for (W1, _), (W2, _) in zip(studio.trainer.network.params, other.trainer.network.params, strict=True):
+        np.testing.assert_array_equal(W1, W2)
+    other.step(1)
+    assert other.view()["iterations"].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_gradients_now_and_at_init_have_the_weight_shapes(store):
+    studio = Studio(small(), store=store)
+    studio.step(3)
+    now, initial = studio.gradients(), studio.initial_gradients()
+    assert [dW.shape for dW, _ in now] == [W.shape for W, _ in studio.trainer.network.params]
+    assert not np.allclose(now[0][0], initial[0][0])
