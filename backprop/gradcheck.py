@@ -35,7 +35,7 @@ def gradient_check(network, X, Y, l2=0.0, epsilon=1e-6, max_entries=200, seed=0)
     grads = [(dW.copy(), db.copy()) for dW, db in grads]
     rng = np.random.default_rng(seed)
     report = []
-    for l, ((W, b), (dW, db)) in enumerate(zip(net.params, grads), start=1):
+    for l, ((W, b), (dW, db)) in enumerate(zip(net.params, grads, strict=True), start=1):
         errors = {}
         checked = 0
         for name, param, analytic in (("dW", W, dW), ("db", b, db)):

@@ -42,7 +42,8 @@ class History:
         self._iteration[i] = iteration
         self._epoch[i] = epoch
         self._cost[i] = cost
-        self._layers[i] = layer_stats
+        with np.errstate(over="ignore"):  # a statistic beyond float32's range is kept as inf
+            self._layers[i] = layer_stats
         self.size += 1
 
     def add_evaluation(self, record):
@@ -122,7 +123,7 @@ class History:
         history = cls(int(data["n_layers"]), int(data.get("capacity", 100_000)))
         layers = np.asarray(data["layers"], dtype=np.float32).reshape(-1, history.n_layers,
                                                                         len(LAYER_STATS))
-        for it, ep, cost, stats in zip(data["iteration"], data["epoch"], data["cost"], layers):
+        for it, ep, cost, stats in zip(data["iteration"], data["epoch"], data["cost"], layers, strict=True):
             history.append(int(it), float(ep), float(cost), stats)
         history.stride = int(data.get("stride", 1))
         history.total_steps = int(data.get("total_steps", history.size))

@@ -42,7 +42,7 @@ def check_sizes(sizes):
 def initial_parameters(sizes, init, seed, dtype):
     rng = np.random.RandomState(seed)
     params = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
         if init == "seed":
             W = rng.randn(fan_out, fan_in) / np.sqrt(fan_in)
         elif init == "xavier":
@@ -98,7 +98,7 @@ class Network:
         if len(params) != self.n_layers:
             raise InputError("params", f"expected {self.n_layers} layers, got {len(params)}")
         new = []
-        for l, ((W, b), (W_new, b_new)) in enumerate(zip(self.params, params), start=1):
+        for l, ((W, b), (W_new, b_new)) in enumerate(zip(self.params, params, strict=True), start=1):
             if np.shape(W_new) != W.shape or np.shape(b_new) != b.shape:
                 raise InputError("params", f"layer {l}: expected W{W.shape} and b{b.shape}, "
                                            f"got W{np.shape(W_new)} and b{np.shape(b_new)}")

@@ -28,7 +28,8 @@ def check_fraction(value, field):
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise InputError(field, f"{value!r} is not a number; use a value from 0 up to (not including) 1") from None
+        raise InputError(field, f"{value!r} is not a number; use a value from 0 up to "
+                                "(not including) 1") from None
     if not math.isfinite(value) or not 0 <= value < 1:
         raise InputError(field, f"must lie in [0, 1), got {value}")
     return value
@@ -67,7 +68,7 @@ class Momentum:
         if self.velocity is None:
             self.velocity = [(np.zeros_like(dW), np.zeros_like(db)) for dW, db in grads]
         result = []
-        for (vW, vb), (dW, db) in zip(self.velocity, grads):
+        for (vW, vb), (dW, db) in zip(self.velocity, grads, strict=True):
             vW *= self.momentum
             vW += dW
             vb *= self.momentum
@@ -102,14 +103,21 @@ class Adam:
         # Bias correction folded into the step size, as in the paper's section 2.
         step = self.learning_rate * math.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
         return [(self._update(mW, vW, dW, step), self._update(mb, vb, db, step))
-                for (mW, mb), (vW, vb), (dW, db) in zip(self.first, self.second, grads)]
+                for (mW, mb), (vW, vb), (dW, db) in zip(self.first, self.second, grads, strict=True)]
 
     def _update(self, m, v, g, step):
+        """m and v are updated in place; one scratch array becomes the returned update."""
         m *= self.beta1
         m += (1 - self.beta1) * g
         v *= self.beta2
-        v += (1 - self.beta2) * (g * g)
-        return step * m / (np.sqrt(v) + self.epsilon)
+        update = np.square(g)
+        update *= 1 - self.beta2
+        v += update
+        np.sqrt(v, out=update)
+        update += self.epsilon
+        np.divide(m, update, out=update)
+        update *= step
+        return update
 
 
 OPTIMIZERS = {"sgd": GradientDescent, "momentum": Momentum, "adam": Adam}

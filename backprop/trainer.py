@@ -7,11 +7,13 @@ snapshot. Parameter arrays are replaced on each step, never changed in place, so
 arrays stay valid after the lock is released.
 """
 
+import math
 import threading
 import time
 
 import numpy as np
 
+from .errors import InputError
 from .history import LAYER_STATS, History
 from .network import Network
 from .optimizers import check_learning_rate, make_optimizer
@@ -19,7 +21,14 @@ from .optimizers import check_learning_rate, make_optimizer
 
 class Trainer:
     def __init__(self, network, optimizer, data, batch_size=None, l2=0.0, eval_every=100,
-                 shuffle_seed=0, history_capacity=100_000):
+                 shuffle_seed=0, history_capacity=100_000, lr_schedule="constant",
+                 schedule_iterations=None):
+        if lr_schedule not in ("constant", "cosine"):
+            raise InputError("lr_schedule", f"{lr_schedule!r} is not one of constant, cosine")
+        if lr_schedule == "cosine" and not schedule_iterations:
+            raise InputError("lr_schedule", "cosine needs the number of iterations to decay over")
+        self.lr_schedule = lr_schedule
+        self.schedule_iterations = schedule_iterations
         self.network = network
         self.optimizer = optimizer
         self.data = data
@@ -44,12 +53,18 @@ class Trainer:
     @classmethod
     def from_config(cls, config, data, **kwargs):
         """Network, optimizer and trainer for a validated TrainConfig and its Dataset."""
+        expected = 2 if config.output == "sigmoid" else config.layers[-1]
+        if data.n_classes != expected:
+            raise InputError("layers", f"the task has {data.n_classes} classes but the output layer "
+                                       f"has {config.layers[-1]} units; end the layers with "
+                                       f"{1 if data.n_classes == 2 else data.n_classes}")
         sizes = [data.n_features] + list(config.layers)
         net = Network(sizes, activation=config.activation, output=config.output, init=config.init,
                       seed=config.seed, dtype=config.dtype)
         optimizer = make_optimizer(config.optimizer, **config.optimizer_knobs())
         return cls(net, optimizer, data, batch_size=config.batch_size, l2=config.l2,
-                   eval_every=config.eval_every, shuffle_seed=config.seed, **kwargs)
+                   eval_every=config.eval_every, shuffle_seed=config.seed,
+                   lr_schedule=config.lr_schedule, schedule_iterations=config.iterations, **kwargs)
 
     # -- steering ------------------------------------------------------------------------
     def set_knob(self, name, value):
@@ -61,7 +76,6 @@ class Trainer:
             else:
                 knobs = self.optimizer.knobs()
                 if name not in knobs:
-                    from .errors import InputError
                     raise InputError(name, f"the {self.optimizer.name} optimizer takes "
                                            f"{', '.join(knobs)}")
                 if name in ("learning_rate", "epsilon"):
@@ -103,21 +117,37 @@ class Trainer:
             records.append(record)
         return records
 
+    def lr_factor(self, iteration=None):
+        """What the schedule multiplies the learning rate by at a step (1 when constant)."""
+        if self.lr_schedule == "constant":
+            return 1.0
+        t = min(self.iteration if iteration is None else iteration, self.schedule_iterations)
+        return 0.5 * (1.0 + math.cos(math.pi * t / self.schedule_iterations))
+
     def _one_step(self):
         net = self.network
         X, Y = self._next_batch()
         with np.errstate(all="ignore"):
             cost, grads = net.loss_and_gradients(X, Y, l2=self.l2)
         iteration = self.iteration
-        bad = self._first_bad_layer(grads)
+        # Squared norms serve twice: the NaN/Inf check (a sum is finite only if every term is)
+        # and the per-layer statistics.
+        grad_sq = np.array([(np.vdot(dW, dW), np.vdot(db, db)) for dW, db in grads], dtype=np.float64)
+        bad = self._first_bad_row(grad_sq)
         if bad is None and not np.isfinite(cost):
             bad = net.n_layers
-        updates = None
         if bad is None:
             with np.errstate(all="ignore"):
                 updates = self.optimizer.updates(grads)
-                new_params = [(W - uW, b - ub) for (W, b), (uW, ub) in zip(net.params, updates)]
-            bad = self._first_bad_layer(new_params)
+                factor = self.lr_factor(iteration)
+                if factor != 1.0:
+                    for uW, ub in updates:
+                        uW *= factor
+                        ub *= factor
+                new_params = [(W - uW, b - ub) for (W, b), (uW, ub) in zip(net.params, updates, strict=True)]
+                param_sq = np.array([(np.vdot(W, W), np.vdot(b, b)) for W, b in new_params],
+                                    dtype=np.float64)
+            bad = self._first_bad_row(param_sq)
         if bad is not None:
             self.diverged = {"iteration": iteration, "layer": bad,
                              "reason": f"cost or gradient became NaN/Inf at step {iteration} "
@@ -127,27 +157,27 @@ class Trainer:
             return {"iteration": iteration, "epoch": self.epoch, "cost": float(cost),
                     "diverged": self.diverged}
         stats = np.empty((net.n_layers, len(LAYER_STATS)), dtype=np.float64)
-        for l, ((dW, db), (W_new, _), (uW, _)) in enumerate(zip(grads, new_params, updates)):
-            dW_norm = np.sqrt(np.vdot(dW, dW))
-            W_norm = np.sqrt(np.vdot(W_new, W_new))
-            stats[l] = (dW_norm, np.sqrt(np.vdot(db, db)), W_norm,
-                        np.abs(dW).mean(), np.sqrt(np.vdot(uW, uW)) / max(W_norm, 1e-30))
+        stats[:, 0] = np.sqrt(grad_sq[:, 0])  # dW_norm
+        stats[:, 1] = np.sqrt(grad_sq[:, 1])  # db_norm
+        stats[:, 2] = np.sqrt(param_sq[:, 0])  # W_norm
+        for l, ((dW, _), (uW, _)) in enumerate(zip(grads, updates, strict=True)):
+            stats[l, 3] = np.abs(dW).sum() / dW.size  # dW_mean_abs
+            stats[l, 4] = np.sqrt(np.vdot(uW, uW)) / max(stats[l, 2], 1e-30)  # update_ratio
         net.params = new_params
         self.iteration += 1
         self.samples_seen += X.shape[0]
         self.history.append(iteration, self.epoch, cost, stats)
         record = {"iteration": iteration, "epoch": self.epoch, "cost": cost,
-                  "layers": [dict(zip(LAYER_STATS, map(float, row))) for row in stats]}
+                  "layers": [dict(zip(LAYER_STATS, map(float, row), strict=True)) for row in stats]}
         if self.x_test is not None and (self.iteration % self.eval_every == 0):
             record.update(self._evaluate_test())
         return record
 
     @staticmethod
-    def _first_bad_layer(pairs):
-        for l, (a, b) in enumerate(pairs, start=1):
-            if not (np.isfinite(np.vdot(a, a)) and np.isfinite(np.vdot(b, b))):
-                return l
-        return None
+    def _first_bad_row(squared_norms):
+        """1-based number of the first layer whose squared norms are not finite, or None."""
+        bad = np.flatnonzero(~np.isfinite(squared_norms).all(axis=1))
+        return int(bad[0]) + 1 if bad.size else None
 
     def _evaluate_test(self):
         test_cost, test_accuracy = self.network.evaluate(self.x_test, self.y_test)

@@ -1,0 +1,296 @@
+"""`python -m backprop train|runs|data ...`: the engine from a terminal.
+
+`train` starts from a preset (the tutorial's experiment by default), lets every setting be
+overridden, prints the cost every 100 iterations like the tutorial, and ends with the train
+and test accuracy. Bad input ends with one line `error: <field>: <message>` and exit code 2.
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from .config import PRESET_NOTES, PRESETS, parse_digits, preset
+from .errors import InputError
+
+PRINT_EVERY = 100
+EXIT_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but its errors read like ours: one line naming the option, exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_INPUT, f"error: {message}\n(see {self.prog} --help)\n")
+
+
+def _batch_size(text):
+    return None if text.strip().lower() == "full" else text
+
+
+def build_parser():
+    parser = ArgumentParser(prog="backprop", description="Backprop Studio from the command line.")
+    commands = parser.add_subparsers(dest="command", metavar="{train,runs,data}")
+
+    train = commands.add_parser("train", help="train a network and print its cost and accuracy",
+                                description="Train a network. Start from a preset; every option "
+                                            "given overrides it.")
+    train.add_argument("--preset", default="tutorial", choices=list(PRESETS),
+                       help="; ".join(f"{name}: {note}" for name, note in PRESET_NOTES.items()))
+    task = train.add_argument_group("task")
+    classes = task.add_mutually_exclusive_group()
+    classes.add_argument("--digits", help="two classes to tell apart, e.g. 5,8")
+    classes.add_argument("--classes", choices=["all"], help="'all': every class (softmax output)")
+    task.add_argument("--dataset", help="mnist (shipped), fashion-mnist, emnist-*, idx or npz")
+    task.add_argument("--data-path", help="folder of IDX files or an .npz file (datasets idx, npz)")
+    task.add_argument("--subset", help="train on this many images (stratified, seeded)")
+    model = train.add_argument_group("network")
+    model.add_argument("--layers", help="hidden sizes then output size, no input, e.g. 196,1")
+    model.add_argument("--activation", help="sigmoid, tanh, relu or leaky_relu (hidden layers)")
+    model.add_argument("--init", help="seed (the tutorial's), xavier or he")
+    model.add_argument("--seed", help="random seed for the initial weights and data order")
+    model.add_argument("--dtype", help="float64 or float32")
+    learning = train.add_argument_group("learning")
+    learning.add_argument("--optimizer", help="sgd, momentum or adam")
+    learning.add_argument("--lr", "--learning-rate", dest="learning_rate", help="learning rate, e.g. 0.1")
+    learning.add_argument("--lr-schedule", help="constant or cosine (decays to 0 over the iterations)")
+    learning.add_argument("--momentum", help="momentum in [0, 1) (optimizer momentum)")
+    learning.add_argument("--beta1", help="Adam's beta1 in [0, 1)")
+    learning.add_argument("--beta2", help="Adam's beta2 in [0, 1)")
+    learning.add_argument("--batch-size", type=_batch_size, help="samples per step, or 'full'")
+    learning.add_argument("--l2", help="L2 weight penalty (>= 0)")
+    learning.add_argument("--iterations", help="number of training steps")
+    learning.add_argument("--eval-every", help="evaluate on the test set every N steps")
+    output = train.add_argument_group("output")
+    output.add_argument("--json", metavar="PATH", help="write config, per-iteration cost and accuracy")
+    output.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) of the network")
+    output.add_argument("--name", help="name of the run in the run store")
+    output.add_argument("--no-record", action="store_true", help="do not record the run in the run store")
+    output.add_argument("--quiet", action="store_true", help="print only the final accuracy")
+
+    commands.add_parser("runs", help="list the recorded runs")
+    commands.add_parser("data", help="list or download datasets (see `backprop data --help`)",
+                        add_help=False)
+    return parser
+
+
+SETTINGS = ("dataset", "data_path", "subset", "layers", "activation", "init", "seed", "dtype",
+            "optimizer", "learning_rate", "lr_schedule", "momentum", "beta1", "beta2", "l2",
+            "iterations", "eval_every")
+
+
+def config_from_args(args):
+    """The preset with every option given on the command line laid over it, validated."""
+    config = preset(args.preset)
+    for name in SETTINGS:
+        value = getattr(args, name)
+        if value is not None:
+            setattr(config, name, value)
+    if args.digits is not None:
+        config.digits = parse_digits(args.digits)
+    if args.classes == "all":
+        config.digits = None
+    if args.batch_size is not None:
+        config.batch_size = args.batch_size
+    for name in ("seed", "subset", "iterations", "eval_every"):  # whole numbers typed as text
+        config_value = getattr(config, name)
+        if isinstance(config_value, str):
+            setattr(config, name, _whole_number(config_value, name))
+    if isinstance(config.batch_size, str):
+        config.batch_size = _whole_number(config.batch_size, "batch_size")
+    if args.layers is None and config.digits is None and config.layers[-1] == 1:
+        config.layers = [*config.layers[:-1], 10]  # a two-class preset moved to all classes
+    return config.validated()
+
+
+def fit_output_to_task(config, args, data):
+    """Unless --layers was given, end the layers with the task's number of classes."""
+    want = 1 if data.n_classes == 2 else data.n_classes
+    if args.layers is None and config.layers[-1] != want:
+        config.layers = [*config.layers[:-1], want]
+        config = config.validated()
+    return config
+
+
+def _whole_number(text, field):
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(field, f"{text!r} is not a whole number") from None
+
+
+def describe(config):
+    task = f"{config.dataset} " + ("all classes" if config.digits is None else
+                                   f"{config.digits[0]} vs {config.digits[1]}")
+    batch = "full batch" if config.batch_size is None else f"batch {config.batch_size}"
+    return (f"{task} | layers {config.layers} {config.activation} | {config.optimizer} "
+            f"lr {config.learning_rate:g} | {batch} | {config.iterations} iterations | {config.dtype}")
+
+
+class Progress:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total, stream=None):
+        self.stream = stream or sys.stderr
+        self.total = total
+        self.enabled = self.stream.isatty()
+        self._last = 0.0
+
+    def update(self, done, cost, force=False):
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self._last < 0.1):
+            return
+        self._last = now
+        width = 30
+        filled = int(width * done / self.total)
+        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+                          f"cost {cost:.6f}")
+        self.stream.flush()
+
+    def clear(self):
+        if self.enabled:
+            self.stream.write("\r" + " " * 70 + "\r")
+            self.stream.flush()
+
+
+def _open_recorder(config, args):
+    if args.no_record:
+        return None
+    from .runs import RunRecorder, RunStore
+    store = RunStore()
+    run_id = store.create(config.to_dict(), source="cli", name=args.name)
+    return RunRecorder(store, run_id)
+
+
+def train_command(args):
+    from .data import load_task
+    from .trainer import Trainer
+
+    config = config_from_args(args)
+    data = load_task(config.dataset, config.digits, subset=config.subset, seed=config.seed,
+                     dtype=config.dtype, path=config.data_path)
+    config = fit_output_to_task(config, args, data)
+    say = (lambda *a: None) if args.quiet else print
+    say(f"Training: {describe(config)}")
+    say(f"Data: {data.name}: {len(data.y_train)} training and {len(data.y_test)} test images")
+    started = time.perf_counter()
+    trainer = Trainer.from_config(config, data)
+    recorder = _open_recorder(config, args)
+    history = []  # (iteration, cost) for every step, for --json
+    progress = Progress(config.iterations)
+    status = "finished"
+    try:
+        while trainer.iteration < config.iterations and trainer.diverged is None:
+            todo = min(config.iterations, (trainer.iteration // PRINT_EVERY + 1) * PRINT_EVERY)
+            records = trainer.step(todo - trainer.iteration)
+            for record in records:
+                if "diverged" in record:
+                    continue
+                history.append((record["iteration"], record["cost"]))
+                if record["iteration"] % PRINT_EVERY == 0:
+                    progress.clear()
+                    say(f"Cost after iteration {record['iteration']}: {record['cost']!r}")
+            if recorder is not None:
+                recorder.add(records)
+            if history:
+                progress.update(trainer.iteration, history[-1][1])
+    except KeyboardInterrupt:
+        status = "stopped"
+    progress.clear()
+    result = trainer.evaluate()
+    seconds = time.perf_counter() - started
+
+    if trainer.diverged is not None:
+        status = "diverged"
+        print(_divergence_message(trainer, config), file=sys.stderr)
+    elif status == "stopped":
+        print(f"Stopped by Ctrl-C after {trainer.iteration} of {config.iterations} iterations; "
+              "the results below and any --json/--save files hold what was trained.", file=sys.stderr)
+    print(f"Train accuracy: {result['train_accuracy']!r}")
+    if "test_accuracy" in result:
+        print(f"Test accuracy: {result['test_accuracy']!r}")
+    say(f"Seconds: {seconds:.2f} (training and final evaluation)")
+
+    checkpoint_path = None
+    if args.save:
+        from .checkpoint import save_checkpoint
+        checkpoint_path = save_checkpoint(args.save, trainer.network, config, trainer.history)
+        say(f"Saved checkpoint to {checkpoint_path}")
+    if args.json:
+        write_json(args.json, config, history, result, seconds, status, trainer)
+        say(f"Wrote {args.json}")
+    if recorder is not None:
+        metrics = {**result, "iterations": trainer.iteration, "seconds": seconds}
+        recorder.close(metrics, status=status, checkpoint_path=checkpoint_path)
+    return {"finished": 0, "diverged": EXIT_DIVERGED, "stopped": EXIT_INTERRUPTED}[status]
+
+
+def _divergence_message(trainer, config):
+    d = trainer.diverged
+    hint = f"a smaller learning rate (e.g. --lr {config.learning_rate / 10:g})"
+    if config.activation in ("relu", "leaky_relu") and config.init != "he":
+        hint += ", --init he"
+    if config.optimizer == "sgd":
+        hint += ", or --optimizer adam --lr 0.001"
+    return (f"error: training diverged at iteration {d['iteration']}: the cost or gradients became "
+            f"NaN/Inf, first in layer {d['layer']} of {trainer.network.n_layers}. The parameters "
+            f"from before that step are kept. What to try: {hint}.")
+
+
+def _finite(value):
+    return value if value is None or math.isfinite(value) else None
+
+
+def write_json(path, config, history, result, seconds, status, trainer):
+    document = {
+        "config": config.to_dict(),
+        "history": [{"iteration": i, "cost": _finite(c)} for i, c in history],
+        "train_accuracy": result["train_accuracy"],
+        "test_accuracy": result.get("test_accuracy"),
+        "train_cost": result["train_cost"],
+        "test_cost": result.get("test_cost"),
+        "seconds": seconds,
+        "status": status,
+        "iterations_done": trainer.iteration,
+        "diverged": trainer.diverged,
+    }
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps(document, indent=1))
+    temp.replace(path)
+
+
+def runs_command():
+    from .runs import RunStore, format_runs_table
+    print(format_runs_table(RunStore().list_runs()))
+    return 0
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "data":
+        from .data_cli import data_command
+        return data_command(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            return train_command(args)
+        if args.command == "runs":
+            return runs_command()
+    except InputError as error:
+        print(f"error: {error.field}: {error.message}", file=sys.stderr)
+        return EXIT_INPUT
+    except OSError as error:
+        print(f"error: file: {error}", file=sys.stderr)
+        return EXIT_INPUT
+    parser.print_help()
+    return EXIT_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())
