@@ -1,0 +1,248 @@
+"""The step-by-step trainer: divergence, steering between steps, batches, history, threads."""
+
+import copy
+import math
+import threading
+
+import numpy as np
+import pytest
+
+from backprop.config import TrainConfig
+from backprop.data import Dataset
+from backprop.errors import InputError
+from backprop.history import LAYER_STATS, History
+from backprop.network import Network
+from backprop.optimizers import Adam, GradientDescent, make_optimizer
+from backprop.trainer import Trainer
+
+
+def toy_data(n_train=40, n_test=10, n_features=5, n_classes=2, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, size=(n_train + n_test, n_features))
+    y = (x[:, 0] * n_classes).astype(np.int64) % n_classes
+    x[:, 0] = np.arange(n_train + n_test) / (n_train + n_test)  # feature 0 names the sample
+    return Dataset("toy", x[:n_train], y[:n_train], x[n_train:], y[n_train:],
+                   [str(c) for c in range(n_classes)], None)
+
+
+def make_trainer(optimizer=None, sizes=(5, 4, 1), data=None, **kwargs):
+    net = Network(list(sizes), activation="tanh", seed=3)
+    return Trainer(net, optimizer or GradientDescent(0.5), data or toy_data(), **kwargs)
+
+
+def test_records_carry_cost_and_layer_stats():
+    trainer = make_trainer(eval_every=2)
+    records = trainer.step(4)
+    assert [r["iteration"] for r in records] == [0, 1, 2, 3]
+    assert all(set(layer) == set(LAYER_STATS) for r in records for layer in r["layers"])
+    assert "test_accuracy" in records[1] and "test_accuracy" not in records[2]
+    assert records[-1]["cost"] < records[0]["cost"]
+    assert trainer.iteration == 4 and trainer.epoch == 4 and trainer.history.total_steps == 4
+    first = records[0]["layers"][0]
+    W_before = Network([5, 4, 1], activation="tanh", seed=3).params[0][0]
+    assert first["W_norm"] == pytest.approx(np.linalg.norm(trainer.history.layer_stat("W_norm")[0, 0]))
+    assert first["W_norm"] != pytest.approx(np.linalg.norm(W_before))  # the norm after the update
+    assert first["update_ratio"] > 0 and first["dW_mean_abs"] > 0
+
+
+def test_huge_learning_rate_diverges_naming_the_first_layer_and_keeping_parameters():
+    trainer = make_trainer(GradientDescent(1e300))
+    before = [(W.copy(), b.copy()) for W, b in trainer.network.params]
+    records = trainer.step(5)
+    assert len(records) == 1 and records[0]["diverged"]["iteration"] == 0
+    assert trainer.diverged["layer"] == 1 and "layer 1" in trainer.diverged["reason"]
+    assert trainer.history.divergence == trainer.diverged
+    for (W, b), (W0, b0) in zip(trainer.network.params, before, strict=True):
+        np.testing.assert_array_equal(W, W0)
+        np.testing.assert_array_equal(b, b0)
+    assert trainer.step(3) == [] and trainer.iteration == 0
+
+
+def test_divergence_in_a_later_layer_names_that_layer():
+    # Layer 1 gets exactly zero gradient (X = 0 and W2 = 0), so only layer 2 can blow up.
+    data = toy_data()
+    data.x_train[:] = 0.0
+    net = Network([5, 4, 1], activation="relu", seed=1)
+    net.set_params([(np.zeros((4, 5)), np.ones((4, 1))), (np.zeros((1, 4)), np.zeros((1, 1)))])
+    trainer = Trainer(net, GradientDescent(1e300), data)
+    trainer.step(3)
+    assert trainer.diverged["layer"] == 2 and trainer.diverged["iteration"] == 0
+
+
+def test_learning_rate_change_between_steps_keeps_optimizer_state_and_marks_history():
+    trainer = make_trainer(Adam(learning_rate=0.01))
+    trainer.step(3)
+    trainer.set_knob("learning_rate", 0.05)
+    assert trainer.history.markers == [{"iteration": 3, "setting": "learning_rate", "old": 0.01,
+                                        "new": 0.05}]
+    # What the next step must do if Adam's moments and step count carry on (no reset):
+    expected_optimizer = copy.deepcopy(trainer.optimizer)
+    _, grads = trainer.network.loss_and_gradients(trainer.x_train, trainer.y_train)
+    updates = expected_optimizer.updates(grads)
+    expected = [W - uW for (W, _), (uW, _) in zip(trainer.network.params, updates, strict=True)]
+    trainer.step(1)
+    assert trainer.optimizer.t == 4
+    for (W, _), W_expected in zip(trainer.network.params, expected, strict=True):
+        np.testing.assert_allclose(W, W_expected, rtol=1e-12)
+    trainer.set_knob("l2", 0.01)
+    trainer.set_knob("beta1", 0.8)
+    assert [m["setting"] for m in trainer.history.markers] == ["learning_rate", "l2", "beta1"]
+
+
+@pytest.mark.parametrize("name, value, field", [
+    ("learning_rate", 0, "learning_rate"), ("learning_rate", float("nan"), "learning_rate"),
+    ("learning_rate", -1, "learning_rate"), ("beta1", 1.0, "beta1"), ("momentum", 0.5, "momentum"),
+])
+def test_bad_knob_changes_are_refused_and_change_nothing(name, value, field):
+    trainer = make_trainer(Adam(learning_rate=0.01))
+    with pytest.raises(InputError) as caught:
+        trainer.set_knob(name, value)
+    assert caught.value.field == field
+    assert trainer.optimizer.learning_rate == 0.01 and trainer.history.markers == []
+
+
+def batches_seen(trainer, steps):
+    """Sample numbers (feature 0 of toy_data) of each batch the trainer trains on."""
+    seen = []
+    real = trainer.network.loss_and_gradients
+
+    def spy(X, Y, l2=0.0):
+        seen.append(np.rint(X[:, 0] * 50).astype(int).tolist())
+        return real(X, Y, l2=l2)
+    trainer.network.loss_and_gradients = spy
+    trainer.step(steps)
+    return seen
+
+
+def test_mini_batches_cover_each_epoch_once_reshuffled_and_reproducible():
+    batches = batches_seen(make_trainer(batch_size=10, shuffle_seed=7), 8)
+    assert [len(b) for b in batches] == [10] * 8
+    epoch1, epoch2 = sum(batches[:4], []), sum(batches[4:], [])
+    assert sorted(epoch1) == sorted(epoch2) == list(range(40))
+    assert epoch1 != epoch2  # a new order each epoch
+    assert batches_seen(make_trainer(batch_size=10, shuffle_seed=7), 8) == batches
+    assert batches_seen(make_trainer(batch_size=10, shuffle_seed=8), 8) != batches
+    trainer = make_trainer(batch_size=10)
+    trainer.step(6)
+    assert trainer.epoch == 1.5
+
+
+def test_a_batch_as_big_as_the_data_is_full_batch():
+    trainer = make_trainer(batch_size=1000)
+    assert trainer.batch_size is None
+    assert [len(b) for b in batches_seen(trainer, 2)] == [40, 40]
+
+
+def test_cosine_schedule_decays_the_step_to_zero():
+    data = toy_data()
+    config = TrainConfig(layers=[4, 1], lr_schedule="cosine", iterations=10, learning_rate=0.5)
+    trainer = Trainer.from_config(config.validated(), data)
+    factors = [trainer.lr_factor(i) for i in range(11)]
+    assert factors[0] == 1.0 and factors[5] == pytest.approx(0.5) and factors[10] == pytest.approx(0)
+    assert all(a > b for a, b in zip(factors, factors[1:], strict=False))
+    # The applied update really is scaled: compare step 5 with a constant-rate twin.
+    twin = Trainer.from_config(TrainConfig(layers=[4, 1], iterations=10, learning_rate=0.25)
+                               .validated(), data)
+    trainer.step(5)
+    twin.network.set_params(trainer.network.params)
+    twin.iteration = 5
+    before = trainer.network.params[0][0].copy()
+    trainer.step(1)
+    twin.step(1)
+    np.testing.assert_allclose(trainer.network.params[0][0] - before,
+                               (twin.network.params[0][0] - before) * factors[5] / 0.5, rtol=1e-9)
+    constant = make_trainer()
+    assert constant.lr_factor(1000) == 1.0
+
+
+def test_from_config_checks_the_output_layer_against_the_task():
+    data = toy_data(n_classes=3)
+    with pytest.raises(InputError) as caught:
+        Trainer.from_config(TrainConfig(digits=None, layers=[4, 10]).validated(), data)
+    assert caught.value.field == "layers" and "3 classes" in caught.value.message
+    with pytest.raises(InputError) as caught:
+        Trainer.from_config(TrainConfig(layers=[4, 1]).validated(), data)
+    assert caught.value.field == "layers"
+    with pytest.raises(InputError):
+        make_trainer(lr_schedule="step")
+
+
+def test_labels_outside_the_task_are_refused():
+    data = toy_data()
+    data.y_train[3] = 2
+    with pytest.raises(InputError) as caught:
+        make_trainer(data=data)
+    assert caught.value.field == "Y" and "0..1" in caught.value.message
+    data = toy_data()
+    data.y_test = data.y_test[:-1]
+    with pytest.raises(InputError) as caught:
+        make_trainer(data=data)
+    assert caught.value.field == "Y"
+
+
+def test_history_stays_bounded_over_a_million_steps():
+    history = History(n_layers=3, capacity=1000)
+    stats = np.ones((3, len(LAYER_STATS)))
+    for i in range(1_000_000):
+        history.append(i, i / 100, 1.0 / (i + 1), stats)
+    assert history.total_steps == 1_000_000
+    assert history.size <= 1000 and history.stride == 1024
+    iterations = history.iterations
+    assert iterations[0] == 0 and np.all(np.diff(iterations) == history.stride)
+    assert iterations[-1] >= 1_000_000 - history.stride
+    costs = history.costs
+    np.testing.assert_allclose(costs, 1.0 / (iterations + 1))
+    held = sum(a.nbytes for a in (history._iteration, history._epoch, history._cost, history._layers))
+    assert held <= 1000 * (8 + 8 + 8 + 3 * len(LAYER_STATS) * 4)
+    for i in range(5000):
+        history.add_evaluation({"iteration": i})
+        history.add_marker(i, "learning_rate", 0.1, 0.2)
+    assert len(history.evaluations) <= 1000 and len(history.markers) <= 10_000
+
+
+def test_history_round_trips_through_a_dict():
+    trainer = make_trainer(eval_every=3)
+    trainer.step(7)
+    trainer.set_knob("learning_rate", 0.1)
+    copy_ = History.from_dict(trainer.history.to_dict())
+    np.testing.assert_array_equal(copy_.costs, trainer.history.costs)
+    np.testing.assert_array_equal(copy_.layer_stat("dW_norm"), trainer.history.layer_stat("dW_norm"))
+    assert copy_.markers == trainer.history.markers and copy_.evaluations == trainer.history.evaluations
+    assert len(trainer.history.rows()) == 7
+
+
+def test_training_thread_with_another_thread_steering_and_watching():
+    trainer = make_trainer(make_optimizer("momentum", learning_rate=0.1), batch_size=8)
+    errors, snapshots = [], []
+    stop = threading.Event()
+
+    def train():
+        try:
+            for _ in range(400):
+                trainer.step(1)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            stop.set()
+
+    thread = threading.Thread(target=train)
+    thread.start()
+    rates = [0.05, 0.1, 0.2]
+    i = 0
+    while not stop.is_set():
+        trainer.set_knob("learning_rate", rates[i % 3])
+        snapshots.append(trainer.snapshot())
+        i += 1
+    thread.join()
+    assert not errors
+    assert len(snapshots) > 3
+    for snap in snapshots:
+        if snap["last"] is not None:
+            assert snap["last"]["iteration"] == snap["iteration"] - 1
+        assert [W.shape for W, _ in snap["params"]] == [(4, 5), (1, 4)]
+        assert snap["knobs"]["learning_rate"] in rates or snap["knobs"]["learning_rate"] == 0.1
+        assert math.isclose(snap["epoch"], snap["iteration"] * 8 / 40)
+    iterations = [s["iteration"] for s in snapshots]
+    assert iterations == sorted(iterations) and trainer.iteration == 400
+    markers = trainer.history.markers
+    assert all(m["iteration"] <= n["iteration"] for m, n in zip(markers, markers[1:], strict=False))
