@@ -14,7 +14,8 @@ from studio.session import active_training_threads, get_studio, max_training_thr
 from studio.url_state import config_to_query, query_to_config
 
 FAST_SECONDS = 0.5  # status line and cost chart: twice a second while training
-SLOW_SECONDS = 1.0  # heatmaps and gradient charts: once a second
+SLOW_SECONDS = 1.0  # weight heatmap: once a second
+GRADIENT_SECONDS = 2.0  # gradient and ratio charts (they move slowly; each redraw costs the browser)
 HISTOGRAM_SECONDS = 5.0
 
 studio = get_studio()
@@ -105,7 +106,7 @@ def fast_views(was_running):
                     key="cost_chart", config={"displaylogo": False})
 
 
-def slow_views(is_running):
+def heatmap_view(is_running):
     view = studio.view()
     if view is None:
         return
@@ -117,20 +118,23 @@ def slow_views(is_running):
         matrix, name = grads[l][0], f"dW{l + 1}"
     else:
         matrix, name = view["params"][l][0], f"W{l + 1}"
-    left, right = st.columns([3, 2] if not demo else [1, 1])
-    with left:
-        if is_running:
-            st.image(figures.weights_image(matrix, view["image_shape"]), caption=f"{name} (colour: "
-                     f"±{figures.symmetric_limit(matrix):.3g}, blue < 0 < red; hover when paused)")
-        else:
-            st.plotly_chart(figures.weights_heatmap(matrix, view["image_shape"], name=name,
-                                                    height=height + 140), key="weights_heatmap")
-    with right:
-        st.plotly_chart(figures.gradient_figure(view, height=height), key="gradient_chart")
-        note = figures.vanishing_note(view)
-        if note:
-            st.caption(note)
-        st.plotly_chart(figures.ratio_figure(view, height=height), key="ratio_chart")
+    if is_running:
+        st.image(figures.weights_image(matrix, view["image_shape"]), caption=f"{name} (colour: "
+                 f"±{figures.symmetric_limit(matrix):.3g}, blue < 0 < red; hover when paused)")
+    else:
+        st.plotly_chart(figures.weights_heatmap(matrix, view["image_shape"], name=name,
+                                                height=height + 140), key="weights_heatmap")
+
+
+def gradient_views():
+    view = studio.view()
+    if view is None:
+        return
+    st.plotly_chart(figures.gradient_figure(view, height=height), key="gradient_chart")
+    note = figures.vanishing_note(view)
+    if note:
+        st.caption(note)
+    st.plotly_chart(figures.ratio_figure(view, height=height), key="ratio_chart")
 
 
 def histogram_views():
@@ -157,7 +161,11 @@ n_layers = studio.trainer.network.n_layers if studio.trainer is not None else le
 options[2].selectbox("Heatmap layer", [f"W{l + 1}" for l in range(n_layers)], key="heatmap_layer",
                      label_visibility="collapsed")
 st.fragment(fast_views, run_every=FAST_SECONDS if running else None)(running)
-st.fragment(slow_views, run_every=SLOW_SECONDS if running else None)(running)
+left, right = st.columns([3, 2] if not demo else [1, 1])
+with left:
+    st.fragment(heatmap_view, run_every=SLOW_SECONDS if running else None)(running)
+with right:
+    st.fragment(gradient_views, run_every=GRADIENT_SECONDS if running else None)()
 
 if studio.trainer is not None and not demo:
     with st.expander("Weight and gradient histograms, now vs at initialisation"):

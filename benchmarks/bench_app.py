@@ -1,0 +1,116 @@
+"""Training speed in the app (with the browser open on this machine) against a plain Trainer loop.
+
+    python benchmarks/bench_app.py [--seconds 20] [--query layers=196,1]
+
+Measures, in one run: (1) a Trainer loop in a subprocess for the set-up (the same loop as
+`python -m backprop train`), iterations/s over --seconds; (2) `streamlit run app.py` opened in
+headless Chromium via Playwright: click Train, wait, and read iterations/s from the status line
+(and the iteration counter for an average). Prints both and the ratio; the target is >= 0.75.
+"""
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+LOOP = """
+import sys, time
+from backprop.config import TrainConfig
+from studio.url_state import query_to_config
+from backprop.data import load_task
+from backprop.trainer import Trainer
+config, _, _ = query_to_config(dict(a.split("=", 1) for a in sys.argv[2:]))
+data = load_task(config.dataset, config.digits, config.subset, config.seed, config.dtype, config.data_path)
+trainer = Trainer.from_config(config, data)
+trainer.step(3)
+start, seconds = time.perf_counter(), float(sys.argv[1])
+first = trainer.iteration
+while time.perf_counter() - start < seconds:
+    trainer.step(1)
+print((trainer.iteration - first) / (time.perf_counter() - start))
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli_rate(seconds, query, env):
+    out = subprocess.run([sys.executable, "-c", LOOP, str(seconds), *query], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def status(page):
+    return page.get_by_text(re.compile(r"^iteration \d+")).first.inner_text()
+
+
+def app_rate(seconds, query, env):
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless",
+                               "true", "--server.port", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            for _ in range(60):
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/?{'&'.join(query)}")
+                    break
+                except Exception:
+                    time.sleep(0.5)
+            page.get_by_role("button", name="Step", exact=True).click()  # loads the data
+            page.get_by_text(re.compile(r"^iteration 1 ")).wait_for(timeout=60_000)
+            page.get_by_role("button", name="Train", exact=True).click()
+            page.get_by_role("button", name="Pause", exact=True).wait_for(timeout=30_000)
+            time.sleep(2)
+            start_text, start = status(page), time.perf_counter()
+            time.sleep(seconds)
+            end_text, end = status(page), time.perf_counter()
+            points = page.evaluate("() => document.querySelector('.st-key-cost_chart .js-plotly-plot')"
+                                   ".data[0].x.length")
+            page.get_by_role("button", name="Pause", exact=True).click()
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    first = int(re.match(r"iteration (\d+)", start_text).group(1))
+    last = int(re.match(r"iteration (\d+)", end_text).group(1))
+    shown = float(re.search(r"([\d.]+) it/s", end_text).group(1))
+    return (last - first) / (end - start), shown, points, last
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--query", action="append", default=[],
+                        help="a set-up as URL query items, e.g. layers=196,1 (default: the tutorial)")
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    env.setdefault("BACKPROP_STUDIO_HOME", tempfile.mkdtemp(prefix="bench-app-"))
+    query = [f"{k}={v}" for item in args.query for k, v in parse_qsl(item)]
+    cli = cli_rate(args.seconds, query, env)
+    app, shown, points, last = app_rate(args.seconds, query, env)
+    print(f"set-up: {query or 'tutorial default'}; {args.seconds:g} s each")
+    print(f"trainer loop (CLI):      {cli:6.2f} it/s")
+    print(f"app with browser open:   {app:6.2f} it/s (status line said {shown:.1f} it/s; "
+          f"{points} points plotted at iteration {last})")
+    print(f"ratio app / CLI:         {app / cli:6.2f}  (target >= 0.75)")
+
+
+if __name__ == "__main__":
+    main()
