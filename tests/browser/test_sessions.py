@@ -1,0 +1,138 @@
+"""Two browser sessions at once: each trains its own set-up without touching the other, and closing a
+tab stops its training thread.
+
+The server runs with a cap of two training threads (BACKPROP_MAX_TRAINING_THREADS=2), which makes a
+leftover thread visible from outside: a third Train is refused while two threads live, and a new tab
+can train again only once a closed tab's thread has really stopped. When the app also prints
+"backprop-studio: training threads running: N", the count itself is checked.
+"""
+
+import re
+from urllib.parse import parse_qsl
+
+import numpy as np
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import expect
+
+from backprop.data import load_task
+from backprop.trainer import Trainer
+from studio.url_state import query_to_config
+
+SERVER_ENV = {"BACKPROP_MAX_TRAINING_THREADS": "2"}
+SLOW = "subset=300&learning_rate=0.01&iterations=100000"
+FAST = "subset=300&learning_rate=0.5&iterations=100000"
+REFUSED = "already training"
+RELEASE_SECONDS = 30  # a closed tab's session is released when its websocket closes; allow for a slow one
+
+
+def costs(app):
+    return app.page.evaluate(
+        "() => document.querySelector('.st-key-cost_chart .js-plotly-plot').data[0].y.slice()"
+    )
+
+
+def expected_costs(query, steps):
+    """The costs this set-up gives when trained alone, in this process, with the engine."""
+    config, _, problems = query_to_config(dict(parse_qsl(query)))
+    assert not problems, problems
+    data = load_task(dataset=config.dataset, digits=config.digits, subset=config.subset, seed=config.seed,
+                     dtype=config.dtype, path=config.data_path)
+    trainer = Trainer.from_config(config, data)
+    return [record["cost"] for record in trainer.step(steps)]
+
+
+def status(app):
+    return app.page.get_by_text(re.compile(r"^iteration \d+")).first.inner_text()
+
+
+def start_training(app, poll, timeout=RELEASE_SECONDS):
+    """Press Train until the chart grows (a refusal at the thread cap is retried until timeout)."""
+
+    def trained():
+        if (app.plot_points() or 0) > 3:
+            return True
+        if app.button("Train").is_enabled():  # not running: never pressed, or refused at the cap
+            try:
+                app.button("Train").click(timeout=3000)
+            except PlaywrightTimeout:  # it started meanwhile (the button turns disabled)
+                pass
+        return False
+
+    poll(trained, timeout, lambda: f"Train never started (a closed tab's thread still alive?)\n{app.debug()}")
+
+
+def assert_thread_count(server, expected, poll):
+    """Checked only when the app prints the count (see the module docstring)."""
+    if server.training_threads() is None:
+        return
+    poll(lambda: server.training_threads() == expected, RELEASE_SECONDS,
+         lambda: f"training threads: {server.training_threads()}, expected {expected}\n{server.output(30)}")
+
+
+def test_two_sessions_train_different_setups_at_once(open_app, poll):
+    slow, fast = open_app(query=SLOW), open_app(query=FAST)
+    slow.click("Train")
+    fast.click("Train")
+    slow.wait_points(lambda points: points > 15, timeout=60)
+    fast.wait_points(lambda points: points > 15, timeout=60)
+
+    # Each page shows its own set-up: the learning rate in its sidebar and in its URL.
+    slider = '[data-testid="stSidebar"] [data-testid="stSlider"]'
+    expect(slow.page.locator(slider).first).to_contain_text("0.01")
+    expect(fast.page.locator(slider).first).to_contain_text("0.5")
+    assert "learning_rate=0.01" in slow.page.url and "learning_rate=0.5" in fast.page.url
+    # Each chart is exactly what its own set-up gives when trained alone: no cross-talk.
+    for app, query in ((slow, SLOW), (fast, FAST)):
+        shown = costs(app)[:15]
+        np.testing.assert_allclose(shown, expected_costs(query, 15), rtol=1e-9, err_msg=query)
+    assert abs(costs(slow)[10] - costs(fast)[10]) > 1e-3
+    assert_thread_count(slow.server, 2, poll)
+
+    # Pausing one leaves the other training.
+    slow.click("Pause")
+    expect(slow.page.get_by_text(re.compile(r"^iteration \d+ · .* · paused")).first).to_be_visible()
+    paused_at = slow.plot_points()
+    growing_from = fast.plot_points()
+    fast.wait_points(lambda points: points > growing_from + 5, timeout=30)
+    assert slow.plot_points() == paused_at
+    assert "paused" not in status(fast)
+    slow.screenshot("sessions-slow-paused")
+    fast.screenshot("sessions-fast-training")
+    slow.assert_clean()
+    fast.assert_clean()
+
+
+def test_closing_tabs_stops_their_threads(open_app, poll):
+    # A sentinel session trains all along and takes one of the two slots, so each new tab can train
+    # only if the tab closed before it really stopped its thread.
+    sentinel = open_app(query=SLOW)
+    start_training(sentinel, poll)
+    first = open_app(query=FAST)
+    start_training(first, poll)
+    server = first.server
+    assert_thread_count(server, 2, poll)
+
+    # At the cap a third session is refused: this is what makes a leftover thread visible.
+    refused = open_app(query=FAST)
+    refused.click("Train")
+    expect(refused.page.get_by_text(REFUSED).first).to_be_visible()
+    refused.screenshot("sessions-third-refused")
+    refused.assert_clean()
+    first.assert_clean()
+    first.context.close()
+    start_training(refused, poll)  # the closed tab's thread stopped and freed its slot
+    assert_thread_count(server, 2, poll)
+    closing = refused
+
+    for _ in range(3):
+        closing.assert_clean()
+        closing.context.close()
+        assert_thread_count(server, 1, poll)
+        closing = open_app(query=FAST)
+        start_training(closing, poll)
+
+    # The sentinel trained on, untouched, through all of it.
+    before = sentinel.plot_points()
+    sentinel.wait_points(lambda points: points > before, timeout=30)
+    assert "paused" not in status(sentinel)
+    sentinel.assert_clean()
