@@ -181,24 +181,27 @@ def train_command(args):
     history = []  # (iteration, cost) for every step, for --json
     progress = Progress(config.iterations)
     status = "finished"
+    pending = []  # step records not yet handed to the run store
     try:
+        # One step per call, so that Ctrl-C loses nothing already trained.
         while trainer.iteration < config.iterations and trainer.diverged is None:
-            todo = min(config.iterations, (trainer.iteration // PRINT_EVERY + 1) * PRINT_EVERY)
-            records = trainer.step(todo - trainer.iteration)
-            for record in records:
+            for record in trainer.step(1):
+                pending.append(record)
                 if "diverged" in record:
                     continue
                 history.append((record["iteration"], record["cost"]))
                 if record["iteration"] % PRINT_EVERY == 0:
                     progress.clear()
                     say(f"Cost after iteration {record['iteration']}: {record['cost']!r}")
-            if recorder is not None:
-                recorder.add(records)
-            if history:
-                progress.update(trainer.iteration, history[-1][1])
+                progress.update(trainer.iteration, record["cost"])
+            if recorder is not None and len(pending) >= PRINT_EVERY:
+                recorder.add(pending)
+                pending = []
     except KeyboardInterrupt:
         status = "stopped"
     progress.clear()
+    if recorder is not None:
+        recorder.add(pending)
     result = trainer.evaluate()
     seconds = time.perf_counter() - started
 

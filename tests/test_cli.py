@@ -135,13 +135,13 @@ def test_divergence_names_the_layer_and_exits_non_zero(capsys, tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_and_still_writes_outputs(capsys, tmp_path, monkeypatch):
-    real_step = Trainer.step
+    real_one_step = Trainer._one_step
 
-    def interrupted(self, k=1):
-        if self.iteration >= 30:
-            raise KeyboardInterrupt
-        return real_step(self, min(k, 30 - self.iteration))
-    monkeypatch.setattr(Trainer, "step", interrupted)
+    def interrupted(self):
+        if self.iteration == 30:
+            raise KeyboardInterrupt  # as if Ctrl-C came in the middle of a step
+        return real_one_step(self)
+    monkeypatch.setattr(Trainer, "_one_step", interrupted)
     report, model = tmp_path / "run.json", tmp_path / "model.npz"
     code, out, err = run(capsys, "train", "--subset", "300", "--iterations", "500", "--no-record",
                          "--json", str(report), "--save", str(model))
