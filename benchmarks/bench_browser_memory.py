@@ -7,8 +7,9 @@ whole time (pressing Reset + Train again if the run ends), and every ``--interva
 - the JS heap after a forced garbage collection (CDP HeapProfiler.collectGarbage + Performance.getMetrics):
   what the page really retains; a leak shows as a steady climb;
 - the DOM node count and JS event listener count (CDP);
-- how many times per second the cost chart's plotted point count changed, any Plotly figure got new data,
-  and any image's src changed (heatmaps drawn as images), measured in the page every 50 ms.
+- how many times per second the cost chart's plotted points changed (count or last iteration), any
+  Plotly figure got new data, and any image's src changed (heatmaps drawn as images), measured in
+  the page every 50 ms.
 
 Verdict: heap slope (MB/min) over the second half versus the first half; a second-half slope under
 0.5 MB/min (or under half the first-half slope) reads as "flat". Needs /usr/bin/chromium and playwright.
@@ -38,7 +39,10 @@ COUNT_REFRESHES = """
       const l = plot.layout || {};
       const title = String((l.title && (l.title.text ?? l.title)) || '') + ' ' +
                     String((l.yaxis && l.yaxis.title && (l.yaxis.title.text ?? l.yaxis.title)) || '');
-      if (/cost/i.test(title) && plot.data && plot.data.length) return (plot.data[0].x || []).length;
+      if (/cost/i.test(title) && plot.data && plot.data.length) {
+        const x = plot.data[0].x || [];  // length and last iteration: a change even once downsampled
+        return x.length + ':' + x[x.length - 1];
+      }
     }
     return null;
   };
@@ -67,7 +71,8 @@ COUNT_REFRESHES = """
 READ_REFRESHES = """
 () => { const s = window.__refresh; const out = {cost: s.costChanges, plots: s.plotRedraws,
         images: s.imageChanges, points: s.lastCost};
-        s.costChanges = 0; s.plotRedraws = 0; s.imageChanges = 0; return out; }
+        s.costChanges = 0; s.plotRedraws = 0; s.imageChanges = 0;
+        out.points = out.points === null ? null : Number(String(out.points).split(':')[0]); return out; }
 """
 
 

@@ -75,3 +75,16 @@ def test_bad_sidebar_values_show_a_message_and_keep_the_run(open_app):
         box.press("Enter")
         expect(error).to_have_count(0)
     app.assert_clean()
+
+
+def test_bad_values_in_the_link_are_named_and_dropped(open_app):
+    """A learning rate of 0 and nonsense layers in a link: a warning naming each, the rest applies."""
+    app = open_app(query=QUICK + "&learning_rate=0&layers=a,b")
+    warnings = app.page.locator('[data-testid="stAlert"]', has_text="Ignored from the link")
+    expect(warnings.filter(has_text="learning_rate")).to_have_count(1)
+    expect(warnings.filter(has_text="layers")).to_have_count(1)
+    expect(app.page.get_by_label("Training subset", exact=True)).to_have_value("300")
+    app.click("Step")
+    app.wait_points(lambda points: points == 1, timeout=60)
+    app.screenshot("train-05-bad-link")
+    app.assert_clean()
