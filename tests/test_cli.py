@@ -68,14 +68,14 @@ def test_argparse_errors_exit_2_without_traceback(capsys):
 
 def test_train_prints_costs_every_100_and_writes_json_and_checkpoint(capsys, tmp_path):
     report, model = tmp_path / "out" / "run.json", tmp_path / "model.npz"
-    code, out, err = run(capsys, "train", "--subset", "300", "--iterations", "201", "--no-record",
+    code, out, err = run(capsys, "train", "--subset", "300", "--iterations", "101", "--no-record",
                          "--json", str(report), "--save", str(model))
     assert code == 0, err
     cost_lines = [line for line in out.splitlines() if line.startswith("Cost after iteration")]
     assert [line.split(":")[0] for line in cost_lines] == [
-        "Cost after iteration 0", "Cost after iteration 100", "Cost after iteration 200"]
+        "Cost after iteration 0", "Cost after iteration 100"]
     document = json.loads(report.read_text())
-    assert [row["iteration"] for row in document["history"]] == list(range(201))
+    assert [row["iteration"] for row in document["history"]] == list(range(101))
     assert repr(document["history"][100]["cost"]) == cost_lines[1].split(": ")[1]  # full precision
     assert set(document) >= {"config", "history", "train_accuracy", "test_accuracy", "seconds"}
     assert f"Train accuracy: {document['train_accuracy']!r}" in out
@@ -83,7 +83,7 @@ def test_train_prints_costs_every_100_and_writes_json_and_checkpoint(capsys, tmp
     assert document["config"]["layers"] == [196, 1] and document["config"]["subset"] == 300
     assert 0 < document["seconds"] < 600 and document["status"] == "finished"
     checkpoint = load_checkpoint(model)
-    assert checkpoint.config.subset == 300 and checkpoint.history.total_steps == 201
+    assert checkpoint.config.subset == 300 and checkpoint.history.total_steps == 101
     assert checkpoint.network.sizes == [784, 196, 1]
 
 
