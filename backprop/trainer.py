@@ -4,7 +4,9 @@ A Trainer owns a network, an optimizer, the data and a History. `step(k)` advanc
 returns a small record per step. Every public method takes the trainer's lock, so a
 background thread can train while another thread changes the learning rate or reads a
 snapshot. Parameter arrays are replaced on each step, never changed in place, so a snapshot's
-arrays stay valid after the lock is released.
+arrays stay valid after the lock is released. An optional learning-rate schedule ("cosine" over
+`schedule_iterations` steps) scales each step's update; the optimizer's learning_rate knob
+stays the base rate that a person sets.
 """
 
 import math
