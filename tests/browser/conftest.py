@@ -232,9 +232,6 @@ class AppPage:
     def text(self) -> str:
         return self.page.locator("body").inner_text()
 
-    def chart_count(self) -> int:
-        return self.page.locator('[data-testid="stPlotlyChart"]').count()
-
     def plot_points(self, match: str = "cost") -> int | None:
         """Points in the first trace of the first Plotly chart whose title or axis names `match`
         (or the first chart when none does); None when there is no chart."""
@@ -257,15 +254,15 @@ class AppPage:
         )
 
     def wait_points(self, condition, timeout: float = 60, match: str = "cost") -> int:
-        """Poll the cost chart until condition(points) holds; return the count seen."""
-        deadline = time.monotonic() + timeout
-        points = None
-        while time.monotonic() < deadline:
-            points = self.plot_points(match)
-            if points is not None and condition(points):
-                return points
-            time.sleep(0.2)
-        raise AssertionError(f"chart points never met the condition; last seen {points}\n{self.debug()}")
+        """Poll the chart until condition(points) holds; return the count seen."""
+        seen = []
+
+        def met():
+            seen.append(self.plot_points(match))
+            return seen[-1] is not None and condition(seen[-1])
+
+        wait_for(met, timeout, lambda: f"chart points never met the condition: {seen[-1:]}\n{self.debug()}")
+        return seen[-1]
 
     def problems(self) -> list[str]:
         return self.page.evaluate("() => window.__backpropProblems || []")
