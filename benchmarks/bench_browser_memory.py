@@ -7,6 +7,7 @@ whole time (pressing Reset + Train again if the run ends), and every ``--interva
 - the JS heap after a forced garbage collection (CDP HeapProfiler.collectGarbage + Performance.getMetrics):
   what the page really retains; a leak shows as a steady climb;
 - the DOM node count and JS event listener count (CDP);
+- the share of 50 ms checks in which the cost chart was missing from the page (flicker);
 - how many times per second the cost chart's plotted points changed (count or last iteration), any
   Plotly figure got new data, and any image's src changed (heatmaps drawn as images), measured in
   the page every 50 ms.
@@ -32,8 +33,8 @@ FLAT_MB_PER_MINUTE = 0.5
 # Counts, inside the page, every change of what the charts show (not every animation frame).
 COUNT_REFRESHES = """
 () => {
-  const state = window.__refresh = {costChanges: 0, plotRedraws: 0, imageChanges: 0,
-                                    lastCost: null, lastData: [], lastImages: ''};
+  const state = window.__refresh = {costChanges: 0, plotRedraws: 0, imageChanges: 0, ticks: 0,
+                                    blankTicks: 0, lastCost: null, lastData: [], lastImages: ''};
   const costPoints = () => {
     for (const plot of document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')) {
       const l = plot.layout || {};
@@ -48,6 +49,8 @@ COUNT_REFRESHES = """
   };
   setInterval(() => {
     const points = costPoints();
+    state.ticks++;
+    if (points === null) state.blankTicks++;  // the cost chart is missing (flicker while redrawn)
     if (points !== state.lastCost) {
       if (state.lastCost !== null) state.costChanges++;
       state.lastCost = points;
@@ -70,8 +73,8 @@ COUNT_REFRESHES = """
 
 READ_REFRESHES = """
 () => { const s = window.__refresh; const out = {cost: s.costChanges, plots: s.plotRedraws,
-        images: s.imageChanges, points: s.lastCost};
-        s.costChanges = 0; s.plotRedraws = 0; s.imageChanges = 0;
+        images: s.imageChanges, points: s.lastCost, blank: s.ticks ? s.blankTicks / s.ticks : 0};
+        s.costChanges = 0; s.plotRedraws = 0; s.imageChanges = 0; s.ticks = 0; s.blankTicks = 0;
         out.points = out.points === null ? null : Number(String(out.points).split(':')[0]); return out; }
 """
 
@@ -132,7 +135,7 @@ def run_samples(page, cdp, args):
     start = time.monotonic()
     end = start + args.minutes * 60
     print(f"{'t (s)':>7} {'heap MB':>8} {'heap (raw) MB':>13} {'DOM nodes':>9} {'listeners':>9} "
-          f"{'cost Hz':>7} {'plots Hz':>8} {'img Hz':>6} {'points':>6}")
+          f"{'cost Hz':>7} {'plots Hz':>8} {'img Hz':>6} {'points':>6} {'blank %':>7}")
     last = time.monotonic()
     while time.monotonic() < end:
         time.sleep(max(0.0, args.interval - (time.monotonic() - last)))
@@ -152,11 +155,12 @@ def run_samples(page, cdp, args):
             "plots_hz": refresh["plots"] / seconds,
             "images_hz": refresh["images"] / seconds,
             "points": refresh["points"],
+            "blank": refresh["blank"],
         }
         samples.append(sample)
         print(f"{sample['t']:7.0f} {sample['heap_mb']:8.1f} {sample['raw_mb']:13.1f} {sample['nodes']:9d} "
               f"{sample['listeners']:9d} {sample['cost_hz']:7.2f} {sample['plots_hz']:8.2f} "
-              f"{sample['images_hz']:6.2f} {sample['points']!s:>6}", flush=True)
+              f"{sample['images_hz']:6.2f} {sample['points']!s:>6} {100 * sample['blank']:7.1f}", flush=True)
         if refresh["cost"] == 0 and keep_training(page):
             print("        (training had stopped: pressed Train again)", flush=True)
     return samples
@@ -172,6 +176,7 @@ def report(samples, args):
     cost_hz = statistics.fmean(s["cost_hz"] for s in samples)
     plots_hz = statistics.fmean(s["plots_hz"] for s in samples)
     images_hz = statistics.fmean(s["images_hz"] for s in samples)
+    blank = statistics.fmean(s["blank"] for s in samples)
     flat = second < FLAT_MB_PER_MINUTE or (first > 0 and second < first / 2)
     print()
     print(f"heap after GC: {samples[0]['heap_mb']:.1f} MB -> {samples[-1]['heap_mb']:.1f} MB over "
@@ -179,7 +184,7 @@ def report(samples, args):
           f"second half {second:+.2f} MB/min")
     print(f"DOM nodes: {nodes_first} -> {nodes_last}")
     print(f"refresh: cost chart {cost_hz:.2f} Hz, Plotly redraws {plots_hz:.2f} Hz (all figures), "
-          f"image changes {images_hz:.2f} Hz")
+          f"image changes {images_hz:.2f} Hz; cost chart missing {100 * blank:.1f}% of the time")
     print(f"verdict: heap {'FLAT (no leak seen)' if flat else 'GROWING (possible leak)'}; "
           f"DOM {'stable' if nodes_last <= nodes_first * 1.2 + 50 else 'GROWING'}; "
           f"cost chart refreshes at {cost_hz:.2f} Hz")

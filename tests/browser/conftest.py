@@ -288,6 +288,14 @@ class AppPage:
         if height > size["height"]:
             self.page.set_viewport_size({"width": size["width"], "height": min(height, 12_000)})
             self.page.wait_for_timeout(600)  # let the charts re-lay themselves out
+        try:  # a chart being redrawn is blank for a moment: wait until every chart has drawn
+            self.page.wait_for_function(
+                """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+                          .every((chart) => chart.querySelector('.main-svg'))""",
+                timeout=5_000,
+            )
+        except Exception:  # the shot is still worth taking
+            pass
         try:
             self.page.screenshot(path=str(path), full_page=True)
         finally:
