@@ -213,7 +213,7 @@ class AppPage:
         return self
 
     def wait_until_idle(self, timeout: float = 60):
-        """Wait for the app frame and for the first script run to finish."""
+        """Wait for the app frame, for the script run to finish and for every spinner to go."""
         from playwright.sync_api import expect
 
         expect(self.page.locator('[data-testid="stApp"]')).to_be_visible(timeout=timeout * 1000)
@@ -222,6 +222,7 @@ class AppPage:
             "?.getAttribute('data-test-script-state') !== 'running'",
             timeout=timeout * 1000,
         )
+        expect(self.page.locator('[data-testid="stSpinner"]')).to_have_count(0, timeout=timeout * 1000)
 
     def button(self, label: str):
         return self.page.get_by_role("button", name=label, exact=True)

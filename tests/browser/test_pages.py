@@ -9,6 +9,8 @@ from playwright.sync_api import expect
 QUICK = "subset=300"
 # Pages that need a network say so and point to the Train page until one exists.
 NEED_A_NETWORK = {"Inspect", "Math", "Gradients"}
+# Pages that draw without a network (they show the data of the set-up).
+DRAW_WITHOUT_A_NETWORK = {"Data"}
 # Buttons a page needs pressed before it draws its results (they run on the trained network), each
 # with the text its result shows (waiting for it keeps the next click from interrupting the run).
 ACTIONS = {"Gradients": [("Run gradient check", "Checked at iteration"),
@@ -45,6 +47,9 @@ def test_every_page_before_any_network(open_app, pages):
     for title, href in pages:
         app = open_app(href.replace(app_root(href), ""), query=QUICK)
         expect(app.page.locator("h1").first).to_be_visible()
+        app.wait_until_idle()
+        if title in DRAW_WITHOUT_A_NETWORK:
+            expect(app.page.locator(DRAWN).first).to_be_visible(timeout=60_000)
         app.page.wait_for_timeout(500)  # let a late element (an exception box) arrive
         app.screenshot(f"page-{slug(title)}-empty")
         app.assert_clean()
