@@ -193,6 +193,14 @@ class RunStore:
                                          else None, time.time(), int(run_id)))
         self._transaction(update)
 
+    def mark_running(self, run_id):
+        """A paused (stopped) run trains on: 'running' again, owned by this process."""
+        def update(con):
+            self._require(con, run_id)
+            con.execute("UPDATE runs SET status = 'running', host = ?, pid = ?, updated = ? WHERE id = ?",
+                        (socket.gethostname(), os.getpid(), time.time(), int(run_id)))
+        self._transaction(update)
+
     def rename(self, run_id, name):
         name = check_name(name)
 

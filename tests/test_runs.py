@@ -74,6 +74,22 @@ def test_runs_survive_reopening_and_list_newest_first(tmp_path):
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_a_paused_run_that_trains_on_is_running_again(store):
+    run_id = store.create({"layers": [2, 1]})
+    store.append_history(run_id, [{"iteration": 0, "epoch": 0.0, "cost": 0.7}])
+    store.finish(run_id, {"cost": 0.7}, status="stopped")
+    assert store.get(run_id)["status"] == "stopped"
+    store.mark_running(run_id)
+    run = store.get(run_id)
+    assert run["status"] == "running"
+    assert run["metrics"] == {"cost": 0.7} and run["last_iteration"] == 0
+    with sqlite3.connect(store.path) as con:  # owned by this process, so a crash shows as interrupted
+        assert con.execute("SELECT pid FROM runs WHERE id = ?", (run_id,)).fetchone()[0] == os.getpid()
+    with pytest.raises(InputError) as error:
+        store.mark_running(run_id + 1)
+    assert error.value.field == "run"
+
+
 def test_rename_and_delete_with_messages(store):
     run_id = store.create({"layers": [2, 1]})
     store.rename(run_id, "  baseline  ")
