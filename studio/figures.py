@@ -12,6 +12,8 @@ import math
 import numpy as np
 
 MAX_POINTS = 1000
+MARKER_POINTS = 50  # up to this many points a line also shows markers (one point draws no line)
+EMPTY_TEXT = "No steps yet: press <b>Train</b> or <b>Step</b>"
 # Diverging, centred at 0: blue for negative, white for 0, red for positive (ColorBrewer RdBu).
 DIVERGING = [[0.0, "#053061"], [0.1, "#2166ac"], [0.2, "#4393c3"], [0.3, "#92c5de"],
              [0.4, "#d1e5f0"], [0.5, "#f7f7f7"], [0.6, "#fddbc7"], [0.7, "#f4a582"],
@@ -62,6 +64,25 @@ def _layout(uirevision, height, **extra):
     return layout
 
 
+def _mode(n_points):
+    """'lines+markers' while a curve has few points: a single point has no line to draw."""
+    return "lines+markers" if n_points <= MARKER_POINTS else "lines"
+
+
+def _empty_state(layout, n_points, y_range):
+    """Before the first step: fixed axes (not Plotly's -1..6 autorange for no data) and a hint
+    in the middle. `y_range` is in axis units (log10 for log axes)."""
+    if n_points:
+        return layout
+    layout["xaxis"] = dict(layout["xaxis"], range=[0, 10])
+    layout["yaxis"] = dict(layout["yaxis"], range=y_range)
+    layout["showlegend"] = False
+    layout["annotations"] = [*layout.get("annotations", []),
+                             {"text": EMPTY_TEXT, "xref": "paper", "yref": "paper", "x": 0.5,
+                              "y": 0.5, "showarrow": False, "font": {"size": 14, "color": "#7f7f7f"}}]
+    return layout
+
+
 def _list(values):
     return [float(v) if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
 
@@ -71,7 +92,7 @@ def cost_figure(view, log_y=False, height=380):
     iterations, knob changes as dotted vertical lines and a divergence as a red one."""
     x, y = view["iterations"], view["costs"]
     index = downsample(x, y)
-    traces = [{"type": "scatter", "mode": "lines", "name": "train cost", "x": x[index].tolist(),
+    traces = [{"type": "scatter", "mode": _mode(len(index)), "name": "train cost", "x": x[index].tolist(),
                "y": _list(y[index]), "line": {"color": "#1f77b4", "width": 2}}]
     evaluations = view["evaluations"]
     if evaluations:
@@ -102,7 +123,7 @@ def cost_figure(view, log_y=False, height=380):
                      yaxis2={"title": {"text": "test accuracy"}, "overlaying": "y", "side": "right",
                              "range": [0, 1], "showgrid": False},
                      shapes=shapes, annotations=annotations)
-    return {"data": traces, "layout": layout}
+    return {"data": traces, "layout": _empty_state(layout, len(x), [-2, 0] if log_y else [0, 1])}
 
 
 def _short(value):
@@ -116,19 +137,20 @@ def gradient_figure(view, height=380):
     norms, means = view["dW_norm"], view["dW_mean_abs"]
     traces = []
     index = downsample(x, norms[:, 0])
+    mode = _mode(len(index))
     for l in range(norms.shape[1]):
         colour = LAYER_COLOURS[l % len(LAYER_COLOURS)]
-        traces.append({"type": "scatter", "mode": "lines", "name": f"‖dW{l + 1}‖",
+        traces.append({"type": "scatter", "mode": mode, "name": f"‖dW{l + 1}‖",
                        "x": x[index].tolist(), "y": _list(norms[index, l]),
                        "line": {"color": colour}, "legendgroup": f"layer{l + 1}"})
-        traces.append({"type": "scatter", "mode": "lines", "name": f"mean |dW{l + 1}|",
+        traces.append({"type": "scatter", "mode": mode, "name": f"mean |dW{l + 1}|",
                        "x": x[index].tolist(), "y": _list(means[index, l]),
                        "line": {"color": colour, "dash": "dot"}, "legendgroup": f"layer{l + 1}"})
     layout = _layout("gradients", height, title={"text": "Gradient size per layer"},
                      xaxis={"title": {"text": "iteration"}},
                      yaxis={"title": {"text": "‖dW‖ and mean |dW|"}, "type": "log",
                             "exponentformat": "power"})
-    return {"data": traces, "layout": layout}
+    return {"data": traces, "layout": _empty_state(layout, len(x), [-6, 0])}
 
 
 def ratio_figure(view, height=380):
@@ -137,7 +159,7 @@ def ratio_figure(view, height=380):
     traces = []
     index = downsample(x, ratio[:, 0])
     for l in range(ratio.shape[1]):
-        traces.append({"type": "scatter", "mode": "lines", "name": f"layer {l + 1}",
+        traces.append({"type": "scatter", "mode": _mode(len(index)), "name": f"layer {l + 1}",
                        "x": x[index].tolist(), "y": _list(ratio[index, l]),
                        "line": {"color": LAYER_COLOURS[l % len(LAYER_COLOURS)]}})
     shapes = [{"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": 1e-3,
@@ -146,7 +168,7 @@ def ratio_figure(view, height=380):
                      xaxis={"title": {"text": "iteration"}},
                      yaxis={"title": {"text": "‖ΔW‖ / ‖W‖"}, "type": "log", "exponentformat": "power"},
                      shapes=shapes)
-    return {"data": traces, "layout": layout}
+    return {"data": traces, "layout": _empty_state(layout, len(x), [-6, 0])}
 
 
 # -- weights as images -------------------------------------------------------------------------

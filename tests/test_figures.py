@@ -63,6 +63,25 @@ def test_gradient_and_ratio_figures_have_lines_per_layer_on_log_axes():
     assert [t["name"] for t in ratio["data"]] == ["layer 1", "layer 2", "layer 3", "layer 4"]
 
 
+def test_few_points_show_markers_so_one_step_is_visible():
+    one = fake_view(steps=1)
+    for figure in (figures.cost_figure(one), figures.gradient_figure(one), figures.ratio_figure(one)):
+        assert figure["data"][0]["mode"] == "lines+markers" and len(figure["data"][0]["x"]) == 1
+    assert figures.cost_figure(fake_view(steps=figures.MARKER_POINTS + 1))["data"][0]["mode"] == "lines"
+
+
+def test_charts_before_the_first_step_have_fixed_axes_a_hint_and_a_trace():
+    empty = {**fake_view(steps=0), "evaluations": [], "markers": []}
+    for figure in (figures.cost_figure(empty), figures.cost_figure(empty, log_y=True),
+                   figures.gradient_figure(empty), figures.ratio_figure(empty)):
+        assert figure["data"] and figure["data"][0]["x"] == []  # Plotly 7.1 fails on no traces
+        layout = figure["layout"]
+        assert layout["xaxis"]["range"] == [0, 10] and len(layout["yaxis"]["range"]) == 2
+        assert any("press <b>Train</b>" in a["text"] for a in layout["annotations"])
+    assert figures.cost_figure(empty, log_y=True)["layout"]["yaxis"]["range"] == [-2, 0]
+    assert "range" not in figures.cost_figure(fake_view(steps=3))["layout"]["xaxis"]
+
+
 def test_tiles_one_per_unit_with_gaps():
     W = np.arange(5 * 784, dtype=float).reshape(5, 784)
     grid, unit_at = figures.tile_grid(W, (28, 28))
