@@ -9,6 +9,7 @@ browser session ends. A server-wide cap keeps a few sessions from taking every c
 
 import dataclasses
 import os
+import sys
 import threading
 import time
 import uuid
@@ -19,6 +20,7 @@ import numpy as np
 from backprop.config import TrainConfig, preset
 from backprop.errors import InputError
 from backprop.optimizers import make_optimizer
+from backprop.paths import studio_home
 from backprop.trainer import Trainer
 
 THREAD_PREFIX = "backprop-train-"
@@ -46,6 +48,12 @@ def active_training_threads():
         return len(_active_threads)
 
 
+def _log_thread_count():
+    """One line in the server's log per start/stop, so a test (or an operator) can count threads."""
+    print(f"backprop-studio: training threads running: {len(_active_threads)}", file=sys.stderr,
+          flush=True)
+
+
 def _take_slot(name):
     with _slots_lock:
         limit = max_training_threads()
@@ -54,11 +62,13 @@ def _take_slot(name):
                                          "(its limit, BACKPROP_MAX_TRAINING_THREADS); wait for one "
                                          "to finish or pause it, then press Train again")
         _active_threads.add(name)
+        _log_thread_count()
 
 
 def _free_slot(name):
     with _slots_lock:
         _active_threads.discard(name)
+        _log_thread_count()
 
 
 class TrainingThread:
@@ -146,6 +156,8 @@ class Studio:
         self.run_id = None
         self._store = store
         self._recorder = None
+        self._run_stopped = False  # the open run is marked stopped (paused); Train marks it running
+        self._saved = None  # (run_id, iteration) of the last checkpoint written for a run
         self.message = None  # (kind, text) for the page: "info", "warning", "error", "success"
         self.stop_reason = None
         self._lock = threading.RLock()
@@ -232,6 +244,7 @@ class Studio:
                 raise InputError("iterations", f"the budget of {self.config.iterations} iterations is "
                                                "reached; raise it to train on")
             self._open_run()
+            self._mark_running()
             self.stop_reason = None
             self.message = None
             self.runner.start(trainer, self.config.iterations)
@@ -252,7 +265,7 @@ class Studio:
             if trainer.diverged is not None:
                 self._on_stop("diverged")
             else:
-                self._flush_run()
+                self._flush_run(status="stopped")  # not training: a paused run with its checkpoint
             return records
 
     def restore(self, config, network_params, history=None):
@@ -315,6 +328,7 @@ class Studio:
             store = self._runs()
             self.run_id = store.create(self.config.to_dict(), source="app")
             self._recorder = RunRecorder(store, self.run_id)
+            self._run_stopped = False
             if self.trainer is not None and self.trainer.iteration:
                 self._recorder.add([{**row, "layers": None} for row in self.trainer.history.rows()])
         except Exception as error:  # recording is a convenience; training goes on without it
@@ -332,6 +346,33 @@ class Studio:
                             if k != "iteration"})
         return metrics
 
+    def _mark_running(self):
+        """Train after a Pause goes on in the same run: it is 'running' again."""
+        recorder = self._recorder
+        if recorder is None or not self._run_stopped:
+            return
+        try:
+            recorder.store.mark_running(recorder.run_id)
+            self._run_stopped = False
+        except Exception as error:
+            self.message = ("warning", f"Run history could not be saved: {error}")
+
+    def _save_checkpoint(self, run_id):
+        """The trained network of a run, as studio_home()/checkpoints/run-<id>.npz, so Compare can
+        load it back; written again only when the run has trained since. Returns the path."""
+        from backprop.checkpoint import save_checkpoint
+
+        trainer = self.trainer
+        path = studio_home() / "checkpoints" / f"run-{run_id}.npz"
+        if trainer is None:
+            return None
+        with trainer.lock:  # the thread has stopped (or is this one): nothing changes meanwhile
+            if self._saved != (run_id, trainer.iteration) or not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_checkpoint(path, trainer.network, config=self.config, history=trainer.history)
+                self._saved = (run_id, trainer.iteration)
+        return str(path)
+
     def _flush_run(self, status=None):
         recorder = self._recorder
         if recorder is None:
@@ -339,7 +380,9 @@ class Studio:
         try:
             recorder.flush()
             if status is not None:  # paused: mark it stopped; training on keeps the same run
-                recorder.store.finish(recorder.run_id, self._metrics(), status=status)
+                recorder.store.finish(recorder.run_id, self._metrics(), status=status,
+                                      checkpoint_path=self._save_checkpoint(recorder.run_id))
+                self._run_stopped = True
         except Exception as error:
             self.message = ("warning", f"Run history could not be saved: {error}")
 
@@ -348,7 +391,8 @@ class Studio:
         if recorder is None or recorder.closed:
             return
         try:
-            recorder.close(self._metrics(), status=status)
+            recorder.close(self._metrics(), status=status,
+                           checkpoint_path=self._save_checkpoint(recorder.run_id))
         except Exception as error:
             self.message = ("warning", f"Run history could not be saved: {error}")
 

@@ -62,9 +62,38 @@ def test_train_runs_in_a_named_thread_and_pause_ends_it(store):
     assert studio.trainer.iteration == stopped_at
     assert store.get(studio.run_id)["status"] == "stopped"
     studio.train()  # resumes the same network and the same run record
+    assert store.get(studio.run_id)["status"] == "running"
     assert wait_for(lambda: studio.trainer.iteration > stopped_at)
     studio.release()
     assert not training_threads() and active_training_threads() == 0
+
+
+def test_thread_starts_and_stops_are_logged_with_the_count(store, capsys):
+    studio = Studio(small(), store=store)
+    studio.train()
+    studio.pause()
+    lines = [line for line in capsys.readouterr().err.splitlines() if "training threads running" in line]
+    assert lines == ["backprop-studio: training threads running: 1",
+                     "backprop-studio: training threads running: 0"]
+
+
+def test_a_closed_run_keeps_its_trained_network_as_a_checkpoint(store):
+    studio = Studio(small(), store=store)
+    studio.train()
+    assert wait_for(lambda: studio.trainer.iteration >= 3)
+    studio.pause()  # paused: the run points at a checkpoint of the weights so far
+    first = studio.run_id
+    path = store.get(first)["checkpoint_path"]
+    assert path.endswith(f"checkpoints/run-{first}.npz")
+    saved = load_checkpoint(path)
+    assert saved.config == studio.config and saved.history.last()["iteration"] == studio.trainer.iteration - 1
+    for (W, _), (W_saved, _) in zip(studio.trainer.network.params, saved.network.params, strict=True):
+        np.testing.assert_array_equal(W, W_saved)
+    studio.step(2)
+    trained = studio.trainer.iteration
+    studio.reset()  # closes the run: its checkpoint now holds the two Steps too
+    assert store.get(first)["status"] == "stopped" and studio.trainer.iteration == 0
+    assert load_checkpoint(path).history.last()["iteration"] == trained - 1
 
 
 def test_budget_stops_the_thread_and_finishes_the_run(store):
