@@ -15,11 +15,18 @@ try:
 except InputError as error:
     st.error(f"{error.field}: {error.message}")
     st.stop()
-st.caption(f"Runs are kept in {store.path}")
 if not runs:
     st.info("No runs recorded yet: train a network on the Train page (or with `python -m backprop train`) "
             "and it appears here.")
     st.stop()
+
+
+# This session's own run, when no thread trains it (paused, or only Stepped), can go on from the
+# Train page: "paused" says so better than the database's "running" or "stopped".
+studio = get_studio()
+for run in runs:
+    if run["id"] == studio.run_id and run["status"] in ("running", "stopped") and not studio.running:
+        run["status"] = "paused"
 
 
 def label(run):
@@ -38,7 +45,11 @@ chosen = st.multiselect("Runs to overlay", list(by_label), default=list(by_label
 if chosen:
     pairs = [(by_label[name], store.history(by_label[name]["id"])) for name in chosen]
     st.plotly_chart(run_curves_figure(pairs, "cost", "Training cost"), key="compare_cost")
-    st.plotly_chart(run_curves_figure(pairs, "test_accuracy", "Test accuracy"), key="compare_accuracy")
+    if any(row.get("test_accuracy") is not None for _, history in pairs for row in history):
+        st.plotly_chart(run_curves_figure(pairs, "test_accuracy", "Test accuracy"), key="compare_accuracy")
+    else:
+        st.info("No test accuracy yet for these runs: the test set is evaluated every `eval_every` "
+                "iterations (set on the Train page), so train past the first evaluation.")
 parallel = parallel_coordinates_figure(runs)
 if parallel is None:
     st.caption("The set-up chart appears once a run has a test accuracy.")
@@ -60,7 +71,6 @@ if st.button("Delete", key="compare_delete", disabled=not sure):
     store.delete(picked["id"])
     st.rerun()
 if st.button("Load into the Train page", key="compare_load"):
-    studio = get_studio()
     try:
         config = TrainConfig.from_dict(picked["config"])
         path = picked["checkpoint_path"]
@@ -77,3 +87,4 @@ if st.button("Load into the Train page", key="compare_load"):
         st.error(f"{error.field}: {error.message}")
     else:
         st.switch_page("pages/train.py")
+st.caption(f"Runs are kept in {store.path}")

@@ -113,3 +113,17 @@ def test_compare_renames_with_messages_and_deletes(use_studio, trained):
     at.button(key="compare_delete").click().run()
     assert not at.exception
     assert run_id not in [r["id"] for r in store.list_runs()]
+
+
+def test_compare_shows_a_stepped_run_as_paused_and_explains_a_missing_accuracy(use_studio, tmp_path):
+    config = dataclasses.replace(preset("tutorial"), subset=300, eval_every=1000)
+    studio = use_studio(session.Studio(config=config, store=RunStore()))
+    studio.step(3)  # recorded, but no thread trains it and no test evaluation yet
+    at = run("pages/compare.py")
+    mine = next(row for row in at.dataframe[0].value.to_dict("records") if row["id"] == studio.run_id)
+    assert mine["status"] == "paused"
+    name = RunStore().get(studio.run_id)["name"]
+    at.multiselect(key="compare_runs").set_value([f"#{studio.run_id} {name} (paused)"]).run()
+    assert not at.exception
+    assert any("No test accuracy yet" in info.value for info in at.info)
+    studio.release()
