@@ -10,6 +10,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS, BACKWARD, sigmoid, softmax
 from .errors import InputError
+from .parallel import chunk_bounds, map_chunks
 
 OUTPUTS = ("sigmoid", "softmax")
 INITS = {
@@ -128,23 +129,24 @@ class Network:
         return Y
 
     # -- the math ----------------------------------------------------------------------
-    def _buffer(self, name, l, shape):
-        key = (name, l, shape)
+    def _buffer(self, name, l, shape, part=0):
+        """A reusable array; `part` keeps chunks that run at the same time on separate buffers."""
+        key = (name, l, shape, part)
         buf = self._buffers.get(key)
         if buf is None:
-            if len(self._buffers) > 64:  # many batch sizes seen: start over
+            if len(self._buffers) > 256:  # many batch sizes seen: start over
                 self._buffers.clear()
             buf = self._buffers[key] = np.empty(shape, dtype=self.dtype)
         return buf
 
-    def _forward(self, X, reuse):
+    def _forward(self, X, reuse, part=0):
         """Activations A1..AL (samples as columns) and the output layer's Z."""
         A = X.T  # A0: a transposed view, no copy
         activations = []
         act = ACTIVATIONS[self.activation]
         n = X.shape[0]
         for l, (W, b) in enumerate(self.params, start=1):
-            out = self._buffer("Z", l, (W.shape[0], n)) if reuse else None
+            out = self._buffer("Z", l, (W.shape[0], n), part) if reuse else None
             Z = np.matmul(W, A, out=out)
             Z += b
             if l < self.n_layers:
@@ -158,35 +160,60 @@ class Network:
             activations.append(softmax(Z))
         return activations, Z_out
 
-    def _cost(self, Z, Y):
-        """Mean cross-entropy from the output logits Z, computed without log(0)."""
-        n = Y.shape[0]
+    def _cost_sum(self, Z, Y):
+        """Summed cross-entropy over the samples, from the output logits Z, without log(0)."""
         if self.output == "sigmoid":
             z = Z[0]
             # -[y log s(z) + (1-y) log(1-s(z))] = log(1 + e^z) - y z, and log(1+e^z) = logaddexp(0, z)
-            return float((np.logaddexp(0.0, z).sum() - z @ Y.astype(z.dtype)) / n)
+            return float(np.logaddexp(0.0, z).sum() - z @ Y.astype(z.dtype))
         top = Z.max(axis=0)
         log_sum = np.log(np.exp(Z - top).sum(axis=0)) + top
-        return float((log_sum - Z[Y, np.arange(n)]).sum() / n)
+        return float((log_sum - Z[Y, np.arange(Y.shape[0])]).sum())
 
     def loss_and_gradients(self, X, Y, l2=0.0):
-        """Cost J and [(dW, db)] per layer; l2 adds l2/2 * sum ||W||^2 to J (and l2 * W to dW)."""
+        """Cost J and [(dW, db)] per layer; l2 adds l2/2 * sum ||W||^2 to J (and l2 * W to dW).
+
+        A large batch is split into chunks computed in parallel (backprop.parallel); each chunk
+        scales by the whole batch's n, so the chunks' sums are the batch's cost and gradients.
+        """
         X = self.check_inputs(X)
         Y = self.check_labels(Y, X.shape[0])
-        activations, Z_out = self._forward(X, reuse=True)
-        cost = self._cost(Z_out, Y)
+        n = X.shape[0]
+        bounds = chunk_bounds(n)
+        if bounds is None:
+            cost_sum, grads = self._chunk_loss_and_gradients(X, Y, n, 0)
+        else:
+            def chunk(part):
+                start, stop = bounds[part]
+                return self._chunk_loss_and_gradients(X[start:stop], Y[start:stop], n, part)
+
+            results = map_chunks(chunk, len(bounds))
+            cost_sum, grads = results[0]
+            for more_cost, more_grads in results[1:]:  # in chunk order: the same sums every run
+                cost_sum += more_cost
+                for (dW, db), (more_dW, more_db) in zip(grads, more_grads, strict=True):
+                    dW += more_dW
+                    db += more_db
+        cost = cost_sum / n
         if l2:
             cost += 0.5 * l2 * sum(float(np.vdot(W, W)) for W, _ in self.params)
-        return cost, self._backward(X, Y, activations, l2)
+            for (dW, _), (W, _) in zip(grads, self.params, strict=True):
+                dW += l2 * W
+        return cost, grads
 
-    def _backward(self, X, Y, activations, l2):
-        n = X.shape[0]
+    def _chunk_loss_and_gradients(self, X, Y, n, part):
+        """Summed cost and gradients (each already divided by the batch's n) for these samples."""
+        activations, Z_out = self._forward(X, reuse=True, part=part)
+        cost_sum = self._cost_sum(Z_out, Y)
+        return cost_sum, self._backward(X, Y, activations, n, part)
+
+    def _backward(self, X, Y, activations, n, part):
         A_out = activations[-1]
         dZ = A_out  # reuse the output buffer: dZ = (A - Y) / n
         if self.output == "sigmoid":
             dZ -= Y
         else:
-            dZ[Y, np.arange(n)] -= 1.0
+            dZ[Y, np.arange(Y.shape[0])] -= 1.0
         dZ /= n
         backward = BACKWARD[self.activation]
         grads = [None] * self.n_layers
@@ -194,12 +221,10 @@ class Network:
             W = self.params[l - 1][0]
             A_prev = activations[l - 2] if l > 1 else X.T
             dW = dZ @ A_prev.T
-            if l2:
-                dW += l2 * W
             db = dZ.sum(axis=1, keepdims=True)
             grads[l - 1] = (dW, db)
             if l > 1:
-                dA = np.matmul(W.T, dZ, out=self._buffer("dA", l - 1, A_prev.shape))
+                dA = np.matmul(W.T, dZ, out=self._buffer("dA", l - 1, A_prev.shape, part))
                 dZ = backward(A_prev, dA)
         return grads
 
@@ -230,4 +255,4 @@ class Network:
         activations, Z_out = self._forward(X, reuse=False)
         A = activations[-1]
         predicted = (A[0] > 0.5).astype(np.int64) if self.output == "sigmoid" else A.argmax(axis=0)
-        return self._cost(Z_out, Y), float(np.mean(predicted == Y))
+        return self._cost_sum(Z_out, Y) / Y.shape[0], float(np.mean(predicted == Y))

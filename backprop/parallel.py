@@ -1,0 +1,80 @@
+"""Data-parallel gradients for large batches: the batch's samples are split into chunks that a
+small shared thread pool works through, each chunk's matrix products on a single BLAS thread.
+
+Why not leave it to OpenBLAS's own threads? They split every matrix product statically into equal
+parts and wait for the slowest, so when a browser or the app server takes part of one core the
+whole product waits for the slowed half. Here each worker takes the next chunk when it is free
+(2 chunks per worker), so a slowed core simply does fewer chunks. NumPy releases the GIL in
+matrix products and in the large element-wise loops, so threads are enough.
+
+Small batches (under MIN_SAMPLES) are not split: the hand-over would cost more than it saves,
+and OpenBLAS keeps its usual threads for them. BACKPROP_ENGINE_THREADS=1 turns splitting off
+(for comparisons); another number sets the pool size (default: the CPUs this process may use).
+"""
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from .blas_threads import blas_threads, set_blas_threads
+
+MIN_SAMPLES = 2048  # batches smaller than this run as one piece
+MIN_CHUNK = 512  # no chunk smaller than this: the matrix products stay efficient
+CHUNKS_PER_WORKER = 2  # enough for a free worker to take over a slowed one's share
+
+_lock = threading.Lock()
+_pool = None
+_active = 0  # parallel calls running now (from any thread)
+_blas_before = None  # BLAS threads to restore when the last parallel call ends
+
+
+def workers():
+    """Threads for one batch: BACKPROP_ENGINE_THREADS, else the CPUs this process may run on."""
+    setting = os.environ.get("BACKPROP_ENGINE_THREADS", "").strip()
+    if setting.isdigit() and int(setting) >= 1:
+        return int(setting)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def chunk_bounds(n_samples):
+    """[(start, stop), ...] to split a batch into, or None to compute it in one piece."""
+    count = workers()
+    if count < 2 or n_samples < MIN_SAMPLES:
+        return None
+    chunks = max(2, min(CHUNKS_PER_WORKER * count, n_samples // MIN_CHUNK))
+    edges = [round(i * n_samples / chunks) for i in range(chunks + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def map_chunks(work, n_chunks):
+    """[work(0), ..., work(n_chunks - 1)] computed by the pool, in order, BLAS single-threaded."""
+    global _pool, _active, _blas_before
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="backprop-chunk")
+        pool = _pool
+        _active += 1
+        if _active == 1:
+            _blas_before = blas_threads()
+            if _blas_before is not None and _blas_before > 1:
+                set_blas_threads(1)
+    try:
+        return list(pool.map(work, range(n_chunks)))
+    finally:
+        with _lock:
+            _active -= 1
+            if _active == 0 and _blas_before is not None and _blas_before > 1:
+                set_blas_threads(_blas_before)
+
+
+def _forget_pool_in_child():
+    """A forked child has none of the parent's threads: start a fresh pool there when needed."""
+    global _pool, _active
+    _pool, _active = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
