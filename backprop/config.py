@@ -116,7 +116,7 @@ class TrainConfig:
         c.momentum = check_fraction(c.momentum, "momentum")
         c.beta1 = check_fraction(c.beta1, "beta1")
         c.beta2 = check_fraction(c.beta2, "beta2")
-        if c.batch_size in (None, "", 0, "full"):
+        if c.batch_size is None or str(c.batch_size).strip().lower() in ("", "full"):
             c.batch_size = None
         else:
             c.batch_size = _positive_int(c.batch_size, "batch_size")

@@ -52,8 +52,10 @@ def test_parsers():
 
 
 def test_full_batch_spellings_and_defaults():
-    for spelling in (None, "", 0, "full"):
+    for spelling in (None, "", "full", "FULL"):
         assert TrainConfig(batch_size=spelling).validated().batch_size is None
+    with pytest.raises(InputError, match="batch_size"):  # 0 is a slip, not a way to say "full"
+        TrainConfig(batch_size=0).validated()
     config = TrainConfig().validated()
     assert config.output == "sigmoid" and TrainConfig(digits=None, layers=[10]).output == "softmax"
     assert config.optimizer_knobs() == {"learning_rate": 0.1}
