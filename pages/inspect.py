@@ -54,14 +54,16 @@ else:
     labels = [f"#{i}: {names[predicted[i]]} {probabilities[i, predicted[i]]:.0%}"
               f"<br>(true {names[data.y_test[i]]})" for i in worst]
     images = data.x_test[worst].reshape(len(worst), *data.image_shape)
-    st.plotly_chart(mosaic_figure(images, len(worst), "Predicted class and probability above each image",
-                                  column_labels=labels), key="inspect_wrong")
+    st.caption("The test images the network gets wrong with the highest confidence. Above each: its "
+               "test image number, the predicted class with its probability, and the true class.")
+    st.plotly_chart(mosaic_figure(images, len(worst), "", column_labels=labels), key="inspect_wrong")
 
 st.subheader("Look inside for one test image")
-index = st.number_input(f"Test image (0 to {len(data.y_test) - 1})", min_value=0,
-                        max_value=len(data.y_test) - 1, value=int(worst[0]) if len(worst) else 0, step=1,
-                        key="inspect_index")
-index = int(index)
+last = len(data.y_test) - 1
+index = st.number_input(f"Test image number (0 to {last:,})", min_value=0, max_value=last,
+                        value=int(worst[0]) if len(worst) else 0, step=1, key="inspect_index",
+                        help="Start from one of the confidently wrong images above, or any test image.")
+index = int(min(max(index, 0), last))  # a value kept from a larger data set must not index past the end
 sample = data.x_test[index:index + 1]
 activations = network.forward(sample)
 true_class = int(data.y_test[index])
@@ -74,8 +76,14 @@ with picture:
              f"({probabilities[index, predicted[index]]:.1%})")
 with bars:
     st.plotly_chart(probability_figure(probabilities[index], names, true_class), key="inspect_proba")
-for layer, A in enumerate(activations[:-1], start=1):
-    st.plotly_chart(activation_figure(A[:, 0], layer, network.n_layers), key=f"inspect_layer_{layer}")
+hidden = activations[:-1]
+for start in range(0, len(hidden), 2):  # two layers side by side: each chart has a sensible size
+    for column, (layer, A) in zip(st.columns(2), enumerate(hidden[start:start + 2], start=start + 1),
+                                  strict=False):
+        with column:
+            figure = activation_figure(A[:, 0], layer, network.n_layers)
+            st.plotly_chart(figure, width="content" if "width" in figure["layout"] else "stretch",
+                            key=f"inspect_layer_{layer}")
 output = np.round(activations[-1][:, 0], 4).tolist()
 st.caption(f"Output layer A[{network.n_layers}] = {output} "
            + ("(the probability of the second class)" if network.output == "sigmoid"

@@ -37,9 +37,9 @@ else:
     batch = "a mini-batch" if trainer.batch_size else "the full training set"
     st.write(f"Layer sizes {sizes} (input first), {trainer.network.activation} hidden units, "
              f"n = {n:,} samples per step ({batch}):")
-    st.dataframe([{"array": array, "shape": shape_text(shape), "equation": equation}
-                  for array, shape, equation in step_shapes(sizes, n, trainer.network.output)],
-                 hide_index=True)
+    rows = [{"array": array, "shape": shape_text(shape), "equation": equation}
+            for array, shape, equation in step_shapes(sizes, n, trainer.network.output)]
+    st.dataframe(rows, hide_index=True, height=35 * len(rows) + 40)  # every row, no inner scrolling
 
 st.subheader("One step by hand: a 2-3-1 network on 4 samples")
 activation = trainer.network.activation if trainer is not None else "sigmoid"

@@ -62,11 +62,14 @@ def activation_figure(values, layer, n_layers):
         lo, hi = float(values.min()), float(values.max())
         return {"data": [{"type": "heatmap", "z": np.round(values.reshape(side, side), 4).tolist(),
                           "colorscale": "Viridis", "zmin": lo, "zmax": hi if hi > lo else lo + 1,
+                          "colorbar": {"thickness": 14, "title": {"text": "activation"}},
                           "hovertemplate": "unit %{customdata}: %{z}<extra></extra>",
                           "customdata": np.arange(values.size).reshape(side, side).tolist()}],
-                "layout": _layout(title + f" as a {side}x{side} grid", height=300,
-                                  xaxis={"visible": False},
-                                  yaxis={"visible": False, "autorange": "reversed", "scaleanchor": "x"})}
+                "layout": _layout(title + f" as a {side}x{side} grid", height=400, width=440,
+                                  margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                                  xaxis={"visible": False, "constrain": "domain"},
+                                  yaxis={"visible": False, "autorange": "reversed", "scaleanchor": "x",
+                                         "constrain": "domain"})}
     return {"data": [{"type": "bar", "x": list(range(1, values.size + 1)),
                       "y": np.round(values, 4).tolist(), "marker": {"color": "#4c78a8"}}],
             "layout": _layout(title, height=260, xaxis={"title": {"text": "unit"}},
@@ -184,7 +187,9 @@ def class_counts_figure(class_names, train_counts, test_counts):
     names = [str(name) for name in class_names]
     return {"data": [{"type": "bar", "name": "train", "x": names, "y": list(train_counts)},
                      {"type": "bar", "name": "test", "x": names, "y": list(test_counts)}],
-            "layout": _layout("Images per class", barmode="group", xaxis={"type": "category"})}
+            "layout": _layout("Images per class", barmode="group",
+                              xaxis={"type": "category", "title": {"text": "class"}},
+                              yaxis={"title": {"text": "images"}})}
 
 
 def mosaic(images, columns, gap=1):
@@ -212,9 +217,14 @@ def mosaic_figure(images, columns, title, column_labels=None, row_labels=None):
     yaxis = {**axis, "visible": row_labels is not None, "autorange": "reversed", "scaleanchor": "x",
              "ticktext": row_labels,
              "tickvals": [r * (height + 1) + height / 2 for r in range(len(row_labels or []))]}
+    # The title sits at the top of the figure and the column labels (up to label_lines lines each)
+    # in the margin below it, so the two never overlap.
+    label_lines = max((str(label).count("<br>") + 1 for label in column_labels or []), default=0)
+    top = 34 + 17 * label_lines + (6 if label_lines else 0)
     return {"data": [{"type": "heatmap", "z": z, "colorscale": GRAY, "reversescale": True,
                       "showscale": False, "hoverinfo": "skip"}],
-            "layout": {"title": {"text": title}, "xaxis": xaxis, "yaxis": yaxis,
-                       "height": int(min(900, max(180, grid.shape[0] * 600 / max(grid.shape[1], 1)
-                                                  + 80))),
-                       "margin": {"l": 60 if row_labels else 5, "r": 5, "t": 70, "b": 5}}}
+            "layout": {"title": {"text": title, "yref": "container", "y": 1, "yanchor": "top",
+                                 "pad": {"t": 8}},
+                       "xaxis": xaxis, "yaxis": yaxis,
+                       "height": int(max(120, grid.shape[0] * min(6.0, 900 / grid.shape[1]) + top + 10)),
+                       "margin": {"l": 60 if row_labels else 5, "r": 5, "t": top, "b": 5}}}
