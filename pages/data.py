@@ -1,43 +1,148 @@
-"""Data: what the network learns from — sizes, classes, average images and samples."""
+"""Data: what the network learns from (sizes, classes, average images, samples), more data sets to
+download, and a person's own data to upload."""
 
 import streamlit as st
 
-from backprop.data import dataset_facts, sample_images
+from backprop.data import DownloadError, dataset_facts, download, sample_images
 from backprop.errors import InputError
+from backprop.paths import datasets_dir
 from studio.analysis_figures import class_counts_figure, mosaic_figure
+from studio.data_files import (
+    IDX_HELP,
+    DownloadProgress,
+    download_rows,
+    folder_name,
+    save_upload,
+    training_config,
+)
 from studio.session import get_studio
 
 st.title("Data")
 studio = get_studio()
-try:
-    with st.spinner("Loading the data set..."):
-        data = studio.trainer.data if studio.trainer is not None else studio.load_data()
-except InputError as error:
-    st.error(f"{error.field}: {error.message}")
-    st.stop()
 
-facts = dataset_facts(data)
-st.caption("The data of the current set-up (change it on the Train page).")
-columns = st.columns(4)
-columns[0].metric("Data set", facts["name"])
-columns[1].metric("Training images", f"{facts['n_train']:,}")
-columns[2].metric("Test images", f"{facts['n_test']:,}")
-columns[3].metric("Features", f"{facts['n_features']:,}")
-names = facts["class_names"]
-st.plotly_chart(class_counts_figure(names, facts["train_counts"], facts["test_counts"]), key="data_counts")
 
-if facts["image_shape"] is None:
-    st.info("These features are not images, so there are no pictures to show.")
-    st.stop()
-per_row = min(len(names), 10)
-st.plotly_chart(mosaic_figure(facts["mean_images"], per_row, "The average training image of each class",
-                              column_labels=names if len(names) <= per_row else None), key="data_means")
+def show_current_data():
+    try:
+        with st.spinner("Loading the data set..."):
+            data = studio.trainer.data if studio.trainer is not None else studio.load_data()
+    except InputError as error:
+        st.error(f"**{error.field}**: {error.message}")
+        return
+    facts = dataset_facts(data)
+    st.subheader(facts["name"])  # in full: a metric would cut a long name short
+    st.caption("The data of the current set-up (change it on the Train page).")
+    columns = st.columns(4)
+    columns[0].metric("Training images", f"{facts['n_train']:,}")
+    columns[1].metric("Test images", f"{facts['n_test']:,}")
+    columns[2].metric("Classes", f"{facts['n_classes']:,}")
+    columns[3].metric("Features", f"{facts['n_features']:,}")
+    names = facts["class_names"]
+    st.plotly_chart(class_counts_figure(names, facts["train_counts"], facts["test_counts"]),
+                    key="data_counts")
+    if facts["image_shape"] is None:
+        st.info("These features are not images, so there are no pictures to show.")
+        return
+    per_row = min(len(names), 10)
+    st.plotly_chart(mosaic_figure(facts["mean_images"], per_row, "The average training image of each class",
+                                  column_labels=names if len(names) <= per_row else None),
+                    key="data_means")
+    left, right = st.columns(2)
+    split = left.radio("Samples from", ["train", "test"], horizontal=True, key="data_split")
+    seed = int(right.number_input("Shuffle (seed)", min_value=0, max_value=10**6, value=0,
+                                  key="data_seed"))
+    per_class = 10
+    images, labels = sample_images(data, per_class=per_class, seed=seed, split=split)
+    rows = [names[label] for label in labels[::per_class]] if len(labels) == per_class * len(names) else None
+    st.plotly_chart(mosaic_figure(images, per_class, f"Random {split} images, one class per row",
+                                  row_labels=rows), key="data_samples")
 
-left, right = st.columns(2)
-split = left.radio("Samples from", ["train", "test"], horizontal=True, key="data_split")
-seed = int(right.number_input("Shuffle (seed)", min_value=0, max_value=10**6, value=0, key="data_seed"))
-per_class = 10
-images, labels = sample_images(data, per_class=per_class, seed=seed, split=split)
-rows = [names[label] for label in labels[::per_class]] if len(labels) == per_class * len(names) else None
-st.plotly_chart(mosaic_figure(images, per_class, f"Random {split} images, one class per row",
-                              row_labels=rows), key="data_samples")
+
+def show_downloads():
+    st.header("Download data sets")
+    st.caption("MNIST ships with the app; these are fetched on demand and checked against their "
+               "published SHA-256 sums (from a terminal: `python -m backprop data download NAME`).")
+    for row in download_rows():
+        name = row["name"]
+        with st.container(border=True):
+            text, action = st.columns([5, 1], vertical_alignment="center")
+            text.markdown(f"**{name}**: {row['description']}  \n"
+                          f"Size: {row['size']}. Credit and license: {row['credit and license']}")
+            if row["present"]:
+                action.markdown(":green[:material/check_circle: Downloaded]")
+                continue
+            if action.button("Download", key=f"data_download_{name}"):
+                st.session_state[f"data_download_result_{name}"] = fetch(name)
+            result = st.session_state.get(f"data_download_result_{name}")
+            if result is not None:  # kept until the next try, so other clicks do not hide it
+                kind, text = result
+                getattr(st, kind)(text)
+
+
+def fetch(name):
+    """Download with a progress bar (in this script run: a person asked for it and waits for it);
+    returns (kind, text) of the message to show."""
+    bar = st.progress(0.0, text=f"{name}: connecting...")
+    progress = DownloadProgress(name, bar.progress)
+    try:
+        folder = download(name, progress=progress, log=progress.log)
+    except DownloadError as error:
+        attempts = "\n".join(f"- `{url}`: {reason}" for url, reason in error.attempts)
+        return ("error", f"Could not download **{error.file_name}**: every mirror failed.\n\n{attempts}"
+                         "\n\nWithout internet access, copy the files by hand into "
+                         f"`{datasets_dir() / name}`.")
+    except InputError as error:
+        return ("error", f"**{error.field}**: {error.message}")
+    finally:
+        bar.empty()
+    return ("success", f"{name} is downloaded and verified in `{folder}`. Choose it as the data set on "
+                       "the Train page.")
+
+
+def show_upload():
+    st.header("Use your own data")
+    st.markdown("Upload **one `.npz` file** with arrays `x` (n images: n × pixels or n × rows × cols) and "
+                "`y` (n integer labels), optionally `x_test` and `y_test` (otherwise 1/7 of each class "
+                f"is kept for testing), **or** {IDX_HELP}. Pixels: integers 0..255 or floats in [0, 1]. "
+                "From a terminal: `python -m backprop train --dataset npz --data-path FILE`.")
+    files = st.file_uploader("Data files", accept_multiple_files=True, key="data_upload_files")
+    typed = st.text_input("Name for this data set", key="data_upload_name",
+                          placeholder="the name of the first file")
+    if st.button("Check and save", key="data_upload_save", disabled=not files):
+        name = typed or (files[0].name.split(".")[0] if files else "")
+        try:
+            with st.spinner("Checking the files..."):
+                st.session_state["data_upload"] = save_upload(
+                    [(file.name, file.getvalue()) for file in files], folder_name(name))
+        except InputError as error:
+            st.session_state.pop("data_upload", None)
+            st.error(f"**{error.field}**: {error.message}")
+    upload = st.session_state.get("data_upload")
+    if upload is None:
+        return
+    classes = upload["class_names"]
+    st.success(f"Saved `{upload['path']}`: {upload['n_train']:,} training and {upload['n_test']:,} "
+               f"test images, classes {', '.join(classes)}.")
+    everything = f"All {len(classes)} classes"
+    choice = st.radio("Learn", [everything, "Two classes"], horizontal=True, key="data_upload_classes")
+    digits = None
+    if choice != everything:
+        left, right = st.columns(2)
+        first = left.selectbox("First class (label 0)", classes, index=0, key="data_upload_first")
+        second = right.selectbox("Second class (label 1)", classes, index=1, key="data_upload_second")
+        digits = (int(first), int(second))
+    if st.button("Use for training", key="data_upload_use", type="primary"):
+        try:
+            waiting = studio.propose(training_config(studio.config, upload, digits))
+        except InputError as error:
+            st.error(f"**{error.field}**: {error.message}")
+        else:
+            if waiting:
+                st.success("The set-up now uses this data set: press **Reset** on the Train page to "
+                           "build a new network on it.")
+            else:
+                st.success("The set-up now uses this data set: press **Train** on the Train page.")
+
+
+show_current_data()
+show_downloads()
+show_upload()

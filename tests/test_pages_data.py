@@ -1,0 +1,228 @@
+"""The Data page's own-data upload and downloads: files checked before they are kept, messages that
+name the file, and a download from a local HTTP server with its progress."""
+
+import dataclasses
+import gzip
+import hashlib
+import http.server
+import shutil
+import struct
+import threading
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from backprop.config import preset
+from backprop.data.download import REGISTRY, RemoteDataset, RemoteFile
+from backprop.errors import InputError
+from backprop.paths import PROJECT_ROOT, datasets_dir
+from studio import data_files, session
+
+
+def npz_bytes(**arrays):
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def idx_files(n_train=30, n_test=10, gz=True, names=None):
+    """Four tiny IDX files (4x4 images, labels 0..2) as (file name, bytes) pairs."""
+    rng = np.random.RandomState(0)
+    names = names or {"train-images": "train-images-idx3-ubyte", "train-labels": "train-labels-idx1-ubyte",
+                      "t10k-images": "t10k-images-idx3-ubyte", "t10k-labels": "t10k-labels-idx1-ubyte"}
+    out = []
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.randint(0, 256, size=(n, 4, 4)).astype(np.uint8)
+        labels = (np.arange(n) % 3).astype(np.uint8)
+        for kind, body in (("images", struct.pack(">IIII", 2051, n, 4, 4) + images.tobytes()),
+                           ("labels", struct.pack(">II", 2049, n) + labels.tobytes())):
+            name = names[f"{split}-{kind}"]
+            out.append((name + (".gz" if gz else ""), gzip.compress(body) if gz else body))
+    return out
+
+
+def user_folders():
+    return sorted(path.name for path in data_files.user_datasets_dir().iterdir())
+
+
+def test_an_npz_upload_is_checked_then_kept():
+    x = np.random.RandomState(0).randint(0, 256, size=(70, 8, 8)).astype(np.uint8)
+    y = np.arange(70) % 2
+    saved = data_files.save_upload([("my digits.npz", npz_bytes(x=x, y=y))], "pairs")
+    assert saved["kind"] == "npz" and saved["class_names"] == ["0", "1"]
+    assert saved["n_train"] + saved["n_test"] == 70
+    assert saved["path"] == str(datasets_dir() / "user" / "pairs" / "my-digits.npz")
+
+    # A bad file under the same name: the message names the file, the good one stays, nothing is left over.
+    with pytest.raises(InputError) as error:
+        data_files.save_upload([("broken.npz", npz_bytes(x=x))], "pairs")
+    assert error.value.field == "broken.npz"
+    assert "has no array 'y'" in error.value.message
+    assert user_folders() == ["pairs"]
+    assert [p.name for p in (datasets_dir() / "user" / "pairs").iterdir()] == ["my-digits.npz"]
+
+
+def test_one_class_or_bad_pixels_are_refused():
+    x = np.full((20, 4), 0.5)
+    with pytest.raises(InputError) as error:
+        data_files.save_upload([("one.npz", npz_bytes(x=x, y=np.zeros(20, dtype=int)))], "one")
+    assert "at least two classes" in error.value.message
+    with pytest.raises(InputError) as error:
+        data_files.save_upload([("big.npz", npz_bytes(x=x * 4, y=np.arange(20) % 2))], "big")
+    assert error.value.field == "big.npz" and "[0, 1]" in error.value.message
+    assert "one" not in user_folders() and "big" not in user_folders()
+
+
+def test_four_idx_files_under_common_names():
+    kaggle_names = {"train-images": "train-images.idx3-ubyte", "train-labels": "train-labels.idx1-ubyte",
+                    "t10k-images": "t10k-images.idx3-ubyte", "t10k-labels": "t10k-labels.idx1-ubyte"}
+    saved = data_files.save_upload(idx_files(gz=False, names=kaggle_names), "tiny-idx")
+    assert saved["kind"] == "idx" and saved["class_names"] == ["0", "1", "2"]
+    assert (saved["n_train"], saved["n_test"]) == (30, 10)
+    assert saved["path"] == str(datasets_dir() / "user" / "tiny-idx")
+
+    files = idx_files()
+    name, body = files[0]
+    files[0] = (name, gzip.compress(gzip.decompress(body)[:-5]))  # a truncated train-images file
+    with pytest.raises(InputError) as error:
+        data_files.save_upload(files, "tiny-idx-2")
+    assert error.value.field == "train-images-idx3-ubyte.gz"
+    assert "tiny-idx-2" not in user_folders()
+
+
+@pytest.mark.parametrize("names, field, words", [
+    ([], "upload", "choose a .npz"),
+    (["a.npz", "b.npz"], "upload", "one .npz file on its own"),
+    (["notes.txt"], "notes.txt", "neither a .npz"),
+    (["train-images-idx3-ubyte"], "upload", "train-labels-idx1-ubyte"),
+    (["train-images-idx3-ubyte", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte",
+      "t10k-labels-idx1-ubyte"], "upload", "all four plain"),
+])
+def test_what_was_uploaded_is_named_when_it_is_not_a_data_set(names, field, words):
+    with pytest.raises(InputError) as error:
+        data_files.upload_kind(names)
+    assert error.value.field == field and words in error.value.message
+
+
+def test_a_name_is_needed_and_made_safe():
+    assert data_files.folder_name(" my data/../x ") == "my-data-..-x"
+    with pytest.raises(InputError) as error:
+        data_files.folder_name(" /// ")
+    assert error.value.field == "name"
+
+
+def test_the_training_set_up_follows_the_upload():
+    upload = {"kind": "idx", "path": "/x", "class_names": ["0", "1", "2"], "n_train": 30, "n_test": 10}
+    config = dataclasses.replace(preset("tutorial"), subset=300)
+    every = data_files.training_config(config, upload, None)
+    assert (every.dataset, every.data_path, every.digits, every.layers) == ("idx", "/x", None, [196, 3])
+    assert every.subset is None  # 300 is more than the 30 images there are
+    pair = data_files.training_config(config, upload, (2, 0))
+    assert pair.digits == (2, 0) and pair.layers == [196, 1]
+
+
+# -- downloads -------------------------------------------------------------------------------------
+FILES = {"a.bin": bytes(range(256)) * 600, "b.bin": b"\x01" * 50_000}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        body = FILES.get(self.path.rsplit("/", 1)[-1])
+        if body is None or not self.path.startswith("/good/"):
+            self.send_error(404, "Not Found")
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def toy_dataset(monkeypatch, mirror):
+    spec = RemoteDataset(name="toy", folder="toy", description="two test files", credit="test, CC0",
+                         mirrors=(mirror,), files=tuple(
+                             RemoteFile(name, hashlib.sha256(body).hexdigest(), len(body))
+                             for name, body in FILES.items()))
+    monkeypatch.setattr(data_files, "REGISTRY", {"toy": spec})
+    monkeypatch.setitem(REGISTRY, "toy", spec)
+    shutil.rmtree(datasets_dir() / "toy", ignore_errors=True)
+
+
+def test_progress_covers_every_file_of_a_download(monkeypatch, server, tmp_path):
+    from backprop.data import download
+
+    toy_dataset(monkeypatch, f"{server}/good/")
+    shown = []
+    progress = data_files.DownloadProgress("toy", lambda fraction, text: shown.append((fraction, text)))
+    download("toy", dest=tmp_path, progress=progress, log=progress.log)
+    fractions = [fraction for fraction, _ in shown]
+    assert fractions == sorted(fractions) and fractions[0] == 0 and fractions[-1] == 1
+    assert any("a.bin (file 1 of 2)" in text for _, text in shown)
+    assert shown[-1][1].startswith("b.bin (file 2 of 2)")
+    assert len(shown) < 250  # redrawn per half percent, not per block
+
+
+@pytest.fixture
+def data_page(monkeypatch):
+    studio = session.Studio(config=dataclasses.replace(preset("tutorial"), subset=300))
+    monkeypatch.setattr(session, "_cached_studio", lambda: studio)
+    return studio
+
+
+def open_data_page():
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages/data.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_data_page_downloads_and_then_lists_the_set_as_present(monkeypatch, server, data_page):
+    toy_dataset(monkeypatch, f"{server}/good/")
+    at = open_data_page()
+    assert "mnist 5 vs 8, subset 300" in [header.value for header in at.subheader]
+    at.button(key="data_download_toy").click().run()
+    assert not at.exception
+    assert "toy is downloaded and verified" in at.success[0].value
+    assert all((datasets_dir() / "toy" / name).read_bytes() == body for name, body in FILES.items())
+    at.run()
+    assert "Downloaded" in " ".join(m.value for m in at.markdown)
+
+
+def test_data_page_names_every_failed_mirror(monkeypatch, server, data_page):
+    toy_dataset(monkeypatch, f"{server}/missing/")
+    at = open_data_page()
+    at.button(key="data_download_toy").click().run()
+    assert not at.exception
+    message = at.error[0].value
+    assert "every mirror failed" in message and f"{server}/missing/a.bin" in message and "404" in message
+    assert not (datasets_dir() / "toy" / "a.bin").exists()
+
+
+def test_data_page_puts_an_upload_into_the_set_up(data_page):
+    x = np.random.RandomState(1).rand(50, 16)
+    saved = data_files.save_upload([("squares.npz", npz_bytes(x=x, y=np.arange(50) % 4))], "squares")
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages/data.py"), default_timeout=60)
+    at.session_state["data_upload"] = saved
+    at.run()
+    assert "classes 0, 1, 2, 3" in at.success[0].value
+    at.radio(key="data_upload_classes").set_value("Two classes").run()
+    at.selectbox(key="data_upload_second").set_value("3").run()
+    at.button(key="data_upload_use").click().run()
+    assert not at.exception
+    assert (data_page.config.dataset, data_page.config.data_path) == ("npz", saved["path"])
+    assert data_page.config.digits == (0, 3) and data_page.config.layers[-1] == 1
+    assert "press **Train**" in at.success[-1].value
