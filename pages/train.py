@@ -3,6 +3,7 @@
 import csv
 import io
 import tempfile
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -13,10 +14,11 @@ from studio.controls import fill_widgets, setup_sidebar
 from studio.session import active_training_threads, get_studio, max_training_threads
 from studio.url_state import config_to_query, query_to_config
 
-FAST_SECONDS = 0.5  # status line and cost chart: twice a second while training
-SLOW_SECONDS = 1.0  # weight heatmap: once a second
-GRADIENT_SECONDS = 2.0  # gradient and ratio charts (they move slowly; each redraw costs the browser)
-HISTOGRAM_SECONDS = 5.0
+# Live views: (base refresh period in seconds, share of it drawing may take before the period is
+# lengthened anyway). Status + cost chart must stay at 2 Hz and the heatmap at 1 Hz unless drawing
+# takes half their period; gradients (2 s) and histograms (5 s) slow down past 10% (RENDER_SHARE).
+REFRESH = {"fast": (0.5, 0.5), "heatmap": (1.0, 0.5), "gradients": (2.0, None), "histograms": (5.0, None)}
+RENDER_SHARE = 0.10
 
 studio = get_studio()
 state = st.session_state
@@ -28,8 +30,14 @@ if "setup_loaded" not in state:
     fill_widgets(studio.pending or studio.config)
     state.demo = demo
     state.setup_loaded = True
+    state.setup_seen = studio.pending or studio.config
     if problems:
         state.url_problems = problems
+        state.url_problems_for = state.setup_seen
+elif state.get("setup_seen") != (studio.pending or studio.config):
+    # Changed elsewhere (the Data page's propose, Compare's "Load into the Train page"): show it.
+    fill_widgets(studio.pending or studio.config)
+    state.setup_seen = studio.pending or studio.config
 
 
 def act(action, *args):
@@ -51,10 +59,10 @@ if not demo:
         candidate, setup_error = setup_sidebar(studio)
     if candidate is not None:
         try:
-            waiting = studio.propose(candidate)
+            studio.propose(candidate)
         except InputError as error:
-            waiting = []
             st.sidebar.error(f"**{error.field}**: {error.message}")
+        state.setup_seen = studio.pending or studio.config
     query = config_to_query(candidate or studio.pending or studio.config, demo=demo)
 else:
     query = config_to_query(studio.pending or studio.config, demo=True)
@@ -63,8 +71,12 @@ if st.query_params.to_dict() != query:
 
 # -- controls -----------------------------------------------------------------------------------
 st.title("Train")
-for problem in state.pop("url_problems", []):
-    st.warning(f"Ignored from the link: {problem}")
+if state.get("url_problems") and state.get("url_problems_for") == (studio.pending or studio.config):
+    for problem in state.url_problems:  # shown until dismissed or until the set-up changes
+        st.warning(f"Ignored from the link: {problem}")
+    st.button("Dismiss", key="dismiss_url_problems", on_click=state.pop, args=("url_problems",))
+else:
+    state.pop("url_problems", None)
 
 running = studio.running
 buttons = st.columns([1, 1, 1, 1, 1, 2])
@@ -90,7 +102,32 @@ if not running and studio.trainer is None and active_training_threads() >= max_t
     st.warning(f"The server is training {active_training_threads()} networks, its limit; Train will "
                "wait for one of them to stop.")
 
-height = 560 if demo else 380
+height = 560 if demo else 300  # each line chart
+heatmap_side = 640 if demo else 520  # the weight image and the paused heatmap: the same square
+
+
+def period(name):
+    """The view's refresh period now: its base, lengthened when drawing it takes too long."""
+    base, keep_base_up_to = REFRESH[name]
+    return figures.refresh_period(base, state.get(f"render_seconds_{name}", 0.0), RENDER_SHARE,
+                                  keep_base_up_to)
+
+
+def live(name, draw, *args):
+    """Draw a view in a fragment that refreshes while training, timing each draw (server side);
+    when the right period moves far from the one in use, rerun the page to apply it."""
+    in_use = period(name) if running else None
+
+    def timed():
+        started = time.perf_counter()
+        draw(*args)
+        seconds = time.perf_counter() - started
+        key = f"render_seconds_{name}"
+        state[key] = seconds if key not in state else 0.8 * state[key] + 0.2 * seconds
+        if in_use is not None and studio.running and not 2 / 3 < period(name) / in_use < 1.5:
+            st.rerun(scope="app")
+
+    st.fragment(timed, run_every=in_use)()
 
 
 # -- live views: one fragment per refresh rate --------------------------------------------------
@@ -99,7 +136,9 @@ def fast_views(was_running):
     if was_running and not studio.running:
         st.rerun(scope="app")  # training stopped by itself (budget, divergence): redraw the buttons
     st.markdown(f"**{figures.status_text(view)}**", help="iteration · epoch · speed · time spent "
-                "training · last cost · last test accuracy")
+                "training · last cost · last test accuracy. While training, the charts refresh every "
+                + ", ".join(f"{period(name):.1f} s" for name in REFRESH)
+                + " (status and cost, weights, gradients, histograms; slower when drawing takes long)")
     if view is None:
         return
     st.plotly_chart(figures.cost_figure(view, log_y=state.get("log_y", False), height=height),
@@ -118,12 +157,16 @@ def heatmap_view(is_running):
         matrix, name = grads[l][0], f"dW{l + 1}"
     else:
         matrix, name = view["params"][l][0], f"W{l + 1}"
-    if is_running:
-        st.image(figures.weights_image(matrix, view["image_shape"]), caption=f"{name} (colour: "
-                 f"±{figures.symmetric_limit(matrix):.3g}, blue < 0 < red; hover when paused)")
+    limit = figures.symmetric_limit(matrix)
+    st.caption(f"**{name}**, colour ±{limit:.3g}: blue < 0 < red. "
+               + ("Pause to hover over a weight." if is_running else "Hover to read a weight."))
+    if is_running:  # a PNG is far cheaper to send and draw than a live heatmap
+        st.image(figures.weights_image(matrix, view["image_shape"], limit, heatmap_side),
+                 width=heatmap_side)
     else:
-        st.plotly_chart(figures.weights_heatmap(matrix, view["image_shape"], name=name,
-                                                height=height + 140), key="weights_heatmap")
+        st.plotly_chart(figures.weights_heatmap(matrix, view["image_shape"], name=name, limit=limit,
+                                                height=heatmap_side), key="weights_heatmap",
+                        width=heatmap_side + figures.HEATMAP_COLOURBAR)
 
 
 def gradient_views():
@@ -160,18 +203,18 @@ options[1].toggle("Show dW instead of W", key="show_dW")
 n_layers = studio.trainer.network.n_layers if studio.trainer is not None else len(studio.config.layers)
 options[2].selectbox("Heatmap layer", [f"W{l + 1}" for l in range(n_layers)], key="heatmap_layer",
                      label_visibility="collapsed")
-st.fragment(fast_views, run_every=FAST_SECONDS if running else None)(running)
+live("fast", fast_views, running)
 left, right = st.columns([3, 2] if not demo else [1, 1])
 with left:
-    st.fragment(heatmap_view, run_every=SLOW_SECONDS if running else None)(running)
+    live("heatmap", heatmap_view, running)
 with right:
-    st.fragment(gradient_views, run_every=GRADIENT_SECONDS if running else None)()
+    live("gradients", gradient_views)
 
 if studio.trainer is not None and not demo:
     with st.expander("Weight and gradient histograms, now vs at initialisation"):
         st.selectbox("Layer", range(studio.trainer.network.n_layers), key="histogram_layer",
                      format_func=lambda l: f"layer {l + 1}")
-        st.fragment(histogram_views, run_every=HISTOGRAM_SECONDS if running else None)()
+        live("histograms", histogram_views)
 
 
 # -- export and import --------------------------------------------------------------------------

@@ -2,17 +2,23 @@
 values into a TrainConfig, or name the field that is wrong (shown right under that widget)."""
 
 import dataclasses
+from pathlib import Path
 
 import streamlit as st
 
 from backprop.activations import ACTIVATIONS
-from backprop.config import PRESET_NOTES, PRESETS, TrainConfig, parse_int_list, preset
+from backprop.config import LR_SCHEDULES, PRESET_NOTES, PRESETS, TrainConfig, parse_int_list, preset
+from backprop.data import DATASETS, REGISTRY, load_task
+from backprop.data.download import is_complete
 from backprop.errors import InputError
 from backprop.network import DTYPES, INITS
 from backprop.optimizers import OPTIMIZERS
+from backprop.paths import datasets_dir
 
-DATASET_CHOICES = ("mnist", "fashion-mnist", "emnist-digits", "emnist-mnist", "emnist-letters")
-CLASSES = {"emnist-letters": 26}  # every other choice has 10 classes
+DATASET_CHOICES = DATASETS  # mnist (shipped), downloadable sets, then a person's own "idx" / "npz"
+USER_DATA = {"idx": "a folder with the four IDX files", "npz": "a .npz file"}
+CLASSES = {"emnist-letters": 26}  # every other named set has 10 classes
+_user_classes = {}  # (dataset, path, modified time) -> number of classes, so a file is read once
 LEARNING_RATES = sorted({float(f"{m}e{e}") for e in range(-5, 1) for m in (1, 2, 5)} | {10.0})
 PRESET_LABELS = {"tutorial": "Tutorial: 5 vs 8, [196, 1]",
                  "tutorial-deep": "Tutorial deep: [392, 196, 98, 1]", "mnist10": "10 digits, ReLU + Adam",
@@ -25,6 +31,8 @@ def fill_widgets(config, only_missing=False):
     `only_missing=True` refills just those keys."""
     state = {} if only_missing else st.session_state
     state["setup_dataset"] = config.dataset if config.dataset in DATASET_CHOICES else "mnist"
+    state["setup_data_path"] = config.data_path or ""
+    state["setup_lr_schedule"] = config.lr_schedule
     state["setup_digits"] = "all" if config.digits is None else f"{config.digits[0]},{config.digits[1]}"
     state["setup_subset"] = "" if config.subset is None else str(config.subset)
     state["setup_hidden"] = ",".join(str(n) for n in config.layers[:-1])
@@ -76,10 +84,52 @@ def _remove_layer():
     st.session_state.setup_hidden = ",".join(map(str, sizes[:-1]))
 
 
-def output_units(dataset, digits_text):
+def _registry_name(dataset):
+    return "emnist" if dataset.startswith("emnist") else dataset
+
+
+def downloaded(dataset):
+    """Whether a data set can be used now: shipped, user files, or a completed download."""
+    spec = REGISTRY.get(_registry_name(dataset))
+    return spec is None or is_complete(spec, datasets_dir() / spec.folder, verify=False)
+
+
+def _dataset_label(dataset):
+    if dataset in USER_DATA:
+        return f"{dataset}: your own data ({USER_DATA[dataset]})"
+    return dataset if downloaded(dataset) else f"{dataset} (not downloaded: see the Data page)"
+
+
+def data_classes(dataset, path):
+    """The number of classes of a data choice; raises the loader's InputError for a data set that
+    is not downloaded or a path that is missing or not valid data."""
+    if not downloaded(dataset):
+        raise InputError("dataset", f"{dataset} is not downloaded yet: download it on the Data page "
+                                    f"(or `python -m backprop data download {_registry_name(dataset)}`)")
+    if dataset not in USER_DATA:
+        return CLASSES.get(dataset, 10)
+    if not path:
+        raise InputError("data_path", f"give the path of {USER_DATA[dataset]}")
+    try:
+        stamp = Path(path).stat().st_mtime
+    except OSError:
+        raise InputError("data_path", f"{path} does not exist; give the path of "
+                                      f"{USER_DATA[dataset]}") from None
+    key = (dataset, path, stamp)
+    if key not in _user_classes:
+        try:
+            _user_classes[key] = load_task(dataset, digits=None, dtype="float32", path=path).n_classes
+        except InputError:
+            raise
+        except Exception as error:  # an unreadable file: still a message, never a traceback
+            raise InputError("data_path", f"{path} could not be read as {dataset} data: {error}") from None
+    return _user_classes[key]
+
+
+def output_units(dataset, digits_text, n_classes=None):
     """The output size follows the task: 1 (sigmoid) for two classes, else one per class."""
     two_classes = str(digits_text).strip().lower() not in ("all", "")
-    return 1 if two_classes else CLASSES.get(dataset, 10)
+    return 1 if two_classes else n_classes or CLASSES.get(dataset, 10)
 
 
 def setup_sidebar(studio):
@@ -94,7 +144,11 @@ def setup_sidebar(studio):
                  on_change=_apply_preset)
     if state.setup_preset in PRESET_NOTES:
         st.caption(PRESET_NOTES[state.setup_preset])
-    st.selectbox("Data set", DATASET_CHOICES, key="setup_dataset")
+    st.selectbox("Data set", DATASET_CHOICES, key="setup_dataset", format_func=_dataset_label,
+                 help="Downloads and your own files (IDX or .npz) are managed on the Data page")
+    if state.setup_dataset in USER_DATA:
+        st.text_input("Data path", key="setup_data_path", help=f"The path of {USER_DATA[state.setup_dataset]}"
+                      " (the Data page saves uploads under the studio's datasets folder)")
     slot("dataset")
     st.text_input("Classes", key="setup_digits", help="Two classes such as 5,8 (the tutorial), or 'all'")
     slot("digits")
@@ -106,7 +160,11 @@ def setup_sidebar(studio):
     left, right = st.columns(2)
     left.button("Add layer", on_click=_add_layer, use_container_width=True)
     right.button("Remove layer", on_click=_remove_layer, use_container_width=True)
-    outputs = output_units(state.setup_dataset, state.setup_digits)
+    try:
+        n_classes = data_classes(state.setup_dataset, _data_path())
+    except InputError:
+        n_classes = None  # read_widgets names the problem under the data set
+    outputs = output_units(state.setup_dataset, state.setup_digits, n_classes)
     st.caption(f"Output layer: {outputs} unit{'s' if outputs > 1 else ''} "
                f"({'sigmoid' if outputs == 1 else 'softmax'}), set by the task")
     slot("layers")
@@ -118,6 +176,9 @@ def setup_sidebar(studio):
     lr_options = sorted(set(LEARNING_RATES) | {float(state.setup_lr)})
     st.select_slider("Learning rate (log scale)", lr_options, key="setup_lr", format_func=lambda v: f"{v:g}",
                      help="Applies at the next step; marked on the cost chart")
+    st.selectbox("Learning-rate schedule", list(LR_SCHEDULES), key="setup_lr_schedule",
+                 help="\n".join(f"- **{k}**: {v}" for k, v in LR_SCHEDULES.items())
+                 + "\n\nApplies at the next step; marked on the cost chart")
     slot("learning_rate")
     if state.setup_optimizer == "momentum":
         st.number_input("Momentum", 0.0, 0.999, key="setup_momentum", step=0.05, format="%.3f")
@@ -138,10 +199,17 @@ def setup_sidebar(studio):
     try:
         config = read_widgets(studio)
     except InputError as error:
+        # data_path and the loader's own fields ("path", ...) are shown under the data set
         target = slots.get(error.field) or slots.get("layers" if "layer" in error.field else "dataset")
         target.error(f"**{error.field}**: {error.message}")
         return None, error
     return config, None
+
+
+def _data_path():
+    state = st.session_state
+    path = str(state.get("setup_data_path", "")).strip()
+    return path if state.setup_dataset in USER_DATA and path else None
 
 
 def read_widgets(studio):
@@ -150,12 +218,14 @@ def read_widgets(studio):
     subset = str(state.setup_subset).strip()
     hidden = _hidden_sizes(state.setup_hidden)
     base = studio.config
+    n_classes = data_classes(state.setup_dataset, _data_path())
     config = dataclasses.replace(
         base if isinstance(base, TrainConfig) else TrainConfig(),
-        dataset=state.setup_dataset, digits=state.setup_digits, subset=subset or None,
-        layers=hidden + [output_units(state.setup_dataset, state.setup_digits)],
+        dataset=state.setup_dataset, data_path=_data_path(), digits=state.setup_digits,
+        subset=subset or None,
+        layers=hidden + [output_units(state.setup_dataset, state.setup_digits, n_classes)],
         activation=state.setup_activation, init=state.setup_init, optimizer=state.setup_optimizer,
-        learning_rate=state.setup_lr, momentum=state.setup_momentum,
+        learning_rate=state.setup_lr, lr_schedule=state.setup_lr_schedule, momentum=state.setup_momentum,
         batch_size=str(state.setup_batch).strip().lower(), l2=str(state.setup_l2).strip(),
         seed=state.setup_seed, dtype=state.setup_dtype, iterations=state.setup_iterations,
         eval_every=state.setup_eval_every)

@@ -21,6 +21,7 @@ DIVERGING = [[0.0, "#053061"], [0.1, "#2166ac"], [0.2, "#4393c3"], [0.3, "#92c5d
 LAYER_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                  "#7f7f7f", "#bcbd22", "#17becf"]
 GAP_COLOUR = (255, 255, 255)
+HEATMAP_COLOURBAR = 80  # pixels right of the paused heatmap for its colour bar
 
 
 def downsample(x, y, max_points=MAX_POINTS):
@@ -58,8 +59,8 @@ def typed_array(values, dtype):
 
 
 def _layout(uirevision, height, **extra):
-    layout = {"uirevision": uirevision, "height": height, "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
-              "legend": {"orientation": "h", "y": -0.18}, "hovermode": "x unified"}
+    layout = {"uirevision": uirevision, "height": height, "margin": {"l": 60, "r": 20, "t": 40, "b": 70},
+              "legend": {"orientation": "h", "y": -0.4, "yanchor": "top"}, "hovermode": "x unified"}
     layout.update(extra)
     return layout
 
@@ -79,7 +80,7 @@ def _empty_state(layout, n_points, y_range):
     layout["showlegend"] = False
     layout["annotations"] = [*layout.get("annotations", []),
                              {"text": EMPTY_TEXT, "xref": "paper", "yref": "paper", "x": 0.5,
-                              "y": 0.5, "showarrow": False, "font": {"size": 14, "color": "#7f7f7f"}}]
+                              "y": 0.8, "showarrow": False, "font": {"size": 14, "color": "#7f7f7f"}}]
     return layout
 
 
@@ -223,13 +224,16 @@ def to_rgb(matrix, limit=None, scale=1):
 
 
 def weights_image(W, image_shape, limit=None, target_pixels=560):
-    """The image for one layer's weights: tiles for an image-shaped first layer, else the matrix."""
+    """The image for one layer's weights, about target_pixels wide: tiles for an image-shaped
+    first layer (square cells), else the matrix stretched to a target_pixels square, the box the
+    paused heatmap fills, so the page does not jump between the two."""
     if image_shape is not None and W.shape[1] == image_shape[0] * image_shape[1]:
         matrix = tile_grid(W, image_shape)[0]
-    else:
-        matrix = W
-    scale = max(1, min(8, target_pixels // max(matrix.shape)))
-    return to_rgb(matrix, limit, scale)
+        scale = max(1, min(8, target_pixels // max(matrix.shape)))
+        return to_rgb(matrix, limit, scale)
+    rows = np.arange(target_pixels) * W.shape[0] // target_pixels
+    columns = np.arange(target_pixels) * W.shape[1] // target_pixels
+    return to_rgb(np.asarray(W)[np.ix_(rows, columns)], limit)
 
 
 def weights_heatmap(W, image_shape, name="W1", limit=None, height=520):
@@ -243,21 +247,23 @@ def weights_heatmap(W, image_shape, name="W1", limit=None, height=520):
         custom = np.stack([unit_at + 1, np.where(unit_at >= 0, pixel, -1)], axis=-1)
         z, hover = grid, (f"unit %{{customdata[0]}}<br>pixel %{{customdata[1]}}<br>"
                           f"{name} = %{{z:.4g}}<extra></extra>")
-        axis = {"showticklabels": False, "showgrid": False, "zeroline": False}
-        xaxis, yaxis = dict(axis, scaleanchor="y"), dict(axis, autorange="reversed")
+        axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "constrain": "domain"}
+        xaxis = dict(axis, scaleanchor="y", constraintoward="left")
+        yaxis = dict(axis, autorange="reversed", constraintoward="top")
     else:
         z = W
         rows, cols = np.indices(W.shape)
         custom = np.stack([rows + 1, cols + 1], axis=-1)
         hover = f"unit %{{customdata[0]}}<br>input %{{customdata[1]}}<br>{name} = %{{z:.4g}}<extra></extra>"
-        xaxis = {"title": {"text": "input unit"}, "showgrid": False}
-        yaxis = {"title": {"text": "unit"}, "autorange": "reversed", "showgrid": False}
+        xaxis = {"showgrid": False, "showticklabels": False}  # hover names unit and input
+        yaxis = {"autorange": "reversed", "showgrid": False, "showticklabels": False}
     trace = {"type": "heatmap", "z": typed_array(z, "float32"), "customdata": typed_array(custom, "int32"),
              "hovertemplate": hover,
              "colorscale": DIVERGING, "zmin": -limit, "zmax": limit, "zmid": 0,
-             "colorbar": {"title": {"text": name}}}
+             "colorbar": {"title": {"text": name}, "thickness": 15}}
+    # No title or side margins: the plot is the same `height` square as the training image.
     layout = {"uirevision": f"heatmap-{name}", "height": height, "xaxis": xaxis, "yaxis": yaxis,
-              "margin": {"l": 40, "r": 20, "t": 30, "b": 30}, "title": {"text": name}}
+              "margin": {"l": 0, "r": HEATMAP_COLOURBAR, "t": 0, "b": 0}}
     return {"data": [trace], "layout": layout}
 
 
@@ -321,3 +327,13 @@ def vanishing_note(view):
             "Each sigmoid layer multiplies the backward signal by σ'(Z) ≤ 0.25, so the first layers "
             "barely move and the cost sits near 0.69 (a coin flip) until they do. ReLU with He "
             "init, or Adam (which rescales each weight's step), shortens this plateau.")
+
+
+def refresh_period(base, render_seconds, share=0.10, keep_base_up_to=None):
+    """How often a live view should redraw: its base period, lengthened so drawing takes at most
+    `share` of it. A view with a required rate (`keep_base_up_to`, e.g. 0.5 for the cost chart)
+    keeps its base period until drawing takes more than that share of it."""
+    wanted = render_seconds / share
+    if keep_base_up_to is not None:
+        wanted = min(wanted, render_seconds / keep_base_up_to)
+    return max(base, wanted)

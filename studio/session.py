@@ -25,8 +25,8 @@ from backprop.trainer import Trainer
 
 THREAD_PREFIX = "backprop-train-"
 # Changing these needs a new network (a Reset); every other field applies at the next step.
-LIVE_FIELDS = ("learning_rate", "momentum", "beta1", "beta2", "l2", "optimizer", "iterations",
-               "eval_every")
+LIVE_FIELDS = ("learning_rate", "lr_schedule", "momentum", "beta1", "beta2", "l2", "optimizer",
+               "iterations", "eval_every")
 DATA_FIELDS = ("dataset", "digits", "subset", "data_path", "seed", "dtype")
 
 
@@ -179,11 +179,11 @@ class Studio:
     def build(self, config=None):
         """A new network and trainer from a set-up (the current one, or the pending one)."""
         with self._lock:
+            config = (config or self.pending or self.config).validated()
+            data = self.load_data(config)  # a bad data choice fails here, before the run is touched
+            trainer = Trainer.from_config(config, data)
             self.pause()
             self._close_run("stopped")
-            config = (config or self.pending or self.config).validated()
-            data = self.load_data(config)
-            trainer = Trainer.from_config(config, data)
             self.config, self.pending, self.trainer = config, None, trainer
             self.initial_params = list(trainer.network.params)
             self.stop_reason = None
@@ -227,6 +227,11 @@ class Studio:
                     trainer.set_knob(name, value)
             trainer.set_knob("l2", config.l2)
             trainer.eval_every = config.eval_every
+            trainer.schedule_iterations = config.iterations  # cosine decays over the budget
+            if config.lr_schedule != trainer.lr_schedule:
+                trainer.history.add_marker(trainer.iteration, "lr_schedule", trainer.lr_schedule,
+                                           config.lr_schedule)
+                trainer.lr_schedule = config.lr_schedule
 
     # -- training --------------------------------------------------------------------------
     @property

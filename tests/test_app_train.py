@@ -138,3 +138,33 @@ def test_every_page_renders_and_the_network_survives_page_switches():
         no_errors(at)
     at.switch_page("pages/train.py").run()
     assert "iteration 1 ·" in status(at)
+
+
+def test_link_warnings_stay_until_dismissed():
+    at = open_app(learning_rate="fast")
+    button(at, "Step").click().run()
+    assert any("learning_rate" in w.value for w in at.warning)  # still there after a click
+    button(at, "Dismiss").click().run()
+    assert not any("Ignored from the link" in w.value for w in at.warning)
+
+
+def test_own_data_path_errors_inline_and_keep_the_run(tmp_path):
+    at = open_app()
+    button(at, "Reset").click().run()  # AppTests share one Studio: start from iteration 0
+    button(at, "Step").click().run()
+    at.selectbox(key="setup_dataset").set_value("npz").run()
+    at.text_input(key="setup_data_path").input(str(tmp_path / "missing.npz")).run()
+    no_errors(at)
+    assert any("data_path" in e.value and "does not exist" in e.value for e in at.sidebar.error)
+    button(at, "Step").click().run()
+    assert "iteration 2 ·" in status(at)
+
+
+def test_the_learning_rate_schedule_applies_at_the_next_step():
+    at = open_app()
+    button(at, "Reset").click().run()
+    button(at, "Step").click().run()
+    at.selectbox(key="setup_lr_schedule").set_value("cosine").run()
+    no_errors(at)
+    assert at.query_params["lr_schedule"] == "cosine"
+    assert not any("press **Reset**" in i.value for i in at.info)  # applies at the next step

@@ -163,3 +163,10 @@ def test_url_bad_values_are_dropped_with_a_named_reason():
     assert any(p.startswith("seed:") for p in problems)
     config, _, problems = query_to_config({"digits": "all"})  # layers [196, 1] do not fit 10 classes
     assert problems and config == TrainConfig().validated()
+
+
+def test_refresh_period_keeps_required_rates_and_slows_heavy_views():
+    assert figures.refresh_period(2.0, 0.05) == 2.0  # 2.5% of the period: as set
+    assert figures.refresh_period(2.0, 0.5) == 5.0  # drawing may take 10% of the period
+    assert figures.refresh_period(0.5, 0.1, keep_base_up_to=0.5) == 0.5  # cost chart stays at 2 Hz
+    assert figures.refresh_period(0.5, 0.4, keep_base_up_to=0.5) == 0.8  # unless it truly cannot
