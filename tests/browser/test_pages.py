@@ -8,12 +8,12 @@ from playwright.sync_api import expect
 
 QUICK = "subset=300"
 # Pages that need a network say so and point to the Train page until one exists.
-NEED_A_NETWORK = {"Inspect", "Math", "Gradients"}
+NEED_A_NETWORK = {"Inspect", "Math", "Gradient check"}
 # Pages that draw without a network (they show the data of the set-up).
 DRAW_WITHOUT_A_NETWORK = {"Data"}
 # Buttons a page needs pressed before it draws its results (they run on the trained network), each
 # with the text its result shows (waiting for it keeps the next click from interrupting the run).
-ACTIONS = {"Gradients": [("Run gradient check", "Checked at iteration"),
+ACTIONS = {"Gradient check": [("Run gradient check", "Checked at iteration"),
                          ("Find a learning rate", "Suggested learning rate")]}
 # What a page draws: Plotly charts, images, tables, dataframes, LaTeX.
 DRAWN = ('[data-testid="stPlotlyChart"], [data-testid="stImage"], [data-testid="stTable"], '
