@@ -58,7 +58,7 @@ else:
 
 st.subheader("Manage a run")
 picked = by_label[st.selectbox("Run", list(by_label), key="compare_manage")]
-name_column, button_column = st.columns([3, 1])
+name_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
 new_name = name_column.text_input("New name", value=picked["name"], key=f"compare_name_{picked['id']}")
 if button_column.button("Rename", key="compare_rename"):
     try:
