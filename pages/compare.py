@@ -6,7 +6,9 @@ from backprop.config import TrainConfig
 from backprop.errors import InputError
 from backprop.runs import RunStore
 from studio.analysis_figures import final_accuracy, parallel_coordinates_figure, run_curves_figure
-from studio.session import get_studio
+from studio.session import get_studio, route_through_app
+
+route_through_app()  # a direct link to this page on a fresh server: go through app.py
 
 st.title("Compare runs")
 try:

@@ -15,7 +15,9 @@ from studio.data_files import (
     save_upload,
     training_config,
 )
-from studio.session import get_studio
+from studio.session import get_studio, route_through_app
+
+route_through_app()  # a direct link to this page on a fresh server: go through app.py
 
 st.title("Data")
 studio = get_studio()

@@ -6,7 +6,9 @@ from backprop.errors import InputError
 from backprop.gradcheck import gradient_check
 from backprop.lr_finder import find_learning_rate
 from studio.analysis_figures import lr_finder_figure, relative_error_figure, verdict
-from studio.session import get_studio
+from studio.session import get_studio, route_through_app
+
+route_through_app()  # a direct link to this page on a fresh server: go through app.py
 
 st.title("Gradient check")
 st.markdown(

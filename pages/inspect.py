@@ -12,7 +12,9 @@ from studio.analysis_figures import (
     most_confident_wrong,
     probability_figure,
 )
-from studio.session import get_studio
+from studio.session import get_studio, route_through_app
+
+route_through_app()  # a direct link to this page on a fresh server: go through app.py
 
 st.title("Inspect")
 studio = get_studio()

@@ -3,7 +3,9 @@
 import streamlit as st
 
 from studio.math_shapes import latex_matrix, shape_text, step_shapes, tiny_trace
-from studio.session import get_studio
+from studio.session import get_studio, route_through_app
+
+route_through_app()  # a direct link to this page on a fresh server: go through app.py
 
 st.title("The math of one step")
 studio = get_studio()

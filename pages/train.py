@@ -11,8 +11,10 @@ import streamlit as st
 from backprop.errors import InputError
 from studio import figures
 from studio.controls import fill_widgets, setup_sidebar
-from studio.session import active_training_threads, get_studio, max_training_threads
+from studio.session import active_training_threads, get_studio, max_training_threads, route_through_app
 from studio.url_state import config_to_query, query_to_config
+
+route_through_app()  # a direct link to this page on a fresh server: go through app.py
 
 # Live views: (base refresh period in seconds, share of it drawing may take before the period is
 # lengthened anyway). Status + cost chart must stay at 2 Hz and the heatmap at 1 Hz unless drawing

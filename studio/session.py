@@ -484,6 +484,22 @@ def _make_cached_studio():
 _cached_studio = None
 
 
+def route_through_app():
+    """Make a link straight to a page (e.g. /compare) run through app.py's navigation.
+
+    Streamlit treats a `pages/` folder as an old-style multipage app until some script calls
+    st.navigation, so on a freshly started server such a link would run the page alone, without
+    app.py's menu and layout. Leave that mode and run again, this time through app.py.
+    Every page calls this first.
+    """
+    import streamlit as st
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def get_studio():
     """This browser session's Studio (created on first use, released when the session ends)."""
     global _cached_studio
