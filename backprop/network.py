@@ -249,10 +249,20 @@ class Network:
         return A.argmax(axis=0)
 
     def evaluate(self, X, Y):
-        """(cost, accuracy) on a data set, without touching gradients."""
+        """(cost, accuracy) on a data set, without touching gradients; large sets in chunks."""
         X = self.check_inputs(X)
         Y = self.check_labels(Y, X.shape[0])
-        activations, Z_out = self._forward(X, reuse=False)
-        A = activations[-1]
-        predicted = (A[0] > 0.5).astype(np.int64) if self.output == "sigmoid" else A.argmax(axis=0)
-        return self._cost_sum(Z_out, Y) / Y.shape[0], float(np.mean(predicted == Y))
+        n = X.shape[0]
+
+        def cost_and_correct(start, stop):
+            activations, Z_out = self._forward(X[start:stop], reuse=False)
+            A = activations[-1]
+            predicted = (A[0] > 0.5).astype(np.int64) if self.output == "sigmoid" else A.argmax(axis=0)
+            return self._cost_sum(Z_out, Y[start:stop]), int(np.count_nonzero(predicted == Y[start:stop]))
+
+        bounds = chunk_bounds(n)
+        if bounds is None:
+            results = [cost_and_correct(0, n)]
+        else:
+            results = map_chunks(lambda part: cost_and_correct(*bounds[part]), len(bounds))
+        return sum(c for c, _ in results) / n, sum(k for _, k in results) / n

@@ -7,25 +7,25 @@ whole product waits for the slowed half. Here each worker takes the next chunk w
 (2 chunks per worker), so a slowed core simply does fewer chunks. NumPy releases the GIL in
 matrix products and in the large element-wise loops, so threads are enough.
 
-Small batches (under MIN_SAMPLES) are not split: the hand-over would cost more than it saves,
-and OpenBLAS keeps its usual threads for them. BACKPROP_ENGINE_THREADS=1 turns splitting off
-(for comparisons); another number sets the pool size (default: the CPUs this process may use).
+Small batches (under MIN_SAMPLES) are not split: the hand-over would cost more than it saves.
+Once a process has split a batch, OpenBLAS stays single-threaded in it (see map_chunks).
+BACKPROP_ENGINE_THREADS=1 turns splitting off, leaving OpenBLAS its own threads (the engine as
+it was, for comparisons); another number sets the pool size (default: the CPUs this process may
+use).
 """
 
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from .blas_threads import blas_threads, set_blas_threads
+from .blas_threads import set_blas_threads
 
-MIN_SAMPLES = 2048  # batches smaller than this run as one piece
-MIN_CHUNK = 512  # no chunk smaller than this: the matrix products stay efficient
+MIN_SAMPLES = 512  # batches smaller than this run as one piece
+MIN_CHUNK = 128  # no chunk smaller than this: the matrix products stay efficient
 CHUNKS_PER_WORKER = 2  # enough for a free worker to take over a slowed one's share
 
 _lock = threading.Lock()
 _pool = None
-_active = 0  # parallel calls running now (from any thread)
-_blas_before = None  # BLAS threads to restore when the last parallel call ends
 
 
 def workers():
@@ -50,30 +50,25 @@ def chunk_bounds(n_samples):
 
 
 def map_chunks(work, n_chunks):
-    """[work(0), ..., work(n_chunks - 1)] computed by the pool, in order, BLAS single-threaded."""
-    global _pool, _active, _blas_before
+    """[work(0), ..., work(n_chunks - 1)] computed by the pool, in order.
+
+    The first call makes OpenBLAS single-threaded for the rest of the process: our workers are
+    the parallelism now. Switching back after each call would cost more than it saves, because
+    OpenBLAS's idle threads keep spinning for a while on the cores our workers need.
+    """
+    global _pool
     with _lock:
         if _pool is None:
+            set_blas_threads(1)
             _pool = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="backprop-chunk")
         pool = _pool
-        _active += 1
-        if _active == 1:
-            _blas_before = blas_threads()
-            if _blas_before is not None and _blas_before > 1:
-                set_blas_threads(1)
-    try:
-        return list(pool.map(work, range(n_chunks)))
-    finally:
-        with _lock:
-            _active -= 1
-            if _active == 0 and _blas_before is not None and _blas_before > 1:
-                set_blas_threads(_blas_before)
+    return list(pool.map(work, range(n_chunks)))
 
 
 def _forget_pool_in_child():
     """A forked child has none of the parent's threads: start a fresh pool there when needed."""
-    global _pool, _active
-    _pool, _active = None, 0
+    global _pool
+    _pool = None
 
 
 if hasattr(os, "register_at_fork"):
