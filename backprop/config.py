@@ -48,8 +48,10 @@ def parse_digits(text):
     digits = parse_int_list(text, "digits")
     if len(digits) != 2 or digits[0] == digits[1]:
         raise InputError("digits", f"give two different classes such as 5,8 (or 'all'), got {text!r}")
-    if any(not 0 <= d <= 9 for d in digits):
-        raise InputError("digits", f"classes are 0 to 9, got {text!r}")
+    # Labels, not only digits: EMNIST letters and a user's own data go past 9. Whether the data
+    # set has them is checked when it is loaded.
+    if any(not 0 <= d <= 255 for d in digits):
+        raise InputError("digits", f"class labels are whole numbers from 0 to 255, got {text!r}")
     return tuple(digits)
 
 

@@ -34,7 +34,8 @@ from backprop.errors import InputError
     ({"eval_every": 0}, "eval_every", "at least 1"),
     ({"subset": 1}, "subset", "at least 2"),
     ({"digits": (5, 5)}, "digits", "two different"),
-    ({"digits": (5, 10)}, "digits", "0 to 9"),
+    ({"digits": (5, 256)}, "digits", "0 to 255"),
+    ({"digits": (-1, 3)}, "digits", "0 to 255"),
 ])
 def test_bad_settings_name_the_field(changes, field, words):
     with pytest.raises(InputError) as caught:
