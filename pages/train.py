@@ -12,7 +12,7 @@ from backprop.errors import InputError
 from studio import figures
 from studio.controls import fill_widgets, setup_sidebar
 from studio.session import active_training_threads, get_studio, max_training_threads, route_through_app
-from studio.url_state import config_to_query, query_to_config
+from studio.url_state import config_to_query, describes_setup, query_to_config
 
 route_through_app()  # a direct link to this page on a fresh server: go through app.py
 
@@ -27,8 +27,10 @@ state = st.session_state
 
 # -- the set-up: from the URL on a session's first run, then from the widgets ------------------
 if "setup_loaded" not in state:
-    config, demo, problems = query_to_config(st.query_params.to_dict())
-    studio.propose(config)
+    params = st.query_params.to_dict()
+    config, demo, problems = query_to_config(params)
+    if describes_setup(params):  # a plain link keeps what another page may have proposed already
+        studio.propose(config)
     fill_widgets(studio.pending or studio.config)
     state.demo = demo
     state.setup_loaded = True

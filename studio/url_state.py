@@ -59,6 +59,11 @@ def config_to_query(config, demo=False):
     return params
 
 
+def describes_setup(params):
+    """Whether a link carries any set-up field (a bare link leaves the current set-up alone)."""
+    return any(name in params for name in FIELDS)
+
+
 def query_to_config(params):
     """(config, demo, problems) from query parameters; problems lists 'field: why' for each value
     that was dropped (the default is used for it)."""

@@ -168,3 +168,12 @@ def test_the_learning_rate_schedule_applies_at_the_next_step():
     no_errors(at)
     assert at.query_params["lr_schedule"] == "cosine"
     assert not any("press **Reset**" in i.value for i in at.info)  # applies at the next step
+
+
+def test_only_a_link_with_set_up_fields_replaces_the_set_up():
+    """A bare link (e.g. the menu's Train entry after the Data page proposed an upload) must not
+    overwrite a set-up proposed on another page; a shared link with fields does."""
+    from studio.url_state import describes_setup
+
+    assert not describes_setup({}) and not describes_setup({"demo": "1"})
+    assert describes_setup({"layers": "64,1"}) and describes_setup({"dataset": "npz"})
