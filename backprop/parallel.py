@@ -4,7 +4,7 @@ small shared thread pool works through, each chunk's matrix products on a single
 Why not leave it to OpenBLAS's own threads? They split every matrix product statically into equal
 parts and wait for the slowest, so when a browser or the app server takes part of one core the
 whole product waits for the slowed half. Here each worker takes the next chunk when it is free
-(2 chunks per worker), so a slowed core simply does fewer chunks. NumPy releases the GIL in
+(4 chunks per worker), so a slowed core simply does fewer chunks. NumPy releases the GIL in
 matrix products and in the large element-wise loops, so threads are enough.
 
 Small batches (under MIN_SAMPLES) are not split: the hand-over would cost more than it saves.
@@ -22,7 +22,7 @@ from .blas_threads import set_blas_threads
 
 MIN_SAMPLES = 512  # batches smaller than this run as one piece
 MIN_CHUNK = 128  # no chunk smaller than this: the matrix products stay efficient
-CHUNKS_PER_WORKER = 2  # enough for a free worker to take over a slowed one's share
+CHUNKS_PER_WORKER = 4  # enough for a free worker to take over a slowed one's share
 
 _lock = threading.Lock()
 _pool = None
