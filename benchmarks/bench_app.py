@@ -97,7 +97,7 @@ def app_rate(seconds, query, env):
             time.sleep(seconds)
             end_text, end = status(page), time.perf_counter()
             points = page.evaluate("() => document.querySelector('.st-key-cost_chart .js-plotly-plot')"
-                                   ".data[0].x.length")
+                                   "._fullData[0].x.length")
             page.get_by_role("button", name="Pause", exact=True).click()
             browser.close()
     finally:

@@ -74,7 +74,7 @@ def test_charts_before_the_first_step_have_fixed_axes_a_hint_and_a_trace():
     empty = {**fake_view(steps=0), "evaluations": [], "markers": []}
     for figure in (figures.cost_figure(empty), figures.cost_figure(empty, log_y=True),
                    figures.gradient_figure(empty), figures.ratio_figure(empty)):
-        assert figure["data"] and figure["data"][0]["x"] == []  # Plotly 7.1 fails on no traces
+        assert figure["data"] and len(figure["data"][0]["x"]) == 0  # Plotly 7.1 fails on no traces
         layout = figure["layout"]
         assert layout["xaxis"]["range"] == [0, 10] and len(layout["yaxis"]["range"]) == 2
         assert any("press <b>Train</b>" in a["text"] for a in layout["annotations"])
@@ -170,3 +170,13 @@ def test_refresh_period_keeps_required_rates_and_slows_heavy_views():
     assert figures.refresh_period(2.0, 0.5) == 5.0  # drawing may take 10% of the period
     assert figures.refresh_period(0.5, 0.1, keep_base_up_to=0.5) == 0.5  # cost chart stays at 2 Hz
     assert figures.refresh_period(0.5, 0.4, keep_base_up_to=0.5) == 0.8  # unless it truly cannot
+
+
+def test_downsample_keeps_a_point_where_a_stretch_is_not_finite():
+    y = np.linspace(1.0, 0.1, 10_000)
+    y[4_000:6_000] = np.nan
+    y[7_000] = np.inf
+    index = figures.downsample(np.arange(10_000), y, max_points=500)
+    assert len(index) <= 500 and index[0] == 0 and index[-1] == 9_999
+    assert np.any((index >= 4_000) & (index < 6_000))  # the gap still shows
+    assert 7_000 not in index  # an Inf is never picked as a bucket's extreme

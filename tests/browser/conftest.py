@@ -248,7 +248,9 @@ class AppPage:
                 };
                 const plot = plots.find((p) => words(p).includes(match)) || plots[0];
                 if (!plot.data || !plot.data.length) return 0;
-                const x = plot.data[0].x || plot.data[0].y || [];
+                // Arrays travel as binary typed-array specs; plotly.js keeps the decoded ones in _fullData.
+                const trace = (plot._fullData && plot._fullData[0]) || plot.data[0];
+                const x = trace.x || trace.y || [];
                 return x.length;
             }""",
             match.lower(),

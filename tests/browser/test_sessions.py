@@ -27,7 +27,7 @@ RELEASE_SECONDS = 30  # a closed tab's session is released when its websocket cl
 
 def costs(app):
     return app.page.evaluate(
-        "() => document.querySelector('.st-key-cost_chart .js-plotly-plot').data[0].y.slice()"
+        "() => Array.from(document.querySelector('.st-key-cost_chart .js-plotly-plot')._fullData[0].y)"
     )
 
 
