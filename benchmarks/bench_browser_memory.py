@@ -41,7 +41,7 @@ COUNT_REFRESHES = """
       const title = String((l.title && (l.title.text ?? l.title)) || '') + ' ' +
                     String((l.yaxis && l.yaxis.title && (l.yaxis.title.text ?? l.yaxis.title)) || '');
       if (/cost/i.test(title) && plot.data && plot.data.length) {
-        // Decoded arrays (they travel as binary specs); length and last iteration: a change even once downsampled.
+        // Decoded arrays (they travel as binary specs); length and last x change even once downsampled.
         const x = (plot._fullData && plot._fullData[0] ? plot._fullData[0].x : plot.data[0].x) || [];
         return x.length + ':' + x[x.length - 1];
       }
