@@ -31,6 +31,19 @@ def costs(app):
     )
 
 
+def costs_shown(app, poll, at_least):
+    """The cost chart's values once it shows at least `at_least` points (a full page rerun can
+    briefly show the chart as the rerun drew it, before the live view catches up)."""
+    shown = []
+
+    def enough():
+        shown[:] = costs(app)
+        return len(shown) >= at_least
+
+    poll(enough, 30, lambda: f"the cost chart shows {len(shown)} points, expected >= {at_least}")
+    return shown
+
+
 def expected_costs(query, steps):
     """The costs this set-up gives when trained alone, in this process, with the engine."""
     config, _, problems = query_to_config(dict(parse_qsl(query)))
@@ -83,9 +96,9 @@ def test_two_sessions_train_different_setups_at_once(open_app, poll):
     assert "learning_rate=0.01" in slow.page.url and "learning_rate=0.5" in fast.page.url
     # Each chart is exactly what its own set-up gives when trained alone: no cross-talk.
     for app, query in ((slow, SLOW), (fast, FAST)):
-        shown = costs(app)[:15]
+        shown = costs_shown(app, poll, 15)[:15]
         np.testing.assert_allclose(shown, expected_costs(query, 15), rtol=1e-9, err_msg=query)
-    assert abs(costs(slow)[10] - costs(fast)[10]) > 1e-3
+    assert abs(costs_shown(slow, poll, 11)[10] - costs_shown(fast, poll, 11)[10]) > 1e-3
     assert_thread_count(slow.server, 2, poll)
 
     # Pausing one leaves the other training.
