@@ -5,7 +5,6 @@ import hashlib
 import http.server
 import io
 import struct
-import threading
 import zipfile
 
 import numpy as np
@@ -47,13 +46,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+def server(serve_http):
+    with serve_http(Handler) as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import hashlib
 import http.server
 import shutil
 import struct
-import threading
 
 import numpy as np
 import pytest
@@ -144,12 +143,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+def server(serve_http):
+    with serve_http(Handler) as url:
+        yield url
 
 
 def toy_dataset(monkeypatch, mirror):
