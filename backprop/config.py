@@ -5,13 +5,12 @@ made anywhere can be reproduced anywhere.
 """
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
 from .activations import ACTIVATIONS
 from .errors import InputError
 from .network import DTYPES, INITS
-from .optimizers import OPTIMIZERS, check_fraction, check_learning_rate
+from .optimizers import OPTIMIZERS, check_fraction, check_learning_rate, check_penalty
 
 MAX_UNITS = 4096
 LR_SCHEDULES = {
@@ -122,12 +121,7 @@ class TrainConfig:
             c.batch_size = None
         else:
             c.batch_size = _positive_int(c.batch_size, "batch_size")
-        try:
-            c.l2 = float(c.l2)
-        except (TypeError, ValueError):
-            raise InputError("l2", f"{c.l2!r} is not a number") from None
-        if not math.isfinite(c.l2) or c.l2 < 0:
-            raise InputError("l2", f"must be a finite number >= 0, got {c.l2}")
+        c.l2 = check_penalty(c.l2)
         c.iterations = _positive_int(c.iterations, "iterations", 1, 10**7)
         c.eval_every = _positive_int(c.eval_every, "eval_every", 1)
         if c.subset is not None:

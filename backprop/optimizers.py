@@ -35,6 +35,17 @@ def check_fraction(value, field):
     return value
 
 
+def check_penalty(value, field="l2"):
+    """A weight penalty: a finite number >= 0 (0 switches it off)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise InputError(field, f"{value!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise InputError(field, f"must be a finite number >= 0, got {value}")
+    return value
+
+
 class GradientDescent:
     """The tutorial's rule: W := W - learning_rate * dW."""
 

@@ -18,7 +18,7 @@ import numpy as np
 from .errors import InputError
 from .history import LAYER_STATS, History
 from .network import Network
-from .optimizers import check_learning_rate, make_optimizer
+from .optimizers import check_fraction, check_learning_rate, check_penalty, make_optimizer
 
 
 class Trainer:
@@ -73,7 +73,7 @@ class Trainer:
         """Change an optimizer setting (or l2) before the next step; marks the history."""
         with self.lock:
             if name == "l2":
-                value = float(value)
+                value = check_penalty(value)
                 old, self.l2 = self.l2, value
             else:
                 knobs = self.optimizer.knobs()
@@ -83,7 +83,6 @@ class Trainer:
                 if name in ("learning_rate", "epsilon"):
                     value = check_learning_rate(value, name)
                 else:
-                    from .optimizers import check_fraction
                     value = check_fraction(value, name)
                 old = knobs[name]
                 setattr(self.optimizer, name, value)

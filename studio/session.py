@@ -208,9 +208,7 @@ class Studio:
                 return []
             waiting = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in LIVE_FIELDS
                        and getattr(config, f.name) != getattr(self.config, f.name)]
-            trainer = self.trainer
-            if trainer is not None:
-                self._apply_live(trainer, config)
+            self._apply_live(self.trainer, config)
             live = {name: getattr(config, name) for name in LIVE_FIELDS}
             self.config = dataclasses.replace(self.config, **live)
             self.pending = config if waiting else None

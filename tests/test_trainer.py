@@ -248,3 +248,16 @@ def test_training_thread_with_another_thread_steering_and_watching():
     assert iterations == sorted(iterations) and trainer.iteration >= 400
     markers = trainer.history.markers
     assert all(m["iteration"] <= n["iteration"] for m, n in zip(markers, markers[1:], strict=False))
+
+
+def test_l2_set_between_steps_is_checked_like_the_set_up():
+    x = np.random.default_rng(0).random((8, 3))
+    y = np.array([0, 1] * 4)
+    data = Dataset("toy", x, y, x[:2], y[:2], ["a", "b"], None)
+    trainer = Trainer(Network([3, 2, 1]), GradientDescent(0.1), data)
+    for bad in (-0.1, float("nan"), "much"):
+        with pytest.raises(InputError, match="l2"):
+            trainer.set_knob("l2", bad)
+    assert trainer.l2 == 0.0 and not trainer.history.markers  # nothing changed
+    trainer.set_knob("l2", 1e-3)
+    assert trainer.l2 == 1e-3
