@@ -37,6 +37,7 @@ COUNT_REFRESHES = """
                                     blankTicks: 0, lastCost: null, lastData: [], lastImages: ''};
   const costPoints = () => {
     for (const plot of document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')) {
+      if (!plot.getClientRects().length) continue;  // a replaced copy Streamlit keeps hidden a moment
       const l = plot.layout || {};
       const title = String((l.title && (l.title.text ?? l.title)) || '') + ' ' +
                     String((l.yaxis && l.yaxis.title && (l.yaxis.title.text ?? l.yaxis.title)) || '');

@@ -17,9 +17,10 @@ from studio.url_state import config_to_query, describes_setup, query_to_config
 route_through_app()  # a direct link to this page on a fresh server: go through app.py
 
 # Live views: (base refresh period in seconds, share of it drawing may take before the period is
-# lengthened anyway). Status + cost chart must stay at 2 Hz and the heatmap at 1 Hz unless drawing
+# lengthened anyway). Status + cost chart must refresh at least twice a second and the heatmap
+# once, so their periods sit 10% under 0.5 s and 1 s (a timer tick can come late), unless drawing
 # takes half their period; gradients (2 s) and histograms (5 s) slow down past 10% (RENDER_SHARE).
-REFRESH = {"fast": (0.5, 0.5), "heatmap": (1.0, 0.5), "gradients": (2.0, None), "histograms": (5.0, None)}
+REFRESH = {"fast": (0.45, 0.5), "heatmap": (0.9, 0.5), "gradients": (2.0, None), "histograms": (5.0, None)}
 RENDER_SHARE = 0.10
 
 studio = get_studio()
@@ -164,9 +165,9 @@ def heatmap_view(is_running):
     limit = figures.symmetric_limit(matrix)
     st.caption(f"**{name}**, colour ±{limit:.3g}: blue < 0 < red. "
                + ("Pause to hover over a weight." if is_running else "Hover to read a weight."))
-    if is_running:  # a PNG is far cheaper to send and draw than a live heatmap
-        st.image(figures.weights_image(matrix, view["image_shape"], limit, heatmap_side),
-                 width=heatmap_side)
+    if is_running:  # an image is far cheaper to send and draw than a live heatmap
+        image = figures.weights_image(matrix, view["image_shape"], limit, heatmap_side)
+        st.html(figures.image_html(image, heatmap_side, alt=f"{name} while training"))
     else:
         st.plotly_chart(figures.weights_heatmap(matrix, view["image_shape"], name=name, limit=limit,
                                                 height=heatmap_side), key="weights_heatmap",
@@ -215,10 +216,13 @@ with right:
     live("gradients", gradient_views)
 
 if studio.trainer is not None and not demo:
-    with st.expander("Weight and gradient histograms, now vs at initialisation"):
-        st.selectbox("Layer", range(studio.trainer.network.n_layers), key="histogram_layer",
-                     format_func=lambda l: f"layer {l + 1}")
-        live("histograms", histogram_views)
+    histograms = st.expander("Weight and gradient histograms, now vs at initialisation",
+                             key="histograms_open", on_change="rerun")
+    if histograms.open:  # only while open: charts in a closed expander are still drawn, at a cost
+        with histograms:
+            st.selectbox("Layer", range(studio.trainer.network.n_layers), key="histogram_layer",
+                         format_func=lambda l: f"layer {l + 1}")
+            live("histograms", histogram_views)
 
 
 # -- export and import --------------------------------------------------------------------------

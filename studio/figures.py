@@ -7,6 +7,8 @@ max kept) so a chart never sends more than ~1000 points, and every layout has a 
 """
 
 import base64
+import html
+import io
 import math
 
 import numpy as np
@@ -238,6 +240,22 @@ def weights_image(W, image_shape, limit=None, target_pixels=560):
     rows = np.arange(target_pixels) * W.shape[0] // target_pixels
     columns = np.arange(target_pixels) * W.shape[1] // target_pixels
     return to_rgb(np.asarray(W)[np.ix_(rows, columns)], limit)
+
+
+def image_html(rgb, width, alt=""):
+    """An RGB image as an <img> with the picture inline (JPEG, as st.image would send it).
+
+    While training the weight image changes every second. st.image sends each one as a new
+    file that the browser fetches and decodes into a new element, and the box showed blank for
+    a frame on most updates (measured in Chromium); an inline picture decoded at once does not."""
+    from PIL import Image  # installed with Streamlit
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buffer, format="JPEG", quality=90)
+    height = round(width * rgb.shape[0] / rgb.shape[1])
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (f'<img src="data:image/jpeg;base64,{data}" width="{width}" height="{height}" '
+            f'decoding="sync" alt="{html.escape(alt, quote=True)}" style="max-width: 100%; height: auto">')
 
 
 def weights_heatmap(W, image_shape, name="W1", limit=None, height=520):

@@ -405,7 +405,7 @@ class Studio:
         trainer = self.trainer
         if trainer is None:
             return None
-        with trainer.lock:
+        with trainer.reading():
             snap = trainer.snapshot()
             history = trainer.history
             snap.update(iterations=history.iterations, costs=history.costs,
@@ -426,7 +426,7 @@ class Studio:
         trainer = self.trainer
         if trainer is None:
             return None
-        with trainer.lock:
+        with trainer.reading():
             network = trainer.network.copy()
             X, Y, l2 = trainer.x_train, trainer.y_train, trainer.l2
         if params is not None:

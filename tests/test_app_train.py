@@ -177,3 +177,18 @@ def test_only_a_link_with_set_up_fields_replaces_the_set_up():
 
     assert not describes_setup({}) and not describes_setup({"demo": "1"})
     assert describes_setup({"layers": "64,1"}) and describes_setup({"dataset": "npz"})
+
+
+def test_histograms_are_drawn_only_while_their_expander_is_open():
+    # Charts in a closed expander are still drawn by the browser (and recomputed here) every
+    # refresh: the histograms cost nothing until a person opens them.
+    at = open_app()
+    button(at, "Step").click().run()
+    assert "histograms" in at.expander[0].label and at.session_state["histograms_open"] is False
+    closed = len(at.get("plotly_chart"))  # cost, heatmap, gradients, ratio
+    at.session_state["histograms_open"] = True
+    at.run()
+    no_errors(at)
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert len(titles) == closed + 2 and sum("now vs at init" in t for t in titles) == 2
+    button(at, "Reset").click().run()

@@ -180,3 +180,19 @@ def test_downsample_keeps_a_point_where_a_stretch_is_not_finite():
     assert len(index) <= 500 and index[0] == 0 and index[-1] == 9_999
     assert np.any((index >= 4_000) & (index < 6_000))  # the gap still shows
     assert 7_000 not in index  # an Inf is never picked as a bucket's extreme
+
+
+def test_live_weight_image_travels_inline_at_its_size_and_names_itself():
+    import base64
+    import io
+
+    from PIL import Image
+
+    rgb = figures.weights_image(np.random.default_rng(0).normal(size=(16, 784)), (28, 28))
+    tag = figures.image_html(rgb, 300, alt='W1 "live"')
+    src = tag.split('src="', 1)[1].split('"', 1)[0]
+    assert src.startswith("data:image/jpeg;base64,")
+    picture = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+    assert picture.size == (rgb.shape[1], rgb.shape[0])
+    assert f'width="300" height="{round(300 * rgb.shape[0] / rgb.shape[1])}"' in tag
+    assert 'alt="W1 &quot;live&quot;"' in tag

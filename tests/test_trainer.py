@@ -3,6 +3,7 @@
 import copy
 import math
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -261,3 +262,25 @@ def test_l2_set_between_steps_is_checked_like_the_set_up():
     assert trainer.l2 == 0.0 and not trainer.history.markers  # nothing changed
     trainer.set_knob("l2", 1e-3)
     assert trainer.l2 == 1e-3
+
+
+
+def test_a_waiting_reader_goes_before_the_next_step():
+    # A training loop lets go of the lock after a step and takes it again at once for the next;
+    # a thread that only waited would lose that race again and again on a busy machine.
+    trainer = make_trainer()
+    seen = []
+
+    def read():
+        with trainer.reading():
+            seen.append(trainer.iteration)
+
+    trainer.lock.acquire()  # a step in progress
+    reader = threading.Thread(target=read)
+    reader.start()
+    while trainer._readers_waiting == 0:
+        time.sleep(0.001)
+    trainer.lock.release()  # the step ends ...
+    trainer.step(1)  # ... and the loop goes straight on to the next one
+    reader.join()
+    assert seen == [0] and trainer.iteration == 1 and trainer._readers_waiting == 0

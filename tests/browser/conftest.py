@@ -234,11 +234,14 @@ class AppPage:
         return self.page.locator("body").inner_text()
 
     def plot_points(self, match: str = "cost") -> int | None:
-        """Points in the first trace of the first Plotly chart whose title or axis names `match`
-        (or the first chart when none does); None when there is no chart."""
+        """Points in the first trace of the first visible Plotly chart whose title or axis names
+        `match` (or the first visible chart when none does); None when there is no chart."""
         return self.page.evaluate(
             """(match) => {
-                const plots = [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')];
+                // Only charts on screen: Streamlit keeps a replaced chart hidden (display: none) for a
+                // moment while its successor mounts, and that copy shows older data.
+                const plots = [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+                  .filter((p) => p.getClientRects().length > 0);
                 if (!plots.length) return null;
                 const words = (p) => {
                   const l = p.layout || {};
