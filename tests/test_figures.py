@@ -45,6 +45,11 @@ def test_cost_figure_has_one_point_per_step_and_marks_knob_changes():
     assert figure["layout"]["uirevision"] == "cost"
     assert figure["layout"]["shapes"][0]["x0"] == 12
     assert "learning_rate 0.1→0.5" in figure["layout"]["annotations"][0]["text"]
+    assert figure["layout"]["yaxis2"]["overlaying"] == "y"  # test accuracy, on the right
+    assert figure["layout"]["margin"]["autoexpand"] is False  # redrawn twice a second: one layout pass
+    view = fake_view(steps=5)
+    view["evaluations"] = []
+    assert "yaxis2" not in figures.cost_figure(view)["layout"]  # no empty accuracy axis before a test
 
 
 def test_cost_figure_is_bounded_for_long_runs_and_shows_nan_as_gaps():
