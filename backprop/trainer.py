@@ -27,10 +27,7 @@ class Trainer:
     def __init__(self, network, optimizer, data, batch_size=None, l2=0.0, eval_every=100,
                  shuffle_seed=0, history_capacity=100_000, lr_schedule="constant",
                  schedule_iterations=None):
-        if lr_schedule not in ("constant", "cosine"):
-            raise InputError("lr_schedule", f"{lr_schedule!r} is not one of constant, cosine")
-        if lr_schedule == "cosine" and not schedule_iterations:
-            raise InputError("lr_schedule", "cosine needs the number of iterations to decay over")
+        _check_schedule(lr_schedule, schedule_iterations)
         self.lr_schedule = lr_schedule
         self.schedule_iterations = schedule_iterations
         self.network = network
@@ -119,6 +116,23 @@ class Trainer:
                 setattr(self.optimizer, name, value)
             if old != value:
                 self.history.add_marker(self.iteration, name, old, value)
+
+    def set_optimizer(self, name, **knobs):
+        """Switch optimizers before the next step. The new one starts with no state (its
+        velocity or moments from zero): another optimizer's state means something else."""
+        optimizer = make_optimizer(name, **knobs)
+        with self.lock:
+            old, self.optimizer = self.optimizer.name, optimizer
+            if old != name:
+                self.history.add_marker(self.iteration, "optimizer", old, name)
+
+    def set_schedule(self, lr_schedule, schedule_iterations):
+        """Change the learning-rate schedule (and the iterations a cosine decays over)."""
+        _check_schedule(lr_schedule, schedule_iterations)
+        with self.lock:
+            if lr_schedule != self.lr_schedule:
+                self.history.add_marker(self.iteration, "lr_schedule", self.lr_schedule, lr_schedule)
+            self.lr_schedule, self.schedule_iterations = lr_schedule, schedule_iterations
 
     # -- training ------------------------------------------------------------------------
     @property
@@ -234,3 +248,10 @@ class Trainer:
             return {"iteration": self.iteration, "epoch": self.epoch, "seconds": self.seconds,
                     "params": list(self.network.params), "knobs": self.optimizer.knobs(),
                     "l2": self.l2, "diverged": self.diverged, "last": self.history.last()}
+
+
+def _check_schedule(lr_schedule, schedule_iterations):
+    if lr_schedule not in ("constant", "cosine"):
+        raise InputError("lr_schedule", f"{lr_schedule!r} is not one of constant, cosine")
+    if lr_schedule == "cosine" and not schedule_iterations:
+        raise InputError("lr_schedule", "cosine needs the number of iterations to decay over")

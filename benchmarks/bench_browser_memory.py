@@ -17,6 +17,7 @@ Verdict: heap slope (MB/min) over the second half versus the first half; a secon
 """
 
 import argparse
+import re
 import statistics
 import sys
 import tempfile
@@ -95,9 +96,12 @@ def slope_mb_per_minute(samples):
 
 
 def keep_training(page):
-    """Press Train again when the run has stopped (budget reached or diverged)."""
+    """Reset and train again when the run has stopped (budget reached or diverged): Train alone
+    refuses a run at its budget. Pass e.g. --query iterations=100000 to avoid the gap."""
     train = page.get_by_role("button", name="Train", exact=True)
     if train.count() and train.first.is_enabled():
+        page.get_by_role("button", name="Reset", exact=True).click()
+        page.get_by_text(re.compile(r"iteration 0\b")).first.wait_for(timeout=30_000)
         train.first.click()
         return True
     return False
@@ -164,7 +168,7 @@ def run_samples(page, cdp, args):
               f"{sample['listeners']:9d} {sample['cost_hz']:7.2f} {sample['plots_hz']:8.2f} "
               f"{sample['images_hz']:6.2f} {sample['points']!s:>6} {100 * sample['blank']:7.1f}", flush=True)
         if refresh["cost"] == 0 and keep_training(page):
-            print("        (training had stopped: pressed Train again)", flush=True)
+            print("        (training had stopped: pressed Reset and Train)", flush=True)
     return samples
 
 

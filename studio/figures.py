@@ -104,10 +104,10 @@ def cost_figure(view, log_y=False, height=380):
     evaluations = view["evaluations"]
     if evaluations:
         ex = [e["iteration"] for e in evaluations]
-        traces.append({"type": "scatter", "mode": "lines+markers", "name": "test cost", "x": ex,
+        traces.append({"type": "scatter", "mode": _mode(len(ex)), "name": "test cost", "x": ex,
                        "y": _series([e["test_cost"] for e in evaluations]),
                        "line": {"color": "#ff7f0e", "dash": "dash"}})
-        traces.append({"type": "scatter", "mode": "lines+markers", "name": "test accuracy",
+        traces.append({"type": "scatter", "mode": _mode(len(ex)), "name": "test accuracy",
                        "x": ex, "y": _series([e["test_accuracy"] for e in evaluations]), "yaxis": "y2",
                        "line": {"color": "#2ca02c"}})
     shapes, annotations = [], []

@@ -19,7 +19,6 @@ import numpy as np
 
 from backprop.config import TrainConfig, preset
 from backprop.errors import InputError
-from backprop.optimizers import make_optimizer
 from backprop.paths import studio_home
 from backprop.trainer import Trainer
 
@@ -217,19 +216,13 @@ class Studio:
     def _apply_live(self, trainer, config):
         with trainer.lock:
             if config.optimizer != trainer.optimizer.name:
-                old = trainer.optimizer.name
-                trainer.optimizer = make_optimizer(config.optimizer, **config.optimizer_knobs())
-                trainer.history.add_marker(trainer.iteration, "optimizer", old, config.optimizer)
+                trainer.set_optimizer(config.optimizer, **config.optimizer_knobs())
             else:
                 for name, value in config.optimizer_knobs().items():
                     trainer.set_knob(name, value)
             trainer.set_knob("l2", config.l2)
             trainer.eval_every = config.eval_every
-            trainer.schedule_iterations = config.iterations  # cosine decays over the budget
-            if config.lr_schedule != trainer.lr_schedule:
-                trainer.history.add_marker(trainer.iteration, "lr_schedule", trainer.lr_schedule,
-                                           config.lr_schedule)
-                trainer.lr_schedule = config.lr_schedule
+            trainer.set_schedule(config.lr_schedule, config.iterations)  # a cosine decays over the budget
 
     # -- training --------------------------------------------------------------------------
     @property

@@ -73,6 +73,12 @@ def test_few_points_show_markers_so_one_step_is_visible():
     for figure in (figures.cost_figure(one), figures.gradient_figure(one), figures.ratio_figure(one)):
         assert figure["data"][0]["mode"] == "lines+markers" and len(figure["data"][0]["x"]) == 1
     assert figures.cost_figure(fake_view(steps=figures.MARKER_POINTS + 1))["data"][0]["mode"] == "lines"
+    # Test results come every eval_every steps: markers while few, then a plain line (each marker is
+    # an element in the browser, and a long run has thousands of tests).
+    many = fake_view(steps=10)
+    many["evaluations"] = [{"iteration": i, "test_cost": 0.5, "test_accuracy": 0.9}
+                           for i in range(figures.MARKER_POINTS + 1)]
+    assert [t["mode"] for t in figures.cost_figure(many)["data"]] == ["lines+markers", "lines", "lines"]
 
 
 def test_charts_before_the_first_step_have_fixed_axes_a_hint_and_a_trace():

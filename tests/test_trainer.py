@@ -284,3 +284,25 @@ def test_a_waiting_reader_goes_before_the_next_step():
     trainer.step(1)  # ... and the loop goes straight on to the next one
     reader.join()
     assert seen == [0] and trainer.iteration == 1 and trainer._readers_waiting == 0
+
+
+def test_switching_optimizer_or_schedule_between_steps_is_marked_and_checked():
+    trainer = make_trainer(make_optimizer("momentum", learning_rate=0.1))
+    trainer.step(3)
+    trainer.set_optimizer("adam", learning_rate=0.01)
+    assert trainer.optimizer.name == "adam" and trainer.optimizer.knobs()["learning_rate"] == 0.01
+    trainer.set_schedule("cosine", 50)
+    trainer.step(1)
+    assert trainer.lr_factor() < 1.0
+    assert [(m["setting"], m["old"], m["new"]) for m in trainer.history.markers] == [
+        ("optimizer", "momentum", "adam"), ("lr_schedule", "constant", "cosine")]
+    with pytest.raises(InputError) as bad_name:
+        trainer.set_optimizer("sgdd")
+    with pytest.raises(InputError) as bad_rate:
+        trainer.set_optimizer("adam", learning_rate=-1)
+    with pytest.raises(InputError) as bad_schedule:
+        trainer.set_schedule("step", 50)
+    assert (bad_name.value.field, bad_rate.value.field, bad_schedule.value.field) == (
+        "optimizer", "learning_rate", "lr_schedule")
+    assert trainer.optimizer.name == "adam" and trainer.lr_schedule == "cosine"  # unchanged
+    assert len(trainer.history.markers) == 2

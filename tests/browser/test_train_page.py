@@ -88,3 +88,52 @@ def test_bad_values_in_the_link_are_named_and_dropped(open_app):
     app.wait_points(lambda points: points == 1, timeout=60)
     app.screenshot("train-05-bad-link")
     app.assert_clean()
+
+
+# Checked before every painted frame: the cost chart on screen (drawn line, last iteration, opacity)
+# and the weight image (loaded). Streamlit replaces a Plotly chart with a new element on each
+# update; the old copy it keeps a moment is hidden, so only charts with a layout box count.
+WATCH_FRAMES = """() => {
+  const s = window.__frames = {frames: 0, costBlank: 0, costBack: 0, faded: 0, imageBlank: 0, most: 0};
+  const onScreen = (el) => el.getClientRects().length > 0;
+  const tick = () => {
+    s.frames++;
+    const box = [...document.querySelectorAll('.st-key-cost_chart')].find(onScreen);
+    const plot = box && box.querySelector('.js-plotly-plot');
+    const line = plot && plot.querySelector('.scatterlayer .trace path.js-line');
+    const drawn = line && (line.getAttribute('d') || '').length > 10;
+    if (!drawn) s.costBlank++;
+    else {
+      const x = plot._fullData[0].x;  // the last iteration shown (the count varies once downsampled)
+      const last = x[x.length - 1];
+      if (last < s.most) s.costBack++;
+      s.most = Math.max(s.most, last);
+    }
+    if (box && parseFloat(getComputedStyle(box).opacity) < 0.99) s.faded++;
+    const images = [...document.querySelectorAll('[data-testid="stMain"] img')].filter(onScreen);
+    if (!images.length || !images.every((img) => img.complete && img.naturalWidth > 0)) s.imageBlank++;
+    window.__watching = requestAnimationFrame(tick);
+  };
+  tick();
+}"""
+
+
+def test_live_views_do_not_flicker_while_training(open_app):
+    app = open_app(query=QUICK + "&iterations=100000")
+    app.click("Train")
+    app.wait_points(lambda points: points > 5, timeout=60)
+    expect(app.page.locator('[data-testid="stMain"] img').first).to_be_visible()
+    app.page.evaluate(WATCH_FRAMES)
+    time.sleep(8)
+    seen = app.page.evaluate("() => { cancelAnimationFrame(window.__watching); return window.__frames; }")
+    app.click("Pause")
+    print("frames watched:", seen)  # shown with pytest -s
+    assert seen["frames"] > 60 and seen["most"] > 5, seen
+    assert seen["costBack"] == 0, f"the cost chart went back to an earlier iteration: {seen}"
+    assert seen["faded"] == 0, f"the cost chart faded while it was redrawn: {seen}"
+    assert seen["imageBlank"] == 0, f"the weight image was blank in some frames: {seen}"
+    # Streamlit 1.67 mounts a new Plotly chart on each update and plotly.js draws it after the
+    # first paint, so about one update in four shows the chart's box empty for one frame
+    # (~1% of frames measured); more than that is a regression.
+    assert seen["costBlank"] <= 0.05 * seen["frames"], f"the cost chart was often blank: {seen}"
+    app.assert_clean()
