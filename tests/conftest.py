@@ -22,6 +22,43 @@ def serve_http():
     return local_http_server
 
 
+@pytest.fixture(scope="session")
+def files_handler():
+    """files_handler(files, requests=None) -> a request handler for serve_http (see files_handler_for)."""
+    return files_handler_for
+
+
+def files_handler_for(files, requests=None):
+    """A request handler serving `files` (name -> bytes, read at each request): /good/NAME the
+    file, /short/NAME half of it and then a closed connection, /corrupt/NAME with its first byte
+    flipped, anything else 404. Each path asked for is appended to `requests`."""
+
+    class FilesHandler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            if requests is not None:
+                requests.append(self.path)
+            kind, _, name = self.path.strip("/").partition("/")
+            body = files.get(name)
+            if body is None or kind not in ("good", "short", "corrupt"):
+                self.send_error(404, "Not Found")
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if kind == "short":
+                self.wfile.write(body[: len(body) // 2])
+                self.close_connection = True
+                return
+            if kind == "corrupt":
+                body = bytes([body[0] ^ 0xFF]) + body[1:]
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    return FilesHandler
+
+
 @contextlib.contextmanager
 def local_http_server(handler):
     """Serve `handler` (an http.server request handler class) on 127.0.0.1 at a free port; yields

@@ -2,7 +2,6 @@
 
 import gzip
 import hashlib
-import http.server
 import io
 import struct
 import zipfile
@@ -17,45 +16,22 @@ from backprop.data_cli import data_command
 PAYLOAD = bytes(range(256)) * 40  # 10,240 bytes
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    """/good/NAME serves the file, /short/ stops half-way, /corrupt/ flips a byte, anything else 404."""
-
-    files: dict[str, bytes] = {}
-    requests: list[str] = []
-
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        self.requests.append(self.path)
-        kind, _, name = self.path.strip("/").partition("/")
-        body = self.files.get(name)
-        if body is None or kind not in ("good", "short", "corrupt"):
-            self.send_error(404, "Not Found")
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if kind == "short":
-            self.wfile.write(body[: len(body) // 2])
-            self.close_connection = True
-            return
-        if kind == "corrupt":
-            body = bytes([body[0] ^ 0xFF]) + body[1:]
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+FILES: dict[str, bytes] = {}  # what the local server serves (conftest's files_handler)
+REQUESTS: list[str] = []  # the paths it was asked for
 
 
 @pytest.fixture(scope="module")
-def server(serve_http):
-    with serve_http(Handler) as url:
+def server(serve_http, files_handler):
+    with serve_http(files_handler(FILES, REQUESTS)) as url:
         yield url
 
 
 @pytest.fixture
 def toy(monkeypatch, server):
     """A one-file dataset in the registry, served by the local server."""
-    Handler.files = {"toy.bin": PAYLOAD}
-    Handler.requests = []
+    FILES.clear()
+    FILES["toy.bin"] = PAYLOAD
+    REQUESTS.clear()
     spec = RemoteDataset(
         name="toy",
         folder="toy",
@@ -99,10 +75,10 @@ def test_all_mirrors_failing_lists_each_reason_and_leaves_nothing(tmp_path, toy)
 
 def test_verified_file_is_skipped_and_a_corrupt_one_replaced(tmp_path, toy):
     download("toy", dest=tmp_path)
-    Handler.requests.clear()
+    REQUESTS.clear()
     lines = []
     download("toy", dest=tmp_path, log=lines.append)
-    assert Handler.requests == [] and "already present and verified" in lines[0]
+    assert REQUESTS == [] and "already present and verified" in lines[0]
 
     (tmp_path / "toy" / "toy.bin").write_bytes(b"x" * len(PAYLOAD))
     download("toy", dest=tmp_path, log=lines.append)
@@ -165,7 +141,8 @@ def test_emnist_zip_is_unpacked_and_loads(tmp_path, monkeypatch, server):
                 zf.writestr(f"gzip/emnist-{variant}-{split}-images-idx3-ubyte.gz", _idx_gz(x, 2051))
                 zf.writestr(f"gzip/emnist-{variant}-{split}-labels-idx1-ubyte.gz", _idx_gz(labels, 2049))
     archive = buffer.getvalue()
-    Handler.files = {"gzip.zip": archive}
+    FILES.clear()
+    FILES["gzip.zip"] = archive
     real = REGISTRY["emnist"]
     spec = RemoteDataset(
         real.name,

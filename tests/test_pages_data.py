@@ -4,7 +4,6 @@ name the file, and a download from a local HTTP server with its progress."""
 import dataclasses
 import gzip
 import hashlib
-import http.server
 import shutil
 import struct
 
@@ -127,24 +126,9 @@ def test_the_training_set_up_follows_the_upload():
 FILES = {"a.bin": bytes(range(256)) * 600, "b.bin": b"\x01" * 50_000}
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        body = FILES.get(self.path.rsplit("/", 1)[-1])
-        if body is None or not self.path.startswith("/good/"):
-            self.send_error(404, "Not Found")
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
-def server(serve_http):
-    with serve_http(Handler) as url:
+def server(serve_http, files_handler):
+    with serve_http(files_handler(FILES)) as url:
         yield url
 
 
