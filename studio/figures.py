@@ -103,13 +103,14 @@ def cost_figure(view, log_y=False, height=380):
                "y": _series(y[index]), "line": {"color": "#1f77b4", "width": 2}}]
     evaluations = view["evaluations"]
     if evaluations:
-        ex = [e["iteration"] for e in evaluations]
-        traces.append({"type": "scatter", "mode": _mode(len(ex)), "name": "test cost", "x": ex,
-                       "y": _series([e["test_cost"] for e in evaluations]),
-                       "line": {"color": "#ff7f0e", "dash": "dash"}})
-        traces.append({"type": "scatter", "mode": _mode(len(ex)), "name": "test accuracy",
-                       "x": ex, "y": _series([e["test_accuracy"] for e in evaluations]), "yaxis": "y2",
-                       "line": {"color": "#2ca02c"}})
+        ex = np.array([e["iteration"] for e in evaluations])
+        test_cost = _series([e["test_cost"] for e in evaluations])
+        keep = downsample(ex, test_cost)  # a long run has tens of thousands of tests
+        traces.append({"type": "scatter", "mode": _mode(len(keep)), "name": "test cost", "x": ex[keep],
+                       "y": test_cost[keep], "line": {"color": "#ff7f0e", "dash": "dash"}})
+        traces.append({"type": "scatter", "mode": _mode(len(keep)), "name": "test accuracy",
+                       "x": ex[keep], "y": _series([e["test_accuracy"] for e in evaluations])[keep],
+                       "yaxis": "y2", "line": {"color": "#2ca02c"}})
     shapes, annotations = [], []
     for marker in view["markers"][-50:]:
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": marker["iteration"],

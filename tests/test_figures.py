@@ -81,6 +81,16 @@ def test_few_points_show_markers_so_one_step_is_visible():
     assert [t["mode"] for t in figures.cost_figure(many)["data"]] == ["lines+markers", "lines", "lines"]
 
 
+def test_test_results_of_a_long_run_are_downsampled_keeping_the_last():
+    view = fake_view(steps=10)
+    view["evaluations"] = [{"iteration": 100 * i, "test_cost": 1 / (i + 1), "test_accuracy": 0.5}
+                           for i in range(20_000)]
+    view["evaluations"][7_777]["test_cost"] = 9.0  # a spike stays visible
+    _, test_cost, accuracy = figures.cost_figure(view)["data"]
+    assert len(test_cost["x"]) <= figures.MAX_POINTS and len(accuracy["x"]) == len(test_cost["x"])
+    assert test_cost["x"][-1] == 100 * 19_999 and 9.0 in test_cost["y"]
+
+
 def test_charts_before_the_first_step_have_fixed_axes_a_hint_and_a_trace():
     empty = {**fake_view(steps=0), "evaluations": [], "markers": []}
     for figure in (figures.cost_figure(empty), figures.cost_figure(empty, log_y=True),
