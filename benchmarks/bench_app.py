@@ -15,7 +15,6 @@ averages seen at each measurement.
 import argparse
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,8 +24,10 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+sys.path.insert(0, str(ROOT))
+
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, StreamlitServer  # noqa: E402
+
 LOOP = """
 import sys, time
 from backprop.config import TrainConfig
@@ -51,12 +52,6 @@ print(f"engine: {workers()} worker threads for batches of >= {MIN_SAMPLES} sampl
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def cli_rate(seconds, query, env):
     out = subprocess.run([sys.executable, "-c", LOOP, str(seconds), *query], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=True)
@@ -74,20 +69,13 @@ def status(page):
 def app_rate(seconds, query, env):
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless",
-                               "true", "--server.port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = StreamlitServer(Path(env["BACKPROP_STUDIO_HOME"]))  # the rest of env is os.environ
     try:
+        server.wait_healthy()
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            for _ in range(60):
-                try:
-                    page.goto(f"http://127.0.0.1:{port}/?{'&'.join(query)}")
-                    break
-                except Exception:
-                    time.sleep(0.5)
+            page.goto(f"{server.url}/?{'&'.join(query)}")
             page.get_by_role("button", name="Step", exact=True).click()  # loads the data
             page.get_by_text(re.compile(r"^iteration 1 ")).wait_for(timeout=60_000)
             page.get_by_role("button", name="Train", exact=True).click()
@@ -101,8 +89,7 @@ def app_rate(seconds, query, env):
             page.get_by_role("button", name="Pause", exact=True).click()
             browser.close()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
     first = int(re.match(r"iteration (\d+)", start_text).group(1))
     last = int(re.match(r"iteration (\d+)", end_text).group(1))
     shown = float(re.search(r"([\d.]+) it/s", end_text).group(1))
