@@ -84,8 +84,8 @@ def app_rate(seconds, query, env):
             start_text, start = status(page), time.perf_counter()
             time.sleep(seconds)
             end_text, end = status(page), time.perf_counter()
-            points = page.evaluate("() => document.querySelector('.st-key-cost_chart .js-plotly-plot')"
-                                   "._fullData[0].x.length")
+            points = page.evaluate("() => document.querySelector('.st-key-cost_chart iframe')"
+                                   ".contentDocument.querySelector('.js-plotly-plot')._fullData[0].x.length")
             page.get_by_role("button", name="Pause", exact=True).click()
             browser.close()
     finally:

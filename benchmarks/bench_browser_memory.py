@@ -27,18 +27,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, StreamlitServer  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, VISIBLE_PLOTS, StreamlitServer  # noqa: E402
 
 FLAT_MB_PER_MINUTE = 0.5
 
 # Counts, inside the page, every change of what the charts show (not every animation frame).
 COUNT_REFRESHES = """
 () => {
+  const visiblePlots = """ + VISIBLE_PLOTS + """;
   const state = window.__refresh = {costChanges: 0, plotRedraws: 0, imageChanges: 0, ticks: 0,
                                     blankTicks: 0, lastCost: null, lastData: [], lastImages: ''};
   const costPoints = () => {
-    for (const plot of document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')) {
-      if (!plot.getClientRects().length) continue;  // a replaced copy Streamlit keeps hidden a moment
+    for (const plot of visiblePlots()) {
       const l = plot.layout || {};
       const title = String((l.title && (l.title.text ?? l.title)) || '') + ' ' +
                     String((l.yaxis && l.yaxis.title && (l.yaxis.title.text ?? l.yaxis.title)) || '');
@@ -58,7 +58,7 @@ COUNT_REFRESHES = """
       if (state.lastCost !== null) state.costChanges++;
       state.lastCost = points;
     }
-    const plots = [...document.querySelectorAll('.js-plotly-plot')];
+    const plots = visiblePlots();
     plots.forEach((plot, i) => {
       if (state.lastData[i] !== undefined && state.lastData[i] !== plot.data) state.plotRedraws++;
       state.lastData[i] = plot.data;

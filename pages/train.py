@@ -11,6 +11,7 @@ import streamlit as st
 from backprop.errors import InputError
 from studio import figures
 from studio.controls import fill_widgets, setup_sidebar
+from studio.live_plot import live_plot
 from studio.session import active_training_threads, get_studio, max_training_threads, route_through_app
 from studio.url_state import config_to_query, describes_setup, query_to_config
 
@@ -146,8 +147,7 @@ def fast_views(was_running):
                 + " (status and cost, weights, gradients, histograms; slower when drawing takes long)")
     if view is None:
         return
-    st.plotly_chart(figures.cost_figure(view, log_y=state.get("log_y", False), height=height),
-                    key="cost_chart", config={"displaylogo": False})
+    live_plot(figures.cost_figure(view, log_y=state.get("log_y", False), height=height), key="cost_chart")
 
 
 def heatmap_view(is_running):
@@ -178,11 +178,11 @@ def gradient_views():
     view = studio.view()
     if view is None:
         return
-    st.plotly_chart(figures.gradient_figure(view, height=height), key="gradient_chart")
+    live_plot(figures.gradient_figure(view, height=height), key="gradient_chart")
     note = figures.vanishing_note(view)
     if note:
         st.caption(note)
-    st.plotly_chart(figures.ratio_figure(view, height=height), key="ratio_chart")
+    live_plot(figures.ratio_figure(view, height=height), key="ratio_chart")
 
 
 def histogram_views():
@@ -194,12 +194,14 @@ def histogram_views():
         l = 0
     initial = view["initial_params"][l][0] if view["initial_params"] else None
     columns = st.columns(2)
-    columns[0].plotly_chart(figures.histogram_figure(view["params"][l][0], initial, name=f"W{l + 1}"),
-                            key="weight_histogram")
+    with columns[0]:
+        live_plot(figures.histogram_figure(view["params"][l][0], initial, name=f"W{l + 1}"),
+                  key="weight_histogram")
     grads = studio.gradients(max_samples=2000)
     initial_grads = studio.initial_gradients(max_samples=2000)
-    columns[1].plotly_chart(figures.histogram_figure(grads[l][0], initial_grads[l][0],
-                                                     name=f"dW{l + 1}"), key="gradient_histogram")
+    with columns[1]:
+        live_plot(figures.histogram_figure(grads[l][0], initial_grads[l][0], name=f"dW{l + 1}"),
+                  key="gradient_histogram")
 
 
 options = st.columns([1, 1, 1, 3])

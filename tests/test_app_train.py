@@ -1,5 +1,6 @@
 """The Train page (and every page of the app) through Streamlit's AppTest, without a browser."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,16 @@ def button(at, label):
 
 def status(at):
     return next(m.value for m in at.markdown if "iteration" in m.value)
+
+
+def live_charts(at):
+    """The live charts (studio.live_plot components) by key: {key: Plotly figure}."""
+    charts = {}
+    for element in at.get("component_instance"):
+        if element.proto.component_name.endswith("live_plot"):
+            key = element.proto.id.rsplit("-", 1)[1]
+            charts[key] = json.loads(json.loads(element.proto.json_args)["spec"])
+    return charts
 
 
 def no_errors(at):
@@ -54,7 +65,10 @@ def test_step_step10_and_reset_count_exactly():
     assert "iteration 1 ·" in status(at)
     button(at, "Step ×10").click().run()
     assert "iteration 11 ·" in status(at)
-    assert len(at.get("plotly_chart")) >= 3  # cost, heatmap, gradients, ratio
+    charts = live_charts(at)
+    assert set(charts) == {"cost_chart", "gradient_chart", "ratio_chart"}
+    assert len(charts["cost_chart"]["data"][0]["x"]) == 11
+    assert len(at.get("plotly_chart")) == 1  # the heatmap, interactive while paused
     button(at, "Reset").click().run()
     no_errors(at)
     assert "iteration 0 ·" in status(at)
@@ -185,10 +199,12 @@ def test_histograms_are_drawn_only_while_their_expander_is_open():
     at = open_app()
     button(at, "Step").click().run()
     assert "histograms" in at.expander[0].label and at.session_state["histograms_open"] is False
-    closed = len(at.get("plotly_chart"))  # cost, heatmap, gradients, ratio
+    assert set(live_charts(at)) == {"cost_chart", "gradient_chart", "ratio_chart"}
     at.session_state["histograms_open"] = True
     at.run()
     no_errors(at)
-    titles = [c.proto.spec for c in at.get("plotly_chart")]
-    assert len(titles) == closed + 2 and sum("now vs at init" in t for t in titles) == 2
+    charts = live_charts(at)
+    assert set(charts) == {"cost_chart", "gradient_chart", "ratio_chart", "weight_histogram",
+                           "gradient_histogram"}
+    assert charts["weight_histogram"]["layout"]["title"]["text"] == "W1: now vs at init"
     button(at, "Reset").click().run()

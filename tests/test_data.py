@@ -173,7 +173,8 @@ def test_second_load_uses_cache_not_python_mnist(monkeypatch):
 
 def test_damaged_cache_is_detected_and_rebuilt(monkeypatch):
     shipped_raw()
-    key = next(d for d in idx_module.cache_dir().iterdir() if (d / "labels.npy").stat().st_size == 10128)
+    key = next(d for d in idx_module.cache_dir().iterdir()  # the cache folder is shared: other entries too
+               if (d / "labels.npy").exists() and (d / "labels.npy").stat().st_size == 10128)
     data = bytearray((key / "images.npy").read_bytes())
     data[-1] ^= 0xFF
     (key / "images.npy").write_bytes(bytes(data))

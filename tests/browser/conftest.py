@@ -54,6 +54,27 @@ WATCH_FOR_PROBLEMS = """
 })();
 """
 
+# The plotly.js charts on screen, in page order: Streamlit's own (st.plotly_chart) and the live
+# charts, each inside the live_plot component's iframe (same origin, so its document is readable).
+# Only those with a layout box: Streamlit keeps a replaced st.plotly_chart hidden (display: none)
+# for a moment while its successor mounts, and that copy shows older data.
+VISIBLE_PLOTS = """() => {
+  const onScreen = (el) => el.getClientRects().length > 0;
+  const plots = [];
+  for (const el of document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot, iframe')) {
+    if (!onScreen(el)) continue;
+    if (el.tagName !== 'IFRAME') plots.push(el);
+    else if (el.contentDocument) plots.push(...el.contentDocument.querySelectorAll('.js-plotly-plot'));
+  }
+  return plots;
+}"""
+
+# The live chart drawn with `key`: its plotly.js div inside the component's iframe, or null.
+KEYED_PLOT = """(key) => {
+  const frame = document.querySelector(`.st-key-${key} iframe`);
+  return (frame && frame.contentDocument && frame.contentDocument.querySelector('.js-plotly-plot')) || null;
+}"""
+
 
 def browser_required() -> bool:
     return os.environ.get("BACKPROP_REQUIRE_BROWSER") == "1"
@@ -238,10 +259,7 @@ class AppPage:
         `match` (or the first visible chart when none does); None when there is no chart."""
         return self.page.evaluate(
             """(match) => {
-                // Only charts on screen: Streamlit keeps a replaced chart hidden (display: none) for a
-                // moment while its successor mounts, and that copy shows older data.
-                const plots = [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
-                  .filter((p) => p.getClientRects().length > 0);
+                const plots = (""" + VISIBLE_PLOTS + """)();
                 if (!plots.length) return null;
                 const words = (p) => {
                   const l = p.layout || {};
@@ -296,8 +314,7 @@ class AppPage:
             self.page.wait_for_timeout(600)  # let the charts re-lay themselves out
         try:  # a chart being redrawn is blank for a moment: wait until every chart has drawn
             self.page.wait_for_function(
-                """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
-                          .every((chart) => chart.querySelector('.main-svg'))""",
+                "() => (" + VISIBLE_PLOTS + ")().every((plot) => plot.querySelector('.main-svg'))",
                 timeout=5_000,
             )
         except Exception:  # the shot is still worth taking

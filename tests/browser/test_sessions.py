@@ -17,6 +17,7 @@ from playwright.sync_api import expect
 from backprop.data import load_task
 from backprop.trainer import Trainer
 from studio.url_state import query_to_config
+from tests.browser.conftest import KEYED_PLOT
 
 SERVER_ENV = {"BACKPROP_MAX_TRAINING_THREADS": "2"}
 SLOW = "subset=300&learning_rate=0.01&iterations=100000"
@@ -26,9 +27,7 @@ RELEASE_SECONDS = 30  # a closed tab's session is released when its websocket cl
 
 
 def costs(app):
-    return app.page.evaluate(
-        "() => Array.from(document.querySelector('.st-key-cost_chart .js-plotly-plot')._fullData[0].y)"
-    )
+    return app.page.evaluate(f"() => Array.from(({KEYED_PLOT})('cost_chart')._fullData[0].y)")
 
 
 def costs_shown(app, poll, at_least):

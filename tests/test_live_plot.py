@@ -1,0 +1,38 @@
+"""The live chart component's Python side: the files it serves and the figure JSON it sends (the page
+itself is driven in tests/browser)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from studio import live_plot
+
+
+def test_the_served_folder_holds_the_page_and_the_installed_plotly_js(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKPROP_STUDIO_HOME", str(tmp_path))
+    folder = live_plot.asset_folder()
+    assert folder.is_relative_to(tmp_path)
+    assert (folder / "index.html").read_bytes() == live_plot.PAGE.read_bytes()
+    assert (folder / "plotly.min.js").read_bytes() == live_plot.PLOTLY_JS.read_bytes()
+    assert b'src="plotly.min.js"' in live_plot.PAGE.read_bytes()  # loaded from next to the page
+
+    # A damaged or stale copy (an interrupted copy, an edited page) is replaced on the next start.
+    (folder / "index.html").write_text("old page")
+    (folder / "plotly.min.js").write_bytes(b"x" * live_plot.PLOTLY_JS.stat().st_size)
+    assert live_plot.asset_folder() == folder
+    assert (folder / "index.html").read_bytes() == live_plot.PAGE.read_bytes()
+    assert (folder / "plotly.min.js").read_bytes() == live_plot.PLOTLY_JS.read_bytes()
+    assert sorted(p.name for p in folder.iterdir()) == ["index.html", "plotly.min.js"]  # no leftovers
+
+
+def test_figure_json_is_strict_json_with_gaps_as_null_and_the_default_config():
+    figure = {"data": [{"type": "scatter", "x": np.arange(3), "y": np.array([0.5, np.nan, np.inf])}],
+              "layout": {"height": 300}}
+    text = live_plot.figure_json(figure, {"scrollZoom": True})
+    parsed = json.loads(text, parse_constant=lambda name: pytest.fail(f"not JSON: {name}"))
+    assert parsed["data"][0]["x"] == [0, 1, 2]
+    assert parsed["data"][0]["y"] == [0.5, None, None]
+    assert parsed["config"] == {"displaylogo": False, "responsive": True, "scrollZoom": True}
+    assert "config" not in figure  # the caller's figure is left as it was
+
