@@ -128,7 +128,8 @@ def cost_figure(view, log_y=False, height=380):
     # Fixed margins and the legend along the figure's bottom edge: a legend that pushes the
     # margins out makes Plotly lay the chart out twice, and this one is redrawn twice a second
     # (it took a tenth of the browser's work off). The accuracy axis only once there are tests.
-    layout = _layout("cost", height, title={"text": "Cost per iteration"},
+    # A zoom survives refreshes, not a switch of the cost axis between linear and log units.
+    layout = _layout("cost-log" if log_y else "cost", height, title={"text": "Cost per iteration"},
                      xaxis={"title": {"text": "iteration"}},
                      yaxis={"title": {"text": "cost"}, "type": "log" if log_y else "linear"},
                      margin={"l": 60, "r": 60 if evaluations else 20, "t": 40, "b": 75, "autoexpand": False},

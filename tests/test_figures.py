@@ -42,7 +42,8 @@ def test_cost_figure_has_one_point_per_step_and_marks_knob_changes():
     assert train["name"] == "train cost" and train["type"] == "scatter" and len(train["x"]) == 37
     assert [t["name"] for t in figure["data"]] == ["train cost", "test cost", "test accuracy"]
     assert figure["layout"]["yaxis"]["type"] == "log"
-    assert figure["layout"]["uirevision"] == "cost"
+    assert figure["layout"]["uirevision"] == "cost-log"  # a zoom on linear units is not kept for log
+    assert figures.cost_figure(fake_view(steps=37))["layout"]["uirevision"] == "cost"
     assert figure["layout"]["shapes"][0]["x0"] == 12
     assert "learning_rate 0.1→0.5" in figure["layout"]["annotations"][0]["text"]
     assert figure["layout"]["yaxis2"]["overlaying"] == "y"  # test accuracy, on the right

@@ -128,7 +128,14 @@ def test_live_views_do_not_flicker_while_training(open_app):
     app.page.evaluate(WATCH_FRAMES)
     time.sleep(8)
     seen = app.page.evaluate("() => { cancelAnimationFrame(window.__watching); return window.__frames; }")
+    # A reader's zoom survives the refreshes: the chart is redrawn in place with the same uirevision.
+    app.page.evaluate(f"""() => {{ const plot = ({KEYED_PLOT})('cost_chart');
+                           return plot.ownerDocument.defaultView.Plotly.relayout(plot, {{'xaxis.range': [0, 3]}}); }}""")
+    zoomed_at = app.plot_points()
+    app.wait_points(lambda points: points >= zoomed_at + 3, timeout=30)  # several refreshes later
+    x_range = app.page.evaluate(f"() => ({KEYED_PLOT})('cost_chart')._fullLayout.xaxis.range")
     app.click("Pause")
+    assert x_range == [0, 3], f"the zoom was lost on a refresh: x range {x_range}"
     print("frames watched:", seen)  # shown with pytest -s
     assert seen["frames"] > 60 and seen["most"] > 5, seen
     assert seen["costBack"] == 0, f"the cost chart went back to an earlier iteration: {seen}"
