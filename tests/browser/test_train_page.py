@@ -129,8 +129,10 @@ def test_live_views_do_not_flicker_while_training(open_app):
     time.sleep(8)
     seen = app.page.evaluate("() => { cancelAnimationFrame(window.__watching); return window.__frames; }")
     # A reader's zoom survives the refreshes: the chart is redrawn in place with the same uirevision.
-    app.page.evaluate(f"""() => {{ const plot = ({KEYED_PLOT})('cost_chart');
-                           return plot.ownerDocument.defaultView.Plotly.relayout(plot, {{'xaxis.range': [0, 3]}}); }}""")
+    app.page.evaluate(f"""() => {{
+        const plot = ({KEYED_PLOT})('cost_chart');
+        return plot.ownerDocument.defaultView.Plotly.relayout(plot, {{'xaxis.range': [0, 3]}});
+    }}""")
     zoomed_at = app.plot_points()
     app.wait_points(lambda points: points >= zoomed_at + 3, timeout=30)  # several refreshes later
     x_range = app.page.evaluate(f"() => ({KEYED_PLOT})('cost_chart')._fullLayout.xaxis.range")
