@@ -27,6 +27,18 @@ RENDER_SHARE = 0.10
 studio = get_studio()
 state = st.session_state
 
+# The view's own widgets. Streamlit forgets a widget's value on a run that does not draw it (a visit
+# to another page), so each change is also kept under another name and put back here.
+VIEW_WIDGETS = ("demo", "log_y", "show_dW", "heatmap_layer", "histogram_layer")
+for name in VIEW_WIDGETS:
+    if name not in state and f"kept_{name}" in state:
+        state[name] = state[f"kept_{name}"]
+
+
+def keep(name):
+    state[f"kept_{name}"] = state[name]
+
+
 # -- the set-up: from the URL on a session's first run, then from the widgets ------------------
 if "setup_loaded" not in state:
     params = st.query_params.to_dict()
@@ -34,7 +46,7 @@ if "setup_loaded" not in state:
     if describes_setup(params):  # a plain link keeps what another page may have proposed already
         studio.propose(config)
     fill_widgets(studio.pending or studio.config)
-    state.demo = demo
+    state.demo = state.kept_demo = demo
     state.setup_loaded = True
     state.setup_seen = studio.pending or studio.config
     if problems:
@@ -93,7 +105,8 @@ buttons[1].button("Pause", on_click=act, args=(studio.pause,), disabled=not runn
 buttons[2].button("Step", on_click=act, args=(studio.step, 1), use_container_width=True)
 buttons[3].button("Step ×10", on_click=act, args=(studio.step, 10), use_container_width=True)
 buttons[4].button("Reset", on_click=act, args=(studio.reset,), use_container_width=True)
-buttons[5].toggle("Demo view", key="demo", help="Hide the set-up and enlarge the charts for a projector")
+buttons[5].toggle("Demo view", key="demo", on_change=keep, args=("demo",),
+                  help="Hide the set-up and enlarge the charts for a projector")
 
 if studio.pending is not None:
     changed = [name for name in ("dataset", "digits", "subset", "layers", "activation", "init", "seed",
@@ -205,11 +218,14 @@ def histogram_views():
 
 
 options = st.columns([1, 1, 1, 3])
-options[0].toggle("Log-scale cost", key="log_y")
-options[1].toggle("Show dW instead of W", key="show_dW")
+options[0].toggle("Log-scale cost", key="log_y", on_change=keep, args=("log_y",))
+options[1].toggle("Show dW instead of W", key="show_dW", on_change=keep, args=("show_dW",))
 n_layers = studio.trainer.network.n_layers if studio.trainer is not None else len(studio.config.layers)
-options[2].selectbox("Heatmap layer", [f"W{l + 1}" for l in range(n_layers)], key="heatmap_layer",
-                     label_visibility="collapsed")
+layer_names = [f"W{l + 1}" for l in range(n_layers)]
+if state.get("heatmap_layer") not in layer_names:  # a kept layer the new network does not have
+    state.heatmap_layer = layer_names[0]
+options[2].selectbox("Heatmap layer", layer_names, key="heatmap_layer", label_visibility="collapsed",
+                     on_change=keep, args=("heatmap_layer",))
 live("fast", fast_views, running)
 left, right = st.columns([3, 2] if not demo else [1, 1])
 with left:
@@ -222,8 +238,10 @@ if studio.trainer is not None and not demo:
                              key="histograms_open", on_change="rerun")
     if histograms.open:  # only while open: charts in a closed expander are still drawn, at a cost
         with histograms:
+            if state.get("histogram_layer", 0) >= studio.trainer.network.n_layers:
+                state.histogram_layer = 0
             st.selectbox("Layer", range(studio.trainer.network.n_layers), key="histogram_layer",
-                         format_func=lambda l: f"layer {l + 1}")
+                         format_func=lambda l: f"layer {l + 1}", on_change=keep, args=("histogram_layer",))
             live("histograms", histogram_views)
 
 
