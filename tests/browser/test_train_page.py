@@ -5,7 +5,7 @@ import time
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import KEYED_PLOT
+from tests.browser.conftest import KEYED_PLOT, wait_for
 
 # The charts refresh on a timer while training; two periods of stillness mean "stopped".
 REFRESH_SECONDS = 1.0
@@ -133,9 +133,14 @@ def test_live_views_do_not_flicker_while_training(open_app):
         const plot = ({KEYED_PLOT})('cost_chart');
         return plot.ownerDocument.defaultView.Plotly.relayout(plot, {{'xaxis.range': [0, 3]}});
     }}""")
-    zoomed_at = app.plot_points()
-    app.wait_points(lambda points: points >= zoomed_at + 3, timeout=30)  # several refreshes later
-    x_range = app.page.evaluate(f"() => ({KEYED_PLOT})('cost_chart')._fullLayout.xaxis.range")
+    def shown():  # the last iteration on the chart and the x range (the point count stops at ~1000)
+        return app.page.evaluate(f"""() => {{ const plot = ({KEYED_PLOT})('cost_chart');
+                                            const x = plot._fullData[0].x;
+                                            return [x[x.length - 1], plot._fullLayout.xaxis.range]; }}""")
+
+    zoomed_at = shown()[0]
+    wait_for(lambda: shown()[0] >= zoomed_at + 3, 30, lambda: f"the chart stopped at {shown()}")
+    x_range = shown()[1]  # several refreshes later
     app.click("Pause")
     assert x_range == [0, 3], f"the zoom was lost on a refresh: x range {x_range}"
     print("frames watched:", seen)  # shown with pytest -s
