@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, StreamlitServer  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, KEYED_PLOT, StreamlitServer  # noqa: E402
 
 LOOP = """
 import sys, time
@@ -84,8 +84,7 @@ def app_rate(seconds, query, env):
             start_text, start = status(page), time.perf_counter()
             time.sleep(seconds)
             end_text, end = status(page), time.perf_counter()
-            points = page.evaluate("() => document.querySelector('.st-key-cost_chart iframe')"
-                                   ".contentDocument.querySelector('.js-plotly-plot')._fullData[0].x.length")
+            points = page.evaluate(f"() => ({KEYED_PLOT})('cost_chart')._fullData[0].x.length")
             page.get_by_role("button", name="Pause", exact=True).click()
             browser.close()
     finally:
