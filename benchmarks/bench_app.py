@@ -26,7 +26,14 @@ from urllib.parse import parse_qsl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, KEYED_PLOT, StreamlitServer  # noqa: E402
+from tests.browser.conftest import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    KEYED_PLOT,
+    StreamlitServer,
+    open_and_step,
+    status_line,
+)
 
 LOOP = """
 import sys, time
@@ -62,10 +69,6 @@ def load():
     return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
-def status(page):
-    return page.get_by_text(re.compile(r"^iteration \d+")).first.inner_text()
-
-
 def app_rate(seconds, query, env):
     from playwright.sync_api import sync_playwright
 
@@ -75,15 +78,13 @@ def app_rate(seconds, query, env):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{server.url}/?{'&'.join(query)}")
-            page.get_by_role("button", name="Step", exact=True).click()  # loads the data
-            page.get_by_text(re.compile(r"^iteration 1 ")).wait_for(timeout=60_000)
+            open_and_step(page, f"{server.url}/?{'&'.join(query)}")
             page.get_by_role("button", name="Train", exact=True).click()
             page.get_by_role("button", name="Pause", exact=True).wait_for(timeout=30_000)
             time.sleep(2)
-            start_text, start = status(page), time.perf_counter()
+            start_text, start = status_line(page), time.perf_counter()
             time.sleep(seconds)
-            end_text, end = status(page), time.perf_counter()
+            end_text, end = status_line(page), time.perf_counter()
             points = page.evaluate(f"() => ({KEYED_PLOT})('cost_chart')._fullData[0].x.length")
             page.get_by_role("button", name="Pause", exact=True).click()
             browser.close()

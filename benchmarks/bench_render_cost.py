@@ -22,7 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, StreamlitServer  # noqa: E402
+from tests.browser.conftest import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    StreamlitServer,
+    open_and_step,
+    status_line,
+)
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -83,9 +89,7 @@ def one_round(args, query):
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.goto(server.url + ("/?" + query if query else "/"))
-                page.get_by_role("button", name="Step", exact=True).click()  # loads the data
-                page.get_by_text(re.compile(r"^iteration 1 ")).wait_for(timeout=60_000)
+                open_and_step(page, server.url + ("/?" + query if query else "/"))
                 for pid in chromium_processes():
                     pin(pid, 1)
                 page.get_by_role("button", name="Train", exact=True).click()
@@ -93,7 +97,7 @@ def one_round(args, query):
                 time.sleep(3)  # past the first full rerun
                 processes = {**chromium_processes(), server.process.pid: "server"}
                 training = measure(processes, args.seconds)
-                status = page.get_by_text(re.compile(r"^iteration \d+")).first.inner_text()
+                status = status_line(page)
                 page.get_by_role("button", name="Pause", exact=True).click()
                 page.get_by_role("button", name="Train", exact=True).wait_for(timeout=30_000)
                 time.sleep(2)

@@ -264,7 +264,6 @@ def test_l2_set_between_steps_is_checked_like_the_set_up():
     assert trainer.l2 == 1e-3
 
 
-
 def test_a_waiting_reader_goes_before_the_next_step():
     # A training loop lets go of the lock after a step and takes it again at once for the next;
     # a thread that only waited would lose that race again and again on a busy machine.

@@ -214,6 +214,19 @@ def screenshot_dir() -> Path:
     return folder
 
 
+def status_line(page) -> str:
+    """The Train page's status line, "iteration N · epoch ... · it/s · ..."."""
+    return page.get_by_text(re.compile(r"^iteration \d+")).first.inner_text()
+
+
+def open_and_step(page, url: str):
+    """Open the Train page at `url` and take one Step, which loads the data (benchmarks start
+    their clock after this)."""
+    page.goto(url)
+    page.get_by_role("button", name="Step", exact=True).click()
+    page.get_by_text(re.compile(r"^iteration 1 ")).wait_for(timeout=60_000)
+
+
 class AppPage:
     """One browser tab on the app, with the few actions and readings the tests need."""
 

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 from backprop.data import load_task
 from backprop.trainer import Trainer
 from studio.url_state import query_to_config
-from tests.browser.conftest import KEYED_PLOT
+from tests.browser.conftest import KEYED_PLOT, status_line
 
 SERVER_ENV = {"BACKPROP_MAX_TRAINING_THREADS": "2"}
 SLOW = "subset=300&learning_rate=0.01&iterations=100000"
@@ -54,7 +54,7 @@ def expected_costs(query, steps):
 
 
 def status(app):
-    return app.page.get_by_text(re.compile(r"^iteration \d+")).first.inner_text()
+    return status_line(app.page)
 
 
 def start_training(app, poll, timeout=RELEASE_SECONDS):
