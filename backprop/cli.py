@@ -12,8 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from .config import PRESET_NOTES, PRESETS, parse_digits, preset
+from .config import PRESET_NOTES, PRESETS, preset
 from .errors import InputError
+from .settings import SETTINGS
 
 PRINT_EVERY = 100
 EXIT_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
@@ -26,43 +27,14 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_INPUT, f"error: {message}\n(see {self.prog} --help)\n")
 
 
-def _batch_size(text):
-    return None if text.strip().lower() == "full" else text
-
-
 def build_parser():
     parser = ArgumentParser(prog="backprop", description="Backprop Studio from the command line.")
-    commands = parser.add_subparsers(dest="command", metavar="{train,runs,data}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,runs,data,sweep}")
 
     train = commands.add_parser("train", help="train a network and print its cost and accuracy",
                                 description="Train a network. Start from a preset; every option "
                                             "given overrides it.")
-    train.add_argument("--preset", default="tutorial", choices=list(PRESETS),
-                       help="; ".join(f"{name}: {note}" for name, note in PRESET_NOTES.items()))
-    task = train.add_argument_group("task")
-    classes = task.add_mutually_exclusive_group()
-    classes.add_argument("--digits", help="two classes to tell apart, e.g. 5,8")
-    classes.add_argument("--classes", choices=["all"], help="'all': every class (softmax output)")
-    task.add_argument("--dataset", help="mnist (shipped), fashion-mnist, emnist-*, idx or npz")
-    task.add_argument("--data-path", help="folder of IDX files or an .npz file (datasets idx, npz)")
-    task.add_argument("--subset", help="train on this many images (stratified, seeded)")
-    model = train.add_argument_group("network")
-    model.add_argument("--layers", help="hidden sizes then output size, no input, e.g. 196,1")
-    model.add_argument("--activation", help="sigmoid, tanh, relu or leaky_relu (hidden layers)")
-    model.add_argument("--init", help="seed (the tutorial's), xavier or he")
-    model.add_argument("--seed", help="random seed for the initial weights and data order")
-    model.add_argument("--dtype", help="float64 or float32")
-    learning = train.add_argument_group("learning")
-    learning.add_argument("--optimizer", help="sgd, momentum or adam")
-    learning.add_argument("--lr", "--learning-rate", dest="learning_rate", help="learning rate, e.g. 0.1")
-    learning.add_argument("--lr-schedule", help="constant or cosine (decays to 0 over the iterations)")
-    learning.add_argument("--momentum", help="momentum in [0, 1) (optimizer momentum)")
-    learning.add_argument("--beta1", help="Adam's beta1 in [0, 1)")
-    learning.add_argument("--beta2", help="Adam's beta2 in [0, 1)")
-    learning.add_argument("--batch-size", type=_batch_size, help="samples per step, or 'full'")
-    learning.add_argument("--l2", help="L2 weight penalty (>= 0)")
-    learning.add_argument("--iterations", help="number of training steps")
-    learning.add_argument("--eval-every", help="evaluate on the test set every N steps")
+    add_setting_options(train)
     output = train.add_argument_group("output")
     output.add_argument("--json", metavar="PATH", help="write config, per-iteration cost and accuracy")
     output.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) of the network")
@@ -73,33 +45,40 @@ def build_parser():
     commands.add_parser("runs", help="list the recorded runs")
     commands.add_parser("data", help="list or download datasets (see `backprop data --help`)",
                         add_help=False)
+    commands.add_parser("sweep", help="train many set-ups (see `backprop sweep --help`)", add_help=False)
     return parser
 
 
-SETTINGS = ("dataset", "data_path", "subset", "layers", "activation", "init", "seed", "dtype",
-            "optimizer", "learning_rate", "lr_schedule", "momentum", "beta1", "beta2", "l2",
-            "iterations", "eval_every")
+def add_setting_options(parser):
+    """--preset and one option per setting of the table (settings.SETTINGS), in its groups."""
+    parser.add_argument("--preset", default="tutorial", choices=list(PRESETS),
+                        help="; ".join(f"{name}: {note}" for name, note in PRESET_NOTES.items()))
+    groups = {}
+    for setting in SETTINGS.values():
+        if not setting.cli:
+            continue
+        if setting.group not in groups:
+            groups[setting.group] = parser.add_argument_group(setting.group)
+        owner = f" (optimizer {setting.owner})" if setting.owner else ""
+        target = groups[setting.group]
+        if setting.name == "digits":  # --classes all is the other way to say it
+            target = classes = target.add_mutually_exclusive_group()
+        target.add_argument(
+            setting.option, *setting.cli_aliases, dest=setting.name, metavar=setting.name.upper(),
+            help=f"{setting.help}{owner}: {setting.allowed()}; default {setting.encode(setting.default)!r}"
+                 .replace("%", "%%"))
+    classes.add_argument("--classes", choices=["all"], help="'all': every class (the same as --digits all)")
 
 
 def config_from_args(args):
     """The preset with every option given on the command line laid over it, validated."""
     config = preset(args.preset)
-    for name in SETTINGS:
-        value = getattr(args, name)
-        if value is not None:
-            setattr(config, name, value)
-    if args.digits is not None:
-        config.digits = parse_digits(args.digits)
+    for name, setting in SETTINGS.items():
+        value = getattr(args, name, None)
+        if setting.cli and value is not None:
+            setattr(config, name, setting.parse(value))
     if args.classes == "all":
         config.digits = None
-    if args.batch_size is not None:
-        config.batch_size = args.batch_size
-    for name in ("seed", "subset", "iterations", "eval_every"):  # whole numbers typed as text
-        config_value = getattr(config, name)
-        if isinstance(config_value, str):
-            setattr(config, name, _whole_number(config_value, name))
-    if isinstance(config.batch_size, str):
-        config.batch_size = _whole_number(config.batch_size, "batch_size")
     if args.layers is None and config.digits is None and config.layers[-1] == 1:
         config.layers = [*config.layers[:-1], 10]  # a two-class preset moved to all classes
     return config.validated()
@@ -107,18 +86,9 @@ def config_from_args(args):
 
 def fit_output_to_task(config, args, data):
     """Unless --layers was given, end the layers with the task's number of classes."""
-    want = 1 if data.n_classes == 2 else data.n_classes
-    if args.layers is None and config.layers[-1] != want:
-        config.layers = [*config.layers[:-1], want]
-        config = config.validated()
+    if args.layers is None:
+        config = config.fit_output(data.n_classes).validated()
     return config
-
-
-def _whole_number(text, field):
-    try:
-        return int(text)
-    except ValueError:
-        raise InputError(field, f"{text!r} is not a whole number") from None
 
 
 def describe(config):
@@ -217,16 +187,18 @@ def train_command(args):
     say(f"Seconds: {seconds:.2f} (training and final evaluation)")
 
     checkpoint_path = None
-    if args.save:
-        from .checkpoint import save_checkpoint
-        checkpoint_path = save_checkpoint(args.save, trainer.network, config, trainer.history)
-        say(f"Saved checkpoint to {checkpoint_path}")
-    if args.json:
-        write_json(args.json, config, history, result, seconds, status, trainer)
-        say(f"Wrote {args.json}")
-    if recorder is not None:
-        metrics = {**result, "iterations": trainer.iteration, "seconds": seconds}
-        recorder.close(metrics, status=status, checkpoint_path=checkpoint_path)
+    try:
+        if args.save:
+            from .checkpoint import save_checkpoint
+            checkpoint_path = save_checkpoint(args.save, trainer.network, config, trainer.history)
+            say(f"Saved checkpoint to {checkpoint_path}")
+        if args.json:
+            write_json(args.json, config, history, result, seconds, status, trainer)
+            say(f"Wrote {args.json}")
+    finally:  # a --save or --json that failed does not make a finished run look interrupted
+        if recorder is not None:
+            metrics = {**result, "iterations": trainer.iteration, "seconds": seconds}
+            recorder.close(metrics, status=status, checkpoint_path=checkpoint_path)
     return {"finished": 0, "diverged": EXIT_DIVERGED, "stopped": EXIT_INTERRUPTED}[status]
 
 

@@ -1,157 +1,92 @@
 """A training set-up as one validated value, and the named presets built from it.
 
-The CLI, the app's sidebar, the URL and checkpoints all speak this one format, so a set-up
-made anywhere can be reproduced anywhere.
+`TrainConfig` is derived from the table of settings (`settings.SETTINGS`): one field per
+setting, with the setting's default. The CLI, the app's sidebar, the URL and checkpoints all
+speak this one format, so a set-up made anywhere can be reproduced anywhere.
 """
 
+import copy
 import dataclasses
-from dataclasses import dataclass, field
 
-from .activations import ACTIVATIONS
 from .errors import InputError
-from .network import DTYPES, INITS
-from .optimizers import OPTIMIZERS, check_fraction, check_learning_rate, check_penalty
-
-MAX_UNITS = 4096
-LR_SCHEDULES = {
-    "constant": "the learning rate stays as set",
-    "cosine": "lr x (1 + cos(pi t / T)) / 2: from lr at step 0 down to 0 at the last step T",
-}
-MAX_LAYERS = 10
+from .optimizers import OPTIMIZERS
+from .setting import Setting
+from .settings import LR_SCHEDULES, MAX_LAYERS, MAX_UNITS, SETTINGS  # noqa: F401 (re-exported)
 
 
 def parse_int_list(text, field_name):
     """'196,1' -> [196, 1], with a message naming the field for anything else."""
-    if isinstance(text, (list, tuple)):
-        items = list(text)
-    else:
-        items = [part.strip() for part in str(text).split(",")]
-    if not items or items == [""]:
-        raise InputError(field_name, "is empty; give whole numbers separated by commas, e.g. 196,1")
-    numbers = []
-    for item in items:
-        try:
-            number = int(item)
-        except (TypeError, ValueError):
-            raise InputError(field_name, f"{item!r} is not a whole number; use e.g. 196,1") from None
-        if isinstance(item, float) and item != number:
-            raise InputError(field_name, f"{item!r} is not a whole number")
-        numbers.append(number)
-    return numbers
+    return Setting(field_name, "int_list", None, field_name, "").parse(text)
 
 
 def parse_digits(text):
     """'5,8' -> (5, 8); 'all' or None -> None (every class)."""
-    if text is None or (isinstance(text, str) and text.strip().lower() in ("all", "")):
-        return None
-    digits = parse_int_list(text, "digits")
-    if len(digits) != 2 or digits[0] == digits[1]:
-        raise InputError("digits", f"give two different classes such as 5,8 (or 'all'), got {text!r}")
-    # Labels, not only digits: EMNIST letters and a user's own data go past 9. Whether the data
-    # set has them is checked when it is loaded.
-    if any(not 0 <= d <= 255 for d in digits):
-        raise InputError("digits", f"class labels are whole numbers from 0 to 255, got {text!r}")
-    return tuple(digits)
+    return SETTINGS["digits"].parse(text)
 
 
-def _positive_int(value, field_name, low=1, high=None):
-    try:
-        number = int(value)
-        if isinstance(value, float) and value != number:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise InputError(field_name, f"{value!r} is not a whole number") from None
-    if number < low or (high is not None and number > high):
-        allowed = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise InputError(field_name, f"must be a whole number {allowed}, got {number}")
-    return number
+def output_units(n_classes):
+    """The output layer follows the task: 1 sigmoid unit for two classes, else one per class."""
+    return 1 if n_classes == 2 else int(n_classes)
 
 
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run. `layers` are the tutorial's layers_dims:
-    hidden sizes then the output size, without the input (e.g. [196, 1])."""
+def _validated(self):
+    """A checked copy; raises InputError naming the first bad field."""
+    values = {name: setting.parse(getattr(self, name)) for name, setting in SETTINGS.items()}
+    c = type(self)(**values)
+    if len(c.layers) > MAX_LAYERS:
+        raise InputError("layers", f"at most {MAX_LAYERS} layers, got {len(c.layers)}")
+    if c.digits is not None and c.layers[-1] != 1:
+        raise InputError("layers", f"a two-class task has 1 output unit (sigmoid); end the "
+                                   f"layers with 1, got {c.layers[-1]}")
+    if c.digits is None and c.layers[-1] < 2:
+        raise InputError("layers", "an all-classes task ends with one unit per class, e.g. 10")
+    return c
 
-    dataset: str = "mnist"
-    digits: tuple | None = (5, 8)
-    subset: int | None = None
-    data_path: str | None = None
-    layers: list = field(default_factory=lambda: [196, 1])
-    activation: str = "sigmoid"
-    init: str = "seed"
-    seed: int = 1
-    dtype: str = "float64"
-    optimizer: str = "sgd"
-    learning_rate: float = 0.1
-    lr_schedule: str = "constant"  # or "cosine" (see LR_SCHEDULES)
-    momentum: float = 0.9
-    beta1: float = 0.9
-    beta2: float = 0.999
-    batch_size: int | None = None  # None: full batch, like the tutorial
-    l2: float = 0.0
-    iterations: int = 1000
-    eval_every: int = 100
 
-    def validated(self):
-        """A checked copy; raises InputError naming the first bad field."""
-        c = dataclasses.replace(self)
-        c.digits = parse_digits(c.digits)
-        c.layers = parse_int_list(c.layers, "layers")
-        if len(c.layers) > MAX_LAYERS:
-            raise InputError("layers", f"at most {MAX_LAYERS} layers, got {len(c.layers)}")
-        for size in c.layers:
-            if not 1 <= size <= MAX_UNITS:
-                raise InputError("layers", f"each layer needs 1 to {MAX_UNITS} units, got {size}")
-        want = 1 if c.digits is not None else None
-        if want is not None and c.layers[-1] != want:
-            raise InputError("layers", f"a two-class task has 1 output unit (sigmoid); end the "
-                                       f"layers with 1, got {c.layers[-1]}")
-        if c.digits is None and c.layers[-1] < 2:
-            raise InputError("layers", "an all-classes task ends with one unit per class, e.g. 10")
-        for name, allowed in (("activation", ACTIVATIONS), ("init", INITS), ("dtype", DTYPES),
-                              ("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES)):
-            if getattr(c, name) not in allowed:
-                raise InputError(name, f"{getattr(c, name)!r} is not one of {', '.join(allowed)}")
-        c.seed = _positive_int(c.seed, "seed", 0, 2**32 - 1)
-        c.learning_rate = check_learning_rate(c.learning_rate)
-        c.momentum = check_fraction(c.momentum, "momentum")
-        c.beta1 = check_fraction(c.beta1, "beta1")
-        c.beta2 = check_fraction(c.beta2, "beta2")
-        if c.batch_size is None or str(c.batch_size).strip().lower() in ("", "full"):
-            c.batch_size = None
-        else:
-            c.batch_size = _positive_int(c.batch_size, "batch_size")
-        c.l2 = check_penalty(c.l2)
-        c.iterations = _positive_int(c.iterations, "iterations", 1, 10**7)
-        c.eval_every = _positive_int(c.eval_every, "eval_every", 1)
-        if c.subset is not None:
-            c.subset = _positive_int(c.subset, "subset", 2)
-        return c
+def _output(self):
+    return "sigmoid" if self.digits is not None else "softmax"
 
-    @property
-    def output(self):
-        return "sigmoid" if self.digits is not None else "softmax"
 
-    def optimizer_knobs(self):
-        knobs = {"learning_rate": self.learning_rate}
-        if self.optimizer == "momentum":
-            knobs["momentum"] = self.momentum
-        if self.optimizer == "adam":
-            knobs.update(beta1=self.beta1, beta2=self.beta2)
-        return knobs
+def _optimizer_knobs(self):
+    """The chosen optimizer's settings (its class says which), as keyword arguments for it."""
+    return {name: getattr(self, name) for name in OPTIMIZERS[self.optimizer].knobs_names()}
 
-    def to_dict(self):
-        d = dataclasses.asdict(self)
-        d["digits"] = list(self.digits) if self.digits is not None else None
-        return d
 
-    @classmethod
-    def from_dict(cls, data):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise InputError("config", f"unknown settings: {', '.join(sorted(unknown))}")
-        return cls(**data).validated()
+def _fit_output(self, n_classes):
+    """A copy whose output layer has the task's size (the hidden layers are kept)."""
+    return dataclasses.replace(self, layers=[*self.layers[:-1], output_units(n_classes)])
+
+
+def _to_dict(self):
+    d = dataclasses.asdict(self)
+    d["digits"] = list(self.digits) if self.digits is not None else None
+    return d
+
+
+@classmethod
+def _from_dict(cls, data):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise InputError("config", f"unknown settings: {', '.join(sorted(unknown))}")
+    return cls(**data).validated()
+
+
+def _field(setting):
+    default = setting.default
+    if isinstance(default, (list, dict)):  # a fresh copy per config, as dataclasses require
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default))
+    return dataclasses.field(default=default)
+
+
+TrainConfig = dataclasses.make_dataclass(
+    "TrainConfig", [(name, object, _field(setting)) for name, setting in SETTINGS.items()],
+    namespace={"validated": _validated, "output": property(_output), "optimizer_knobs": _optimizer_knobs,
+               "fit_output": _fit_output, "to_dict": _to_dict, "from_dict": _from_dict,
+               "__doc__": "Everything that defines a training run, one field per setting of "
+                          "`settings.SETTINGS`. `layers` are the tutorial's layers_dims: hidden "
+                          "sizes then the output size, without the input (e.g. [196, 1])."})
+TrainConfig.__module__ = __name__  # so pickle (Dask, checkpoints) finds it here
 
 
 PRESETS = {

@@ -1,9 +1,11 @@
-"""Optimizers as small classes: each turns gradients into updates.
+"""Optimizers as small classes: each turns gradients into updates and declares its own settings.
 
-Knobs are plain attributes (learning_rate, momentum, beta1, ...), read at every step, so a
-person can change them between any two steps without resetting the optimizer's state.
-`updates()` only computes; the trainer checks the updates are finite before applying them,
-so a diverging step leaves the parameters as they were.
+An optimizer's `settings` (beyond the learning rate, which every optimizer has) are `Setting`
+declarations: the config, CLI, sidebar and URL take them from here, so a new optimizer setting
+is one line in this file plus the code that uses it. Values are plain attributes read at every
+step, so a person can change them between any two steps without resetting the optimizer's
+state. `updates()` only computes; the trainer checks the updates are finite before applying
+them, so a diverging step leaves the parameters as they were.
 """
 
 import math
@@ -11,69 +13,79 @@ import math
 import numpy as np
 
 from .errors import InputError
+from .setting import Setting
+
+LEARNING_RATE = Setting(
+    "learning_rate", "float", 0.1, "Learning rate (log scale)",
+    "Step size of gradient descent; applies at the next step and is marked on the cost chart",
+    low=0.0, low_open=True, live=True, sweep=True, log=True, cli_aliases=("--lr",))
 
 
-def check_learning_rate(value, field="learning_rate"):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise InputError(field, f"{value!r} is not a number; use a positive number such as 0.1") from None
-    if not math.isfinite(value) or value <= 0:
-        raise InputError(field, f"must be a positive finite number (e.g. 0.1), got {value}")
-    return value
+def decay_rate(name, default, label, help, owner):
+    """A running-average decay rate in [0, 1), owned by one optimizer."""
+    return Setting(name, "float", default, label, help, low=0.0, high=1.0, high_open=True, live=True,
+                   sweep=True, owner=owner)
 
 
-def check_fraction(value, field):
-    """A decay rate in [0, 1)."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise InputError(field, f"{value!r} is not a number; use a value from 0 up to "
-                                "(not including) 1") from None
-    if not math.isfinite(value) or not 0 <= value < 1:
-        raise InputError(field, f"must lie in [0, 1), got {value}")
-    return value
+class Optimizer:
+    """The shared part: settings as attributes, checked by their declarations."""
+
+    name = ""
+    settings = ()  # this optimizer's own Settings (the learning rate is everyone's)
+    default_learning_rate = LEARNING_RATE.default
+
+    def __init__(self, learning_rate=None, **values):
+        declared = {s.name: s for s in self.settings}
+        unknown = set(values) - set(declared)
+        if unknown:
+            raise InputError("optimizer", f"{self.name} has no setting {', '.join(sorted(unknown))}; "
+                                          f"it takes {', '.join(self.knobs_names())}")
+        self.learning_rate = LEARNING_RATE.parse(
+            self.default_learning_rate if learning_rate is None else learning_rate)
+        for setting in self.settings:
+            setattr(self, setting.name, setting.parse(values.get(setting.name, setting.default)))
+
+    @classmethod
+    def knobs_names(cls):
+        return ["learning_rate", *(s.name for s in cls.settings)]
+
+    def knobs(self):
+        return {name: getattr(self, name) for name in self.knobs_names()}
+
+    def set(self, name, value):
+        """Change one setting before the next step; returns the checked value."""
+        setting = LEARNING_RATE if name == "learning_rate" else \
+            next((s for s in self.settings if s.name == name), None)
+        if setting is None:
+            raise InputError(name, f"the {self.name} optimizer takes {', '.join(self.knobs_names())}")
+        value = setting.parse(value)
+        setattr(self, name, value)
+        return value
+
+    def updates(self, grads):
+        raise NotImplementedError
 
 
-def check_penalty(value, field="l2"):
-    """A weight penalty: a finite number >= 0 (0 switches it off)."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise InputError(field, f"{value!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise InputError(field, f"must be a finite number >= 0, got {value}")
-    return value
-
-
-class GradientDescent:
+class GradientDescent(Optimizer):
     """The tutorial's rule: W := W - learning_rate * dW."""
 
     name = "sgd"
-
-    def __init__(self, learning_rate=0.1):
-        self.learning_rate = check_learning_rate(learning_rate)
-
-    def knobs(self):
-        return {"learning_rate": self.learning_rate}
 
     def updates(self, grads):
         lr = self.learning_rate
         return [(lr * dW, lr * db) for dW, db in grads]
 
 
-class Momentum:
+class Momentum(Optimizer):
     """Heavy-ball momentum: v := momentum * v + dW;  W := W - learning_rate * v."""
 
     name = "momentum"
+    settings = (decay_rate("momentum", 0.9, "Momentum", "How much of the last update each step keeps, "
+                           "in [0, 1)", owner="momentum"),)
 
-    def __init__(self, learning_rate=0.1, momentum=0.9):
-        self.learning_rate = check_learning_rate(learning_rate)
-        self.momentum = check_fraction(momentum, "momentum")
+    def __init__(self, learning_rate=None, **values):
+        super().__init__(learning_rate, **values)
         self.velocity = None
-
-    def knobs(self):
-        return {"learning_rate": self.learning_rate, "momentum": self.momentum}
 
     def updates(self, grads):
         if self.velocity is None:
@@ -88,23 +100,26 @@ class Momentum:
         return result
 
 
-class Adam:
+class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015) with bias correction."""
 
     name = "adam"
+    default_learning_rate = 0.001
+    settings = (
+        decay_rate("beta1", 0.9, "Adam beta1", "Decay of the running mean of gradients, in [0, 1)",
+                   owner="adam"),
+        decay_rate("beta2", 0.999, "Adam beta2", "Decay of the running mean of squared gradients, "
+                   "in [0, 1)", owner="adam"),
+        Setting("epsilon", "float", 1e-8, "Adam epsilon", "Added to the root of the squared-gradient "
+                "mean so a step never divides by 0", low=0.0, low_open=True, high=1.0, live=True,
+                sweep=True, log=True, owner="adam"),
+    )
 
-    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
-        self.learning_rate = check_learning_rate(learning_rate)
-        self.beta1 = check_fraction(beta1, "beta1")
-        self.beta2 = check_fraction(beta2, "beta2")
-        self.epsilon = check_learning_rate(epsilon, "epsilon")
+    def __init__(self, learning_rate=None, **values):
+        super().__init__(learning_rate, **values)
         self.t = 0
         self.first = None  # running mean of gradients, per layer (for W, for b)
         self.second = None  # running mean of squared gradients
-
-    def knobs(self):
-        return {"learning_rate": self.learning_rate, "beta1": self.beta1, "beta2": self.beta2,
-                "epsilon": self.epsilon}
 
     def updates(self, grads):
         if self.first is None:
@@ -137,10 +152,13 @@ OPTIMIZERS = {"sgd": GradientDescent, "momentum": Momentum, "adam": Adam}
 def make_optimizer(name, **knobs):
     if name not in OPTIMIZERS:
         raise InputError("optimizer", f"{name!r} is not one of {', '.join(OPTIMIZERS)}")
-    cls = OPTIMIZERS[name]
-    allowed = cls().knobs()
-    unknown = set(knobs) - set(allowed)
-    if unknown:
-        raise InputError("optimizer", f"{name} has no setting {', '.join(sorted(unknown))}; "
-                                      f"it takes {', '.join(allowed)}")
-    return cls(**knobs)
+    return OPTIMIZERS[name](**knobs)
+
+
+def optimizer_settings():
+    """Every optimizer's own settings, each once, in the order the optimizers declare them."""
+    found = {}
+    for cls in OPTIMIZERS.values():
+        for setting in cls.settings:
+            found.setdefault(setting.name, setting)
+    return [LEARNING_RATE, *found.values()]

@@ -20,7 +20,8 @@ import numpy as np
 from .errors import InputError
 from .history import LAYER_STATS, History
 from .network import Network
-from .optimizers import check_fraction, check_learning_rate, check_penalty, make_optimizer
+from .optimizers import make_optimizer
+from .settings import SETTINGS
 
 
 class Trainer:
@@ -83,11 +84,10 @@ class Trainer:
     @classmethod
     def from_config(cls, config, data, **kwargs):
         """Network, optimizer and trainer for a validated TrainConfig and its Dataset."""
-        expected = 2 if config.output == "sigmoid" else config.layers[-1]
-        if data.n_classes != expected:
+        if config.fit_output(data.n_classes).layers != config.layers:
             raise InputError("layers", f"the task has {data.n_classes} classes but the output layer "
                                        f"has {config.layers[-1]} units; end the layers with "
-                                       f"{1 if data.n_classes == 2 else data.n_classes}")
+                                       f"{config.fit_output(data.n_classes).layers[-1]}")
         sizes = [data.n_features] + list(config.layers)
         net = Network(sizes, activation=config.activation, output=config.output, init=config.init,
                       seed=config.seed, dtype=config.dtype)
@@ -101,21 +101,26 @@ class Trainer:
         """Change an optimizer setting (or l2) before the next step; marks the history."""
         with self.lock:
             if name == "l2":
-                value = check_penalty(value)
+                value = SETTINGS["l2"].parse(value)
                 old, self.l2 = self.l2, value
             else:
-                knobs = self.optimizer.knobs()
-                if name not in knobs:
-                    raise InputError(name, f"the {self.optimizer.name} optimizer takes "
-                                           f"{', '.join(knobs)}")
-                if name in ("learning_rate", "epsilon"):
-                    value = check_learning_rate(value, name)
-                else:
-                    value = check_fraction(value, name)
-                old = knobs[name]
-                setattr(self.optimizer, name, value)
+                old = self.optimizer.knobs().get(name)
+                value = self.optimizer.set(name, value)
             if old != value:
                 self.history.add_marker(self.iteration, name, old, value)
+
+    def apply_live(self, config):
+        """Take a set-up's settings that apply at the next step (settings.LIVE): the optimizer
+        and its settings, the penalty, the schedule and the test interval."""
+        with self.lock:
+            if config.optimizer != self.optimizer.name:
+                self.set_optimizer(config.optimizer, **config.optimizer_knobs())
+            else:
+                for name, value in config.optimizer_knobs().items():
+                    self.set_knob(name, value)
+            self.set_knob("l2", config.l2)
+            self.eval_every = config.eval_every
+            self.set_schedule(config.lr_schedule, config.iterations)  # a cosine decays over the budget
 
     def set_optimizer(self, name, **knobs):
         """Switch optimizers before the next step. The new one starts with no state (its
@@ -251,7 +256,6 @@ class Trainer:
 
 
 def _check_schedule(lr_schedule, schedule_iterations):
-    if lr_schedule not in ("constant", "cosine"):
-        raise InputError("lr_schedule", f"{lr_schedule!r} is not one of constant, cosine")
+    SETTINGS["lr_schedule"].parse(lr_schedule)
     if lr_schedule == "cosine" and not schedule_iterations:
         raise InputError("lr_schedule", "cosine needs the number of iterations to decay over")

@@ -1,61 +1,31 @@
 """The set-up in the URL, so a copied link opens the same configuration (and the demo view).
 
-Only the fields that differ from the tutorial's default set-up are written, as short strings:
-`?layers=392,196,98,1&learning_rate=0.5&demo=1`. Reading is forgiving: a bad value is dropped
-with a message naming it, and the rest of the link still applies.
+Only the settings that differ from the tutorial's default set-up are written, each as its
+setting's own short text (`Setting.encode`): `?layers=392,196,98,1&learning_rate=0.5&demo=1`.
+Reading is forgiving: a bad value is dropped with a message naming it, and the rest of the link
+still applies. A link never names a path on the server (settings with `url=False`).
 """
 
-import dataclasses
+import re
 
 from backprop.config import TrainConfig
 from backprop.errors import InputError
+from backprop.setting import Setting
+from backprop.settings import SETTINGS
 
-FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
-DEMO_KEY = "demo"
-
-
-def _encode(name, value):
-    if name == "digits":
-        return "all" if value is None else ",".join(str(d) for d in value)
-    if name == "layers":
-        return ",".join(str(n) for n in value)
-    if name == "batch_size":
-        return "full" if value is None else str(value)
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.10g}"
-    return str(value)
-
-
-def _decode(name, text):
-    """A query string value as the field's Python value; TrainConfig.validated() checks it."""
-    if name in ("digits", "layers"):
-        return text
-    if name in ("subset", "data_path") and text == "":
-        return None
-    if name == "batch_size":
-        return None if text in ("", "full") else text
-    if name in ("seed", "iterations", "eval_every", "subset", "batch_size"):
-        try:
-            return int(text)
-        except ValueError:
-            return text
-    if name in ("learning_rate", "momentum", "beta1", "beta2", "l2"):
-        try:
-            return float(text)
-        except ValueError:
-            return text
-    return text
+FIELDS = [name for name, setting in SETTINGS.items() if setting.url]
+NOT_IN_LINKS = [name for name, setting in SETTINGS.items() if not setting.url]
+DEMO = Setting("demo", "flag", False, "Demo view", "Hide the set-up and enlarge the charts for a projector",
+               cli=False)
 
 
 def config_to_query(config, demo=False):
     """The query parameters for a set-up: only what differs from the defaults."""
     default = TrainConfig().validated()
-    params = {name: _encode(name, getattr(config, name)) for name in FIELDS
+    params = {name: SETTINGS[name].encode(getattr(config, name)) for name in FIELDS
               if getattr(config, name) != getattr(default, name)}
     if demo:
-        params[DEMO_KEY] = "1"
+        params[DEMO.name] = DEMO.encode(True)
     return params
 
 
@@ -64,26 +34,45 @@ def describes_setup(params):
     return any(name in params for name in FIELDS)
 
 
+def demo_from_query(params):
+    """Whether a link asks for the demo view (a bad value: no)."""
+    try:
+        return DEMO.parse(params.get(DEMO.name, ""))
+    except InputError:
+        return False
+
+
 def query_to_config(params):
     """(config, demo, problems) from query parameters; problems lists 'field: why' for each value
     that was dropped (the default is used for it)."""
-    values = {name: _decode(name, str(params[name])) for name in FIELDS if name in params}
-    problems = []
-    demo = str(params.get(DEMO_KEY, "")).lower() in ("1", "true", "yes", "on")
-    for _ in range(len(FIELDS) + 1):
-        try:
-            return TrainConfig(**values).validated(), demo, problems
-        except InputError as error:
-            if error.field not in values:  # a combination, e.g. layers that don't fit the task
+    values, problems = {}, []
+    for name in NOT_IN_LINKS:
+        if name in params:
+            problems.append(f"{name}: a link cannot name a file on the server; upload your data on "
+                            "the Data page instead")
+    for name in FIELDS:
+        if name in params:
+            try:
+                values[name] = SETTINGS[name].parse(str(params[name]))
+            except InputError as error:
                 problems.append(f"{error.field}: {error.message}")
-                if "layers" in values:
-                    values.pop("layers")
-                    continue
-                values = {}
-                continue
-            problems.append(f"{error.field}: {error.message}")
-            values.pop(error.field)
-        except TypeError as error:  # cannot happen with FIELDS, kept for safety of from_dict use
-            problems.append(str(error))
-            values = {}
-    return TrainConfig().validated(), demo, problems
+    try:
+        config = TrainConfig(**values).validated()
+    except InputError as error:  # a combination, e.g. layers that don't fit the task
+        problems.append(f"{error.field}: {error.message}")
+        values.pop("layers", None)
+        try:
+            config = TrainConfig(**values).validated()
+        except InputError:  # the classes need other layers than the default: drop the whole set-up
+            problems.append("the set-up in the link was not used; the tutorial's is shown instead")
+            config = TrainConfig().validated()
+    return config, demo_from_query(params), problems
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
+
+
+def plain(text):
+    """Text a link supplied, escaped so that Markdown in it shows as typed (no live link or
+    image inside a warning)."""
+    return _MARKDOWN.sub(r"\\\1", str(text))

@@ -60,7 +60,9 @@ def test_full_batch_spellings_and_defaults():
     config = TrainConfig().validated()
     assert config.output == "sigmoid" and TrainConfig(digits=None, layers=[10]).output == "softmax"
     assert config.optimizer_knobs() == {"learning_rate": 0.1}
-    assert set(TrainConfig(optimizer="adam").optimizer_knobs()) == {"learning_rate", "beta1", "beta2"}
+    # every optimizer setting is a setting of the set-up now, Adam's epsilon included
+    assert set(TrainConfig(optimizer="adam").optimizer_knobs()) == {"learning_rate", "beta1", "beta2",
+                                                                    "epsilon"}
 
 
 def test_presets_are_valid_and_round_trip():
