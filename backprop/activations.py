@@ -33,6 +33,15 @@ def leaky_relu(Z, out=None):
     return np.maximum(Z, LEAKY_SLOPE * Z, out=out)
 
 
+def linear(Z, out=None):
+    """The identity: a layer that only mixes its inputs (a deep linear net is still linear)."""
+    if out is None:
+        return Z.copy()
+    if out is not Z:
+        np.copyto(out, Z)
+    return out
+
+
 def sigmoid_backward(A, dA):
     """dZ = dA * A(1 - A), written into dA."""
     dA *= A
@@ -56,12 +65,18 @@ def leaky_relu_backward(A, dA):
     return dA
 
 
-ACTIVATIONS = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "leaky_relu": leaky_relu}
+def linear_backward(A, dA):
+    """dZ = dA: the identity's derivative is 1."""
+    return dA
+
+
+ACTIVATIONS = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "leaky_relu": leaky_relu, "linear": linear}
 BACKWARD = {
     "sigmoid": sigmoid_backward,
     "tanh": tanh_backward,
     "relu": relu_backward,
     "leaky_relu": leaky_relu_backward,
+    "linear": linear_backward,
 }
 
 

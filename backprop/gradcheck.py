@@ -20,7 +20,7 @@ def relative_error(numeric, analytic):
     return float(np.linalg.norm(numeric - analytic) / scale)
 
 
-def gradient_check(network, X, Y, l2=0.0, epsilon=1e-6, max_entries=200, seed=0):
+def gradient_check(network, X, Y, l2=0.0, l1=0.0, epsilon=1e-6, max_entries=200, seed=0):
     """Per layer: the relative error of dW and of db over the checked entries.
 
     Returns a list of dicts, one per layer: layer, dW_error, db_error, checked (entries).
@@ -31,7 +31,7 @@ def gradient_check(network, X, Y, l2=0.0, epsilon=1e-6, max_entries=200, seed=0)
         net = type(network)(**{**network.config(), "dtype": "float64"})
         net.set_params(network.params)
     X = np.asarray(X, dtype=np.float64)
-    _, grads = net.loss_and_gradients(X, Y, l2=l2)
+    _, grads = net.loss_and_gradients(X, Y, l2=l2, l1=l1)
     grads = [(dW.copy(), db.copy()) for dW, db in grads]
     rng = np.random.default_rng(seed)
     report = []
@@ -46,9 +46,9 @@ def gradient_check(network, X, Y, l2=0.0, epsilon=1e-6, max_entries=200, seed=0)
             for i, index in enumerate(picks):
                 saved = flat[index]
                 flat[index] = saved + epsilon
-                plus = net.loss_and_gradients(X, Y, l2=l2)[0]
+                plus = net.loss_and_gradients(X, Y, l2=l2, l1=l1)[0]
                 flat[index] = saved - epsilon
-                minus = net.loss_and_gradients(X, Y, l2=l2)[0]
+                minus = net.loss_and_gradients(X, Y, l2=l2, l1=l1)[0]
                 flat[index] = saved
                 numeric[i] = (plus - minus) / (2 * epsilon)
             errors[name] = relative_error(numeric, analytic.reshape(-1)[picks])

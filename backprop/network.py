@@ -4,6 +4,8 @@ W[l] has shape (n_l, n_{l-1}) and b[l] has shape (n_l, 1); inside, samples are c
 (A0 = X.T), while callers pass X as (n_samples, n_features) and Y as (n_samples,) labels.
 The output layer's dZ = A - Y is computed directly (sigmoid + binary cross-entropy, or
 softmax + categorical cross-entropy), so no log(0) and no division by A or 1 - A happen.
+A linear output with squared error, J = 1/(2n) Σ (A - Y)², has the same dZ = (A - Y)/n; its Y are
+numbers (n_samples,) for one output unit, (n_samples, n_units) for more (regression).
 """
 
 import numpy as np
@@ -12,7 +14,7 @@ from .activations import ACTIVATIONS, BACKWARD, sigmoid, softmax
 from .errors import InputError
 from .parallel import chunk_bounds, map_chunks
 
-OUTPUTS = ("sigmoid", "softmax")
+OUTPUTS = ("sigmoid", "softmax", "linear")
 INITS = {
     "seed": "LeCun normal, randn / sqrt(fan_in) from NumPy's legacy seeded RNG (the tutorial's)",
     "xavier": "Xavier/Glorot uniform, limit sqrt(6 / (fan_in + fan_out))",
@@ -116,6 +118,8 @@ class Network:
         return X if X.dtype == self.dtype else X.astype(self.dtype)
 
     def check_labels(self, Y, n_samples):
+        if self.output == "linear":
+            return self._check_targets(Y, n_samples)
         Y = np.asarray(Y)
         if Y.ndim != 1 or Y.shape[0] != n_samples:
             raise InputError("Y", f"must have shape ({n_samples},) to match X, got {Y.shape}")
@@ -126,6 +130,19 @@ class Network:
         if Y.size and (Y.min() < 0 or Y.max() >= self.n_classes):
             raise InputError("Y", f"labels must lie in 0..{self.n_classes - 1} for this output, "
                                   f"got {Y.min()}..{Y.max()}")
+        return Y
+
+    def _check_targets(self, Y, n_samples):
+        """Regression targets: finite numbers, (n,) for one output unit or (n, n_units)."""
+        shape = (n_samples,) if self.sizes[-1] == 1 else (n_samples, self.sizes[-1])
+        try:
+            Y = np.asarray(Y, dtype=self.dtype)
+        except (TypeError, ValueError):
+            raise InputError("Y", "regression targets must be numbers") from None
+        if Y.shape != shape:
+            raise InputError("Y", f"must have shape {shape} to match X and the output, got {Y.shape}")
+        if not np.isfinite(Y).all():
+            raise InputError("Y", "regression targets must be finite numbers (no NaN or Inf)")
         return Y
 
     # -- the math ----------------------------------------------------------------------
@@ -155,13 +172,20 @@ class Network:
         if self.output == "sigmoid":
             Z_out = Z.copy()  # one row: cheap, and the cost needs Z after sigmoid overwrites it
             activations.append(sigmoid(Z, out=Z))
+        elif self.output == "linear":
+            Z_out = Z  # A = Z; the cost is taken before backpropagation turns this buffer into dZ
+            activations.append(Z)
         else:
             Z_out = Z
             activations.append(softmax(Z))
         return activations, Z_out
 
     def _cost_sum(self, Z, Y):
-        """Summed cross-entropy over the samples, from the output logits Z, without log(0)."""
+        """Summed cross-entropy over the samples, from the output logits Z, without log(0); or
+        half the summed squared error of a linear output."""
+        if self.output == "linear":
+            error = Z - Y.T
+            return 0.5 * float(np.vdot(error, error))
         if self.output == "sigmoid":
             z = Z[0]
             # -[y log s(z) + (1-y) log(1-s(z))] = log(1 + e^z) - y z, and log(1+e^z) = logaddexp(0, z)
@@ -170,8 +194,9 @@ class Network:
         log_sum = np.log(np.exp(Z - top).sum(axis=0)) + top
         return float((log_sum - Z[Y, np.arange(Y.shape[0])]).sum())
 
-    def loss_and_gradients(self, X, Y, l2=0.0):
-        """Cost J and [(dW, db)] per layer; l2 adds l2/2 * sum ||W||^2 to J (and l2 * W to dW).
+    def loss_and_gradients(self, X, Y, l2=0.0, l1=0.0):
+        """Cost J and [(dW, db)] per layer; l2 adds l2/2 * sum ||W||^2 to J (and l2 * W to dW),
+        l1 adds l1 * sum |W| (and l1 * sign(W), 0 where W is 0). Biases are not penalised.
 
         A large batch is split into chunks computed in parallel (backprop.parallel); each chunk
         scales by the whole batch's n, so the chunks' sums are the batch's cost and gradients.
@@ -199,6 +224,10 @@ class Network:
             cost += 0.5 * l2 * sum(float(np.vdot(W, W)) for W, _ in self.params)
             for (dW, _), (W, _) in zip(grads, self.params, strict=True):
                 dW += l2 * W
+        if l1:
+            cost += l1 * sum(float(np.abs(W).sum()) for W, _ in self.params)
+            for (dW, _), (W, _) in zip(grads, self.params, strict=True):
+                dW += l1 * np.sign(W)
         return cost, grads
 
     def _chunk_loss_and_gradients(self, X, Y, n, part):
@@ -212,6 +241,8 @@ class Network:
         dZ = A_out  # reuse the output buffer: dZ = (A - Y) / n
         if self.output == "sigmoid":
             dZ -= Y
+        elif self.output == "linear":
+            dZ -= Y.T
         else:
             dZ[Y, np.arange(Y.shape[0])] -= 1.0
         dZ /= n
@@ -237,19 +268,26 @@ class Network:
 
     def predict_proba(self, X):
         """(n_samples, n_classes) class probabilities."""
+        if self.output == "linear":
+            raise InputError("output", "a linear (regression) output gives numbers, not class "
+                                       "probabilities; use predict")
         A = self.forward(X)[-1]
         if self.output == "sigmoid":
             return np.stack([1.0 - A[0], A[0]], axis=1)
         return A.T.copy()
 
     def predict(self, X):
+        """Class labels, or a linear output's numbers ((n,) for one unit, else (n, n_units))."""
         A = self.forward(X)[-1]
+        if self.output == "linear":
+            return A[0].copy() if A.shape[0] == 1 else A.T.copy()
         if self.output == "sigmoid":
             return (A[0] > 0.5).astype(np.int64)
         return A.argmax(axis=0)
 
     def evaluate(self, X, Y):
-        """(cost, accuracy) on a data set, without touching gradients; large sets in chunks."""
+        """(cost, accuracy) on a data set, without touching gradients; large sets in chunks.
+        A regression has no accuracy: NaN."""
         X = self.check_inputs(X)
         Y = self.check_labels(Y, X.shape[0])
         n = X.shape[0]
@@ -257,6 +295,8 @@ class Network:
         def cost_and_correct(start, stop):
             activations, Z_out = self._forward(X[start:stop], reuse=False)
             A = activations[-1]
+            if self.output == "linear":
+                return self._cost_sum(Z_out, Y[start:stop]), 0
             predicted = (A[0] > 0.5).astype(np.int64) if self.output == "sigmoid" else A.argmax(axis=0)
             return self._cost_sum(Z_out, Y[start:stop]), int(np.count_nonzero(predicted == Y[start:stop]))
 
@@ -265,4 +305,5 @@ class Network:
             results = [cost_and_correct(0, n)]
         else:
             results = map_chunks(lambda part: cost_and_correct(*bounds[part]), len(bounds))
-        return sum(c for c, _ in results) / n, sum(k for _, k in results) / n
+        accuracy = float("nan") if self.output == "linear" else sum(k for _, k in results) / n
+        return sum(c for c, _ in results) / n, accuracy

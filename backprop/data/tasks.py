@@ -12,6 +12,7 @@ from backprop.paths import PROJECT_ROOT, datasets_dir
 
 from .download import EMNIST_MANIFEST, REGISTRY, is_complete
 from .idx import load_idx, read_manifest
+from .toy2d import DEFAULT_FEATURES, TOY_DATASETS, is_regression, make_toy
 from .user import load_npz
 
 SHIPPED_MNIST = PROJECT_ROOT / "data" / "mnist"
@@ -31,18 +32,23 @@ FASHION_NAMES = [
 ]
 LETTER_NAMES = ["N/A"] + [chr(ord("A") + i) for i in range(26)]  # EMNIST letters are labelled 1..26
 EMNIST_VARIANTS = {"emnist-digits": "digits", "emnist-mnist": "mnist", "emnist-letters": "letters"}
-DATASETS = ("mnist", "fashion-mnist", *EMNIST_VARIANTS, "idx", "npz")
+DATASETS = ("mnist", "fashion-mnist", *EMNIST_VARIANTS, "idx", "npz", *TOY_DATASETS)
 
 
 @dataclass
 class Dataset:
     name: str
     x_train: np.ndarray  # (n_train, n_features), values in [0, 1], C-contiguous
-    y_train: np.ndarray  # (n_train,) int64 in 0..n_classes-1
+    y_train: np.ndarray  # (n_train,) int64 in 0..n_classes-1; float targets for a regression task
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: list[str]
     image_shape: tuple[int, int] | None  # None when features are not a square-or-given image
+    # 2D data sets (toy2d) only: each point's plane coordinates, and the features the network sees
+    plane_train: np.ndarray | None = None
+    plane_test: np.ndarray | None = None
+    features: tuple[str, ...] | None = None
+    regression: bool = False  # targets are numbers (one output, class_names == ["target"])
 
     @property
     def n_classes(self) -> int:
@@ -60,6 +66,10 @@ def load_task(
     seed: int = 1,
     dtype: str = "float64",
     path: str | None = None,
+    points: int = 500,
+    noise: float = 0,
+    train_share: int = 50,
+    features: tuple[str, ...] = DEFAULT_FEATURES,
 ) -> Dataset:
     """Load a classification task.
 
@@ -68,11 +78,16 @@ def load_task(
     then shuffling the test indices. With ``digits=None`` all classes are kept in file order, labels
     renumbered 0..k-1 in ascending order of the original label. ``subset=N`` keeps a seeded, stratified
     N training items (at least one per class) and a proportional, stratified part of the test set.
+    The 2D data sets (backprop.data.toy2d) draw ``points`` points with ``noise`` percent noise,
+    ``train_share`` percent of them for training, and give the network the chosen ``features``;
+    other data sets ignore these four.
     """
     if dtype not in ("float64", "float32"):
         raise InputError("dtype", f"{dtype!r} is not supported; use 'float64' or 'float32'")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**32:
         raise InputError("seed", f"{seed!r} is not allowed; use an integer in 0..2**32-1")
+    if dataset in TOY_DATASETS:
+        return _toy_task(dataset, digits, subset, seed, dtype, points, noise, train_share, features)
     x_train, y_train, x_test, y_test, image_shape, names, title = _source(dataset, path, seed)
 
     present = sorted(set(np.unique(y_train).tolist()))
@@ -200,6 +215,40 @@ def _source(dataset: str, path: str | None, seed: int):
         x_train, y_train, x_test, y_test, shape = load_npz(path, seed=seed)
         return x_train, y_train, x_test, y_test, shape, str, f"npz {Path(path).name}"
     raise InputError("dataset", f"{dataset!r} is unknown; choose one of {', '.join(DATASETS)}")
+
+
+def _toy_task(dataset, digits, subset, seed, dtype, points, noise, train_share, features) -> Dataset:
+    """A 2D data set as a task: its classes 0 and 1 (``digits`` (0, 1), (1, 0) or None), or its
+    regression target (``digits`` None)."""
+    if subset is not None:
+        raise InputError("subset", f"{dataset} is drawn anew: set its number of points instead of a subset")
+    toy = make_toy(dataset, points=points, noise=noise, train_share=train_share, features=features,
+                   seed=seed)
+    y_train, y_test = toy.target_train, toy.target_test
+    if is_regression(dataset):
+        if digits is not None:
+            raise InputError("digits", f"{dataset} is a regression data set without classes; use 'all'")
+        class_names, title = ["target"], f"{dataset} (regression)"
+        y_train, y_test = y_train.astype(dtype), y_test.astype(dtype)
+    elif digits is None:
+        class_names, title = ["0", "1"], f"{dataset} 2 classes"
+    else:
+        a, b = _check_digits(digits, [0, 1], {0, 1}, dataset)
+        y_train, y_test = (y_train == b).astype(np.int64), (y_test == b).astype(np.int64)
+        class_names, title = [str(a), str(b)], f"{dataset} {a} vs {b}"
+    return Dataset(
+        name=f"{title}, {len(y_train) + len(y_test)} points, noise {noise}%",
+        x_train=toy.x_train.astype(dtype),
+        y_train=y_train,
+        x_test=toy.x_test.astype(dtype),
+        y_test=y_test,
+        class_names=class_names,
+        image_shape=None,
+        plane_train=toy.plane_train,
+        plane_test=toy.plane_test,
+        features=toy.features,
+        regression=is_regression(dataset),
+    )
 
 
 def _downloaded(spec, dataset: str) -> Path:
