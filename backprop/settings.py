@@ -9,6 +9,7 @@ uses it.
 
 from .activations import ACTIVATIONS
 from .data.tasks import DATASETS
+from .data.toy2d import FEATURES, MAX_NOISE, MAX_POINTS, MAX_TRAIN_SHARE, MIN_POINTS, MIN_TRAIN_SHARE
 from .network import DTYPES, INITS
 from .optimizers import OPTIMIZERS, optimizer_settings
 from .setting import Setting
@@ -39,6 +40,17 @@ _BASE = [
     # A path on the server: only the person at the server gives one (the CLI); never a link.
     Setting("data_path", "text", None, "Data path", "A folder of IDX files or an .npz file (datasets "
             "idx and npz)", group="task", data=True, url=False),
+    # 2D data sets only (circle, xor, gauss, spiral, moons; plane, multi-gauss): see data/toy2d.py
+    Setting("points", "int", 500, "Points", "2D data sets: how many points to draw (training and test)",
+            group="task", low=MIN_POINTS, high=MAX_POINTS, data=True),
+    Setting("noise", "int", 0, "Noise (%)", "2D data sets: how much the classes blur, 0 to 50 percent",
+            group="task", low=0, high=MAX_NOISE, data=True),
+    Setting("train_share", "int", 50, "Training share (%)", "2D data sets: the percentage of points "
+            "used for training; the rest are test points", group="task", low=MIN_TRAIN_SHARE,
+            high=MAX_TRAIN_SHARE, data=True),
+    Setting("features", "text", "x1,x2", "Input features", "2D data sets: what the network sees of "
+            f"a point, any of {', '.join(FEATURES)} separated by commas (the input size follows)",
+            group="task", data=True),
     # -- the network ---------------------------------------------------------------------
     Setting("layers", "int_list", [196, 1], "Layer sizes", "Hidden sizes then the output size, without "
             "the input, e.g. 196,1", group="network", low=1, high=MAX_UNITS, sweep=True),
@@ -63,6 +75,8 @@ _BASE = [
             sweep=True),
     Setting("l2", "float", 0.0, "L2 regularisation", "λ ≥ 0; adds λ/2·Σ‖W‖² to the cost; applies at "
             "the next step", low=0.0, live=True, sweep=True),
+    Setting("l1", "float", 0.0, "L1 regularisation", "λ ≥ 0; adds λ·Σ|W| to the cost (pushes weights to "
+            "exactly 0); applies at the next step", low=0.0, live=True, sweep=True),
     Setting("iterations", "int", 1000, "Iteration budget", "Number of training steps", low=1,
             high=10**7, live=True),
     Setting("eval_every", "int", 100, "Test every N iterations", "Evaluate on the test set every N "
