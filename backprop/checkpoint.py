@@ -10,17 +10,18 @@ import io
 import json
 import os
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from .budget import check_network_memory
 from .config import TrainConfig
 from .errors import InputError
 from .history import History
-from .network import Network
+from .network import DTYPES, Network, check_choice, check_sizes
+from .npz import NpzArchive
 
 FORMAT = "backprop-studio-checkpoint"
 FORMAT_VERSION = 1
@@ -88,6 +89,9 @@ def _refuse(message):
 def load_checkpoint(source):
     """Read a checkpoint from a path or a binary file-like object (e.g. an upload).
 
+    The archive is read member by member (backprop.npz): every array's declared shape and dtype
+    are checked against the memory budget and against the network that `meta` describes, and that
+    network's size against the budget, before any weight array is read or any Network is built.
     Raises InputError("checkpoint", ...) for anything that is not a valid checkpoint.
     """
     name = getattr(source, "name", None) or (str(source) if isinstance(source, (str, Path)) else "upload")
@@ -95,33 +99,53 @@ def load_checkpoint(source):
         raise _refuse(f"{source} is not a file")
     if hasattr(source, "read") and not hasattr(source, "seek"):
         source = io.BytesIO(source.read())
+    with NpzArchive(source, "checkpoint", name) as archive:
+        meta = _read_meta(archive)
+        net_config = meta.get("network")
+        if not isinstance(net_config, dict):
+            raise _refuse("'meta' has no network description")
+        sizes, dtype = _declared_network(net_config)
+        expected = {}
+        for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False), start=1):
+            expected[f"W{l}"] = (fan_out, fan_in)
+            expected[f"b{l}"] = (fan_out, 1)
+        arrays = {key: member for key, member in archive.members.items() if key != "meta"}
+        missing = [key for key in expected if key not in arrays]
+        if missing:
+            raise _refuse(f"missing arrays {', '.join(missing)} for sizes {sizes}")
+        extra = sorted(set(arrays) - set(expected))
+        if extra:
+            raise _refuse(f"unexpected arrays {', '.join(extra)} for sizes {sizes}")
+        for key, shape in expected.items():
+            if arrays[key].shape != shape:
+                raise _refuse(f"{key} has shape {arrays[key].shape}, expected {shape} for sizes {sizes}")
+            if str(arrays[key].dtype) != dtype:
+                raise _refuse(f"{key} has dtype {arrays[key].dtype}, expected {dtype}")
+        params = []
+        for l in range(1, len(sizes)):
+            pair = []
+            for key in (f"W{l}", f"b{l}"):
+                value = archive.read(key)
+                if not np.all(np.isfinite(value)):
+                    raise _refuse(f"{key} contains NaN or infinite values")
+                pair.append(value)
+            params.append(tuple(pair))
     try:
-        archive = np.load(source, allow_pickle=False)
-    except ValueError as error:  # a pickled object array, or not an .npy/.npz at all
-        raise _refuse(f"{name} is not a Backprop Studio checkpoint (.npz without pickles): "
-                      f"{error}") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as error:
-        raise _refuse(f"{name} is not a readable .npz file: {error}") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise _refuse(f"{name} holds a single array, not a checkpoint (.npz with W1, b1, ... and meta)")
-    with archive:
-        try:
-            arrays = {key: archive[key] for key in archive.files}
-        except ValueError as error:  # object arrays need pickle, which stays off
-            raise _refuse(f"{name} contains pickled object arrays, which are never loaded: {error}") from None
-        except (OSError, EOFError, zipfile.BadZipFile) as error:
-            raise _refuse(f"{name} is damaged: {error}") from None
-    return _from_arrays(arrays)
+        network = Network(**net_config)
+    except (InputError, TypeError) as error:
+        raise _refuse(f"the network description is invalid: {error}") from None
+    network.set_params(params)
+    return _with_setup(meta, network)
 
 
-def _from_arrays(arrays):
-    if "meta" not in arrays:
+def _read_meta(archive):
+    member = archive.members.get("meta")
+    if member is None:
         raise _refuse("no 'meta' entry: this .npz was not written by Backprop Studio")
-    meta_array = arrays.pop("meta")
-    if meta_array.shape != () or meta_array.dtype.kind != "U":
+    if member.shape != () or member.dtype.kind != "U":
         raise _refuse("'meta' must be a single JSON string")
     try:
-        meta = json.loads(str(meta_array))
+        meta = json.loads(str(archive.read("meta")))
     except json.JSONDecodeError as error:
         raise _refuse(f"'meta' is not valid JSON: {error}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -129,40 +153,23 @@ def _from_arrays(arrays):
     if meta.get("version") != FORMAT_VERSION:
         raise _refuse(f"format version {meta.get('version')!r} is not supported "
                       f"(this version of Backprop Studio reads version {FORMAT_VERSION})")
-    net_config = meta.get("network")
-    if not isinstance(net_config, dict):
-        raise _refuse("'meta' has no network description")
+    return meta
+
+
+def _declared_network(net_config):
+    """The sizes and dtype `meta` declares, checked against the memory budget before any Network
+    (whose constructor allocates its parameters) is built."""
     try:
-        network = Network(**net_config)
-    except (InputError, TypeError) as error:
+        sizes = check_sizes(net_config.get("sizes"))
+        dtype = check_choice("dtype", net_config.get("dtype"), DTYPES)
+    except (InputError, OverflowError) as error:  # OverflowError: a size of 1e400 in the JSON
         raise _refuse(f"the network description is invalid: {error}") from None
+    check_network_memory(sizes, dtype, field="checkpoint")
+    return sizes, dtype
 
-    expected = {}
-    for l, (W, b) in enumerate(network.params, start=1):
-        expected[f"W{l}"] = W.shape
-        expected[f"b{l}"] = b.shape
-    missing = [key for key in expected if key not in arrays]
-    if missing:
-        raise _refuse(f"missing arrays {', '.join(missing)} for sizes {network.sizes}")
-    extra = sorted(set(arrays) - set(expected))
-    if extra:
-        raise _refuse(f"unexpected arrays {', '.join(extra)} for sizes {network.sizes}")
-    params = []
-    for l in range(1, network.n_layers + 1):
-        pair = []
-        for key in (f"W{l}", f"b{l}"):
-            value = arrays[key]
-            if value.shape != expected[key]:
-                raise _refuse(f"{key} has shape {value.shape}, expected {expected[key]} "
-                              f"for sizes {network.sizes}")
-            if str(value.dtype) != network.dtype:
-                raise _refuse(f"{key} has dtype {value.dtype}, expected {network.dtype}")
-            if not np.all(np.isfinite(value)):
-                raise _refuse(f"{key} contains NaN or infinite values")
-            pair.append(value)
-        params.append(tuple(pair))
-    network.set_params(params)
 
+def _with_setup(meta, network):
+    """The Checkpoint of a loaded network with the training set-up and history `meta` holds."""
     config = None
     if meta.get("config") is not None:
         try:

@@ -2,7 +2,9 @@
 
 import io
 import json
+import pickle
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,10 +110,68 @@ def test_refuses_a_single_npy_array(tmp_path):
     refused(path, "single array")
 
 
-def test_refuses_pickled_object_arrays(trained):
+class LeavesAMark:
+    """Unpickling this object calls Path.touch(mark): proof that something was unpickled."""
+
+    def __init__(self, mark):
+        self.mark = mark
+
+    def __reduce__(self):
+        return (Path.touch, (self.mark,))
+
+
+@pytest.mark.parametrize("member", ["W1", "meta"])
+def test_refuses_pickled_object_arrays_without_unpickling_them(trained, tmp_path, member):
     path = trained[3]
-    rewrite(path, lambda arrays: arrays.update(W1=np.array([{"evil": 1}], dtype=object)))
+    mark = tmp_path / "unpickled"
+    bomb = np.array([LeavesAMark(mark)], dtype=object)
+    pickle.loads(pickle.dumps(bomb))  # the mark works: unpickling leaves it
+    assert mark.exists()
+    mark.unlink()
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    arrays[member] = bomb
+    np.savez(path, **arrays)  # np.savez pickles object arrays
     refused(path, "pickle")
+    assert not mark.exists()
+
+
+def test_a_tiny_checkpoint_declaring_a_huge_network_is_refused_before_building_it(trained):
+    """The issue's 1,330-byte checkpoint: meta names [784, 20000, 20000, 1] and holds no arrays."""
+    path = trained[3]
+    rewrite(path, lambda arrays: [arrays.pop(key) for key in list(arrays) if key != "meta"])
+    edit_meta(path, lambda meta: meta.update(config=None, history=None,
+                                             network={**meta["network"], "sizes": [784, 20000, 20000, 1],
+                                                      "output": "sigmoid"}))
+    assert path.stat().st_size < 2000
+    message = refused(path, "[784, 20000, 20000, 1]", "BACKPROP_MEMORY_BUDGET", "GB")
+    assert "network" in message
+
+
+def test_a_checkpoint_whose_member_declares_a_huge_array_is_refused_before_reading_it(trained):
+    """A W1 header declaring 500,000 x 1024 float64 (4 GB) over a few bytes of data."""
+    path = trained[3]
+    data = io.BytesIO()
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(data, "w", zipfile.ZIP_DEFLATED) as bomb:
+        for info in source.infolist():
+            if info.filename != "W1.npy":
+                bomb.writestr(info.filename, source.read(info))
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                      "shape": (500_000, 1024)})
+        with bomb.open("W1.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            zeros = bytes(1 << 24)
+            for _ in range(4):  # 64 MB of zeros: the member does not even hold what it declares
+                member.write(zeros)
+    path.write_bytes(data.getvalue())
+    refused(path, "W1", "declares")
+
+
+def test_meta_with_a_size_of_1e400_is_refused(trained):
+    path = trained[3]
+    edit_meta(path, lambda meta: meta["network"].update(sizes=[6, 1e400, 3]))
+    refused(path, "network description")
 
 
 def test_refuses_missing_arrays(trained):

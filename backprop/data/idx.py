@@ -12,21 +12,28 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import shutil
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from backprop.budget import check_bytes
 from backprop.errors import InputError
 from backprop.paths import cache_dir
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 CACHE_VERSION = 1
+# Memory per pixel while python-mnist parses a file: the bytes read, an array("B") of them, a
+# list of Python ints (8-byte pointers) and the uint8 array made from it.
+PARSE_BYTES_PER_PIXEL = 11
+GZIP_CHUNK = 1 << 20
 SPLITS = ("train", "test")
 
 
@@ -155,7 +162,10 @@ def read_idx_header(path: Path, kind: str) -> tuple[int, tuple[int, ...]]:
         raise InputError(
             str(path), f"declares images of {shape[0]}x{shape[1]} pixels; both must be at least 1"
         )
-    wanted = header_len + count * int(np.prod(shape, dtype=np.int64))
+    if kind == "images":  # before anything reads the data: python-mnist builds lists of it
+        check_bytes(count * math.prod(shape) * PARSE_BYTES_PER_PIXEL, str(path),
+                    f"its {count:,} images of {shape[0]}x{shape[1]} pixels, once parsed,")
+    wanted = idx_bytes(count, shape)
     if path.suffix == ".gz":
         with open(path, "rb") as handle:
             handle.seek(-4, os.SEEK_END)
@@ -177,9 +187,41 @@ def read_idx_header(path: Path, kind: str) -> tuple[int, tuple[int, ...]]:
     return count, shape
 
 
+def idx_bytes(count: int, shape: tuple[int, ...]) -> int:
+    """The uncompressed length of an IDX file of `count` items of `shape` (header included)."""
+    return 4 + 4 * (1 + len(shape)) + count * math.prod(shape)
+
+
+def check_gzip_length(path: Path, wanted: int) -> None:
+    """Decompress `path` in chunks, keeping none, and refuse it as soon as it holds more than
+    `wanted` bytes (or at the end, fewer): the gzip trailer that read_idx_header checks holds the
+    length only modulo 2**32, so a small file can still decompress to far more than it promises."""
+    total = 0
+    try:
+        with gzip.open(path, "rb") as handle:
+            while block := handle.read(GZIP_CHUNK):
+                total += len(block)
+                if total > wanted:
+                    raise InputError(
+                        str(path),
+                        f"decompresses to more than the {wanted:,} bytes its header promises; "
+                        "the file is damaged or forged",
+                    )
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(str(path), f"cannot be read as gzip: {exc}") from exc
+    if total != wanted:
+        raise InputError(str(path), f"decompresses to {total:,} bytes, not the {wanted:,} its header "
+                                    "promises; the file is truncated or damaged")
+
+
 def _check_split(paths: dict[str, Path], split: str) -> tuple[int, int]:
     n_images, shape = read_idx_header(paths[f"{split}_images"], "images")
     n_labels, _ = read_idx_header(paths[f"{split}_labels"], "labels")
+    if split == "train" and n_images == 0:
+        raise InputError(
+            str(paths["train_images"]),
+            "holds 0 images; a data set needs training images (and at least two classes)",
+        )
     if n_images != n_labels:
         raise InputError(
             str(paths[f"{split}_labels"]),
@@ -257,6 +299,12 @@ def _parse(
 ) -> tuple[np.ndarray, np.ndarray]:
     from mnist import MNIST  # imported late: only the first, uncached load needs it
 
+    if gz:  # python-mnist reads each file whole: first make sure none holds more than it says
+        names = emnist_names(emnist_variant) if emnist_variant else mnist_names()
+        for kind in ("images", "labels"):
+            path = Path(folder) / f"{names[f'{split}_{kind}']}.gz"
+            count, item_shape = read_idx_header(path, kind)
+            check_gzip_length(path, idx_bytes(count, item_shape))
     reader = MNIST(str(folder), gz=gz)
     if emnist_variant:
         reader.select_emnist(emnist_variant)  # also un-mirrors EMNIST's transposed images

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from backprop.budget import check_bytes
 from backprop.errors import InputError
 from backprop.paths import PROJECT_ROOT, datasets_dir
 
@@ -129,6 +131,10 @@ def load_task(
         test_idx, new_test = test_idx[keep_test], new_test[keep_test]
         title = f"{title}, subset {subset}"
 
+    n_features = math.prod(x_train.shape[1:])
+    check_bytes((len(train_idx) + len(test_idx)) * n_features * np.dtype(dtype).itemsize, "dataset",
+                f"{title} as {dtype} ({len(train_idx):,} + {len(test_idx):,} images of {n_features:,} "
+                "features)", "choose a subset, two classes or float32")
     return Dataset(
         name=title,
         x_train=_scale(x_train, train_idx, dtype),
