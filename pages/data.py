@@ -12,6 +12,7 @@ from studio.data_files import (
     DownloadProgress,
     download_rows,
     folder_name,
+    list_uploads,
     save_upload,
     training_config,
 )
@@ -100,6 +101,21 @@ def fetch(name):
                        "the Train page.")
 
 
+def choose_earlier_upload():
+    """Every data set uploaded to this server, by name and id (a link names one by its id)."""
+    uploads = {upload.id: upload for upload in list_uploads()}
+    if uploads:
+        st.selectbox("Or use a data set uploaded earlier", list(uploads), index=None,
+                     format_func=lambda upload_id: uploads[upload_id].label(), key="data_upload_earlier",
+                     placeholder="choose an upload", on_change=pick_upload, args=(uploads,))
+
+
+def pick_upload(uploads):
+    chosen = st.session_state.get("data_upload_earlier")
+    if chosen in uploads:
+        st.session_state["data_upload"] = uploads[chosen]
+
+
 def show_upload():
     st.header("Use your own data")
     st.markdown("Upload **one `.npz` file** with arrays `x` (n images: n × pixels or n × rows × cols) and "
@@ -113,17 +129,21 @@ def show_upload():
         name = typed or (files[0].name.split(".")[0] if files else "")
         try:
             with st.spinner("Checking the files..."):
-                st.session_state["data_upload"] = save_upload(
-                    [(file.name, file.getvalue()) for file in files], folder_name(name))
+                upload = save_upload([(file.name, file.getvalue()) for file in files], folder_name(name))
         except InputError as error:
             st.session_state.pop("data_upload", None)
             st.error(f"**{error.field}**: {error.message}")
+        else:
+            st.session_state["data_upload"] = upload
+            st.session_state["data_upload_saved"] = upload.id
+    choose_earlier_upload()
     upload = st.session_state.get("data_upload")
     if upload is None:
         return
-    classes = upload["class_names"]
-    st.success(f"Saved `{upload['path']}`: {upload['n_train']:,} training and {upload['n_test']:,} "
-               f"test images, classes {', '.join(classes)}.")
+    classes = upload.class_names
+    if st.session_state.get("data_upload_saved") == upload.id:
+        st.success(f"Saved **{upload.name}** (id `{upload.id}`): {upload.n_train:,} training and "
+                   f"{upload.n_test:,} test images, classes {', '.join(classes)}.")
     everything = f"All {len(classes)} classes"
     choice = st.radio("Learn", [everything, "Two classes"], horizontal=True, key="data_upload_classes")
     digits = None

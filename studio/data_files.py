@@ -1,11 +1,14 @@
 """Data sets a person adds on the Data page: downloads with a progress bar, and their own files,
-saved under the studio home only once `load_task` has accepted them. No Streamlit here."""
+saved under the studio home (each upload under its own server-made id) only once `load_task` has
+accepted them. No Streamlit here."""
 
 import dataclasses
+import json
 import os
 import re
 import shutil
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 from backprop.data import REGISTRY, load_task
@@ -14,7 +17,10 @@ from backprop.data.idx import mnist_names
 from backprop.errors import InputError
 from backprop.paths import datasets_dir
 
-USER_FOLDER = "user"  # under datasets_dir(): one folder per uploaded data set
+UPLOADS_FOLDER = "uploads"  # under datasets_dir(): one folder per upload, named by its id
+UPLOAD_ID_LENGTH = 12
+UPLOAD_ID = re.compile(f"[0-9a-f]{{{UPLOAD_ID_LENGTH}}}")
+UPLOAD_INFO = "upload.json"  # in an upload's folder: its Upload, written by the server
 IDX_NAMES = tuple(mnist_names().values())  # train-images-idx3-ubyte, ..., t10k-labels-idx1-ubyte
 IDX_HELP = ("the four MNIST-style IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
             "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (all plain or all .gz)")
@@ -72,14 +78,37 @@ class DownloadProgress:
 
 
 # -- a person's own files ------------------------------------------------------------------------
-def user_datasets_dir():
-    path = datasets_dir() / USER_FOLDER
+@dataclasses.dataclass(frozen=True)
+class Upload:
+    """A data set a person uploaded, kept under uploads_dir()/<id>/ with its description."""
+
+    id: str  # made by the server (UPLOAD_ID): two people uploading "digits.npz" get two ids
+    name: str  # what the person called it
+    kind: str  # "npz" or "idx"
+    file: str  # the .npz file's name in the folder; "" for IDX (the folder itself)
+    class_names: tuple[str, ...]
+    n_train: int
+    n_test: int
+    saved_at: str
+
+    @property
+    def path(self):
+        folder = uploads_dir() / self.id
+        return folder / self.file if self.file else folder
+
+    def label(self):
+        """What a selectbox shows: the name, the kind and the id (names may repeat)."""
+        return f"{self.name} ({self.kind}, {self.n_train:,} training images, id {self.id})"
+
+
+def uploads_dir():
+    path = datasets_dir() / UPLOADS_FOLDER
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def folder_name(text):
-    """A safe folder name from what the person typed: letters, digits, '-', '_' and '.'."""
+    """A safe name from what the person typed: letters, digits, '-', '_' and '.'."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text or "").strip()).strip(".-")[:60]
     if not name:
         raise InputError("name", "give the data set a name (letters, digits, '-', '_' or '.')")
@@ -121,13 +150,14 @@ def upload_kind(file_names):
 
 
 def save_upload(files, name):
-    """Check uploaded (file name, bytes) pairs with `load_task` and keep them in
-    user_datasets_dir()/<name>/ only if they load. A data set saved earlier under that name is
-    replaced only by a valid one. Returns {kind, path, class_names, n_train, n_test}."""
-    folder = folder_name(name)
+    """Check uploaded (file name, bytes) pairs with `load_task` and keep them, only if they load,
+    in uploads_dir()/<new id>/: every upload gets its own folder, so nobody's upload replaces
+    another's, whatever the names. Returns the Upload."""
+    label = folder_name(name)
     kind = upload_kind([file_name for file_name, _ in files])
-    home = user_datasets_dir()
-    staging = home / f".{folder}.upload-{uuid.uuid4().hex[:8]}"
+    home = uploads_dir()
+    upload_id = uuid.uuid4().hex[:UPLOAD_ID_LENGTH]
+    staging = home / f".{upload_id}.upload"
     staging.mkdir()
     try:
         for file_name, content in files:
@@ -141,30 +171,65 @@ def save_upload(files, name):
             data = load_task(kind, digits=None, path=str(data_path))
         except InputError as error:  # name the uploaded file, not the staging folder
             field = Path(error.field).name if error.field.startswith(str(staging)) else error.field
-            raise InputError(field, error.message.replace(str(staging), folder)) from None
+            raise InputError(field, error.message.replace(str(staging), label)) from None
         if data.n_classes < 2:
             raise InputError(data_path.name if kind == "npz" else "labels",
                              f"every training label is {data.class_names[0]}; a classifier needs at "
                              "least two classes")
-        final = home / folder
-        old = home / f".{folder}.old-{uuid.uuid4().hex[:8]}"
-        if final.exists():
-            os.replace(final, old)
-        os.replace(staging, final)  # one rename: the folder holds the old files or the new, never half
-        shutil.rmtree(old, ignore_errors=True)
+        upload = Upload(id=upload_id, name=label, kind=kind, file=data_path.name if kind == "npz" else "",
+                        class_names=tuple(data.class_names), n_train=len(data.y_train),
+                        n_test=len(data.y_test),
+                        saved_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        (staging / UPLOAD_INFO).write_text(json.dumps(dataclasses.asdict(upload)))
+        os.replace(staging, home / upload_id)  # one rename: the folder is complete or absent
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    path = final if kind == "idx" else final / data_path.name
-    return {"kind": kind, "path": str(path), "class_names": list(data.class_names),
-            "n_train": len(data.y_train), "n_test": len(data.y_test)}
+    return upload
+
+
+def get_upload(upload_id):
+    """The Upload of an id that a link or a selectbox gave; only an id of the server's own format
+    naming a folder under uploads_dir() is accepted, never a path."""
+    if not isinstance(upload_id, str) or not UPLOAD_ID.fullmatch(upload_id):
+        raise InputError("upload", f"{str(upload_id)[:40]!r} is not an upload id ({UPLOAD_ID_LENGTH} "
+                                   "hexadecimal digits, as the Data page gives them)")
+    try:
+        info = json.loads((uploads_dir() / upload_id / UPLOAD_INFO).read_text())
+        upload = Upload(**{**info, "class_names": tuple(info["class_names"])})
+    except FileNotFoundError:
+        raise InputError("upload", f"there is no uploaded data set {upload_id} on this server; "
+                                   "upload it on the Data page") from None
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise InputError("upload", f"the uploaded data set {upload_id} is damaged ({error}); "
+                                   "upload it again") from None
+    if upload.id != upload_id or upload.kind not in ("npz", "idx") or "/" in upload.file:
+        raise InputError("upload", f"the uploaded data set {upload_id} is damaged; upload it again")
+    return upload
+
+
+def resolve_upload(upload_id):
+    """The path of an uploaded data set's files (its .npz, or its folder of IDX files)."""
+    return get_upload(upload_id).path
+
+
+def list_uploads():
+    """Every uploaded data set on this server, newest first (for a selectbox)."""
+    uploads = []
+    for folder in uploads_dir().iterdir():
+        if UPLOAD_ID.fullmatch(folder.name):
+            try:
+                uploads.append(get_upload(folder.name))
+            except InputError:
+                continue  # a damaged folder is not offered
+    return sorted(uploads, key=lambda upload: (upload.saved_at, upload.id), reverse=True)
 
 
 def training_config(config, upload, digits):
     """The current set-up switched to an uploaded data set: `digits` (two labels) or None (all
     classes); the output layer follows (1 sigmoid unit, or one unit per class)."""
-    classes = len(upload["class_names"])
+    classes = len(upload.class_names)
     layers = [*list(config.layers)[:-1], 1 if digits is not None else classes]
-    subset = config.subset if config.subset is not None and config.subset <= upload["n_train"] else None
-    return dataclasses.replace(config, dataset=upload["kind"], data_path=upload["path"],
+    subset = config.subset if config.subset is not None and config.subset <= upload.n_train else None
+    return dataclasses.replace(config, dataset=upload.kind, data_path=str(upload.path),
                                digits=tuple(digits) if digits is not None else None,
                                layers=layers, subset=subset).validated()

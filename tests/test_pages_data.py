@@ -42,53 +42,87 @@ def idx_files(n_train=30, n_test=10, gz=True, names=None):
     return out
 
 
-def user_folders():
-    return sorted(path.name for path in data_files.user_datasets_dir().iterdir())
+def upload_folders():
+    return sorted(path.name for path in data_files.uploads_dir().iterdir())
 
 
-def test_an_npz_upload_is_checked_then_kept():
+def test_an_npz_upload_is_checked_then_kept_under_its_own_id():
     x = np.random.RandomState(0).randint(0, 256, size=(70, 8, 8)).astype(np.uint8)
     y = np.arange(70) % 2
+    before = upload_folders()
     saved = data_files.save_upload([("my digits.npz", npz_bytes(x=x, y=y))], "pairs")
-    assert saved["kind"] == "npz" and saved["class_names"] == ["0", "1"]
-    assert saved["n_train"] + saved["n_test"] == 70
-    assert saved["path"] == str(datasets_dir() / "user" / "pairs" / "my-digits.npz")
+    assert saved.kind == "npz" and saved.class_names == ("0", "1") and saved.name == "pairs"
+    assert saved.n_train + saved.n_test == 70
+    assert data_files.UPLOAD_ID.fullmatch(saved.id)
+    assert saved.path == datasets_dir() / "uploads" / saved.id / "my-digits.npz"
+    assert data_files.resolve_upload(saved.id) == saved.path
+    assert data_files.get_upload(saved.id) == saved
 
-    # A bad file under the same name: the message names the file, the good one stays, nothing is left over.
+    # A bad file under the same name: the message names the file, nothing is kept or left over.
     with pytest.raises(InputError) as error:
         data_files.save_upload([("broken.npz", npz_bytes(x=x))], "pairs")
     assert error.value.field == "broken.npz"
     assert "has no array 'y'" in error.value.message
-    assert user_folders() == ["pairs"]
-    assert [p.name for p in (datasets_dir() / "user" / "pairs").iterdir()] == ["my-digits.npz"]
+    assert upload_folders() == sorted([*before, saved.id])
+    assert sorted(p.name for p in saved.path.parent.iterdir()) == ["my-digits.npz", "upload.json"]
+
+
+def test_two_uploads_with_the_same_names_keep_both():
+    """Two people uploading digits.npz as "digits": two ids, neither replaces the other."""
+    rng = np.random.RandomState(2)
+    first = data_files.save_upload([("digits.npz", npz_bytes(x=rng.rand(30, 4), y=np.arange(30) % 2))],
+                                   "digits")
+    second = data_files.save_upload([("digits.npz", npz_bytes(x=rng.rand(40, 4), y=np.arange(40) % 3))],
+                                    "digits")
+    assert first.id != second.id
+    assert data_files.get_upload(first.id).class_names == ("0", "1")
+    assert data_files.get_upload(second.id).class_names == ("0", "1", "2")
+    listed = [upload.id for upload in data_files.list_uploads()]
+    assert first.id in listed and second.id in listed
+
+
+@pytest.mark.parametrize("text", ["../../etc", "/etc/passwd", "ABCDEF012345", "0123456789a", "0123456789abc",
+                                  "0123456789ab/..", "0123456789a\x00", "", None, 12])
+def test_an_upload_is_named_only_by_a_server_made_id_never_a_path(text):
+    with pytest.raises(InputError) as error:
+        data_files.resolve_upload(text)
+    assert error.value.field == "upload" and "upload id" in error.value.message
+
+
+def test_an_unknown_id_is_refused_clearly():
+    with pytest.raises(InputError) as error:
+        data_files.resolve_upload("0123456789ab")
+    assert error.value.field == "upload" and "no uploaded data set 0123456789ab" in error.value.message
 
 
 def test_one_class_or_bad_pixels_are_refused():
     x = np.full((20, 4), 0.5)
+    before = upload_folders()
     with pytest.raises(InputError) as error:
         data_files.save_upload([("one.npz", npz_bytes(x=x, y=np.zeros(20, dtype=int)))], "one")
     assert "at least two classes" in error.value.message
     with pytest.raises(InputError) as error:
         data_files.save_upload([("big.npz", npz_bytes(x=x * 4, y=np.arange(20) % 2))], "big")
     assert error.value.field == "big.npz" and "[0, 1]" in error.value.message
-    assert "one" not in user_folders() and "big" not in user_folders()
+    assert upload_folders() == before
 
 
 def test_four_idx_files_under_common_names():
     kaggle_names = {"train-images": "train-images.idx3-ubyte", "train-labels": "train-labels.idx1-ubyte",
                     "t10k-images": "t10k-images.idx3-ubyte", "t10k-labels": "t10k-labels.idx1-ubyte"}
     saved = data_files.save_upload(idx_files(gz=False, names=kaggle_names), "tiny-idx")
-    assert saved["kind"] == "idx" and saved["class_names"] == ["0", "1", "2"]
-    assert (saved["n_train"], saved["n_test"]) == (30, 10)
-    assert saved["path"] == str(datasets_dir() / "user" / "tiny-idx")
+    assert saved.kind == "idx" and saved.class_names == ("0", "1", "2")
+    assert (saved.n_train, saved.n_test) == (30, 10)
+    assert saved.path == datasets_dir() / "uploads" / saved.id
 
     files = idx_files()
     name, body = files[0]
     files[0] = (name, gzip.compress(gzip.decompress(body)[:-5]))  # a truncated train-images file
+    before = upload_folders()
     with pytest.raises(InputError) as error:
         data_files.save_upload(files, "tiny-idx-2")
     assert error.value.field == "train-images-idx3-ubyte.gz"
-    assert "tiny-idx-2" not in user_folders()
+    assert upload_folders() == before
 
 
 @pytest.mark.parametrize("names, field, words", [
@@ -113,10 +147,12 @@ def test_a_name_is_needed_and_made_safe():
 
 
 def test_the_training_set_up_follows_the_upload():
-    upload = {"kind": "idx", "path": "/x", "class_names": ["0", "1", "2"], "n_train": 30, "n_test": 10}
+    upload = data_files.Upload(id="0123456789ab", name="x", kind="idx", file="", class_names=("0", "1", "2"),
+                               n_train=30, n_test=10, saved_at="2026-01-01T00:00:00+00:00")
     config = dataclasses.replace(preset("tutorial"), subset=300)
     every = data_files.training_config(config, upload, None)
-    assert (every.dataset, every.data_path, every.digits, every.layers) == ("idx", "/x", None, [196, 3])
+    assert (every.dataset, every.data_path, every.digits, every.layers) == ("idx", str(upload.path), None,
+                                                                            [196, 3])
     assert every.subset is None  # 300 is more than the 30 images there are
     pair = data_files.training_config(config, upload, (2, 0))
     assert pair.digits == (2, 0) and pair.layers == [196, 1]
@@ -203,6 +239,6 @@ def test_data_page_puts_an_upload_into_the_set_up(data_page):
     at.selectbox(key="data_upload_second").set_value("3").run()
     at.button(key="data_upload_use").click().run()
     assert not at.exception
-    assert (data_page.config.dataset, data_page.config.data_path) == ("npz", saved["path"])
+    assert (data_page.config.dataset, data_page.config.data_path) == ("npz", str(saved.path))
     assert data_page.config.digits == (0, 3) and data_page.config.layers[-1] == 1
     assert "press **Train**" in at.success[-1].value
