@@ -2,7 +2,22 @@
 current network and its run) lives in a per-session Studio (studio.session) and survives page
 switches."""
 
+# The libraries the pages use, imported here, before any page runs (issue 11). One first imported
+# by one session's page while other sessions' threads run can be seen half-initialised by them
+# (plotly and Streamlit look pandas up in sys.modules: "partially initialized module 'pandas' has
+# no attribute 'NaT'"). Streamlit imports pandas and pyarrow lazily, for st.dataframe.
+import contextlib
+
+import pandas  # noqa: F401
+import plotly.graph_objects  # noqa: F401
+import plotly.io.json  # noqa: F401
+import pyarrow  # noqa: F401
 import streamlit as st
+import streamlit.components.v1  # noqa: F401
+from PIL import Image  # noqa: F401
+
+with contextlib.suppress(ImportError):
+    import orjson  # noqa: F401  (plotly's optional JSON engine, which it imports on first use)
 
 demo = st.query_params.get("demo", "") in ("1", "true")  # a demo link opens without the sidebar
 st.set_page_config(page_title="Backprop Studio", page_icon=":material/neurology:", layout="wide",
