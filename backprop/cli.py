@@ -250,6 +250,9 @@ def main(argv=None):
     if argv and argv[0] == "data":
         from .data_cli import data_command
         return data_command(argv[1:])
+    if argv and argv[0] == "sweep":
+        from .sweep_cli import sweep_command
+        return sweep_command(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -22,8 +22,10 @@ from pathlib import Path
 from . import paths
 from .errors import InputError
 
-SCHEMA_VERSION = 1
-STATUSES = ("running", "finished", "diverged", "stopped")
+SCHEMA_VERSION = 2  # 2: runs.sweep_id and runs.trial, the sweeps table
+STATUSES = ("running", "finished", "diverged", "stopped", "pruned", "failed")
+SOURCES = ("app", "cli", "sweep")
+SWEEP_STATUSES = ("created", "running", "finished", "cancelled", "failed")
 MAX_NAME_LENGTH = 120
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -48,7 +50,20 @@ CREATE TABLE IF NOT EXISTS history (
     test_accuracy REAL,
     PRIMARY KEY (run_id, iteration)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sweeps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    spec TEXT NOT NULL,
+    message TEXT,
+    host TEXT,
+    pid INTEGER
+);
 """
+# Columns added after schema 1: a store written before them gains them when it is opened.
+ADDED_COLUMNS = (("runs", "sweep_id", "INTEGER"), ("runs", "trial", "INTEGER"))
 HISTORY_FIELDS = ("iteration", "epoch", "cost", "test_cost", "test_accuracy")
 
 
@@ -117,6 +132,10 @@ class RunStore:
                                                       f"Studio (schema {version}); upgrade to read it")
                 with con:
                     con.executescript(SCHEMA)
+                    for table, column, kind in ADDED_COLUMNS:
+                        present = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+                        if column not in present:
+                            con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                     con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as error:
             raise InputError("runs database", f"{self.path} cannot be used ({error}); move it "
@@ -148,21 +167,23 @@ class RunStore:
         return row
 
     # -- writing -------------------------------------------------------------------------
-    def create(self, config, source="app", name=None):
-        """Start a run record for a set-up (a dict or TrainConfig); returns its id."""
+    def create(self, config, source="app", name=None, sweep_id=None, trial=None):
+        """Start a run record for a set-up (a dict or TrainConfig); returns its id. A sweep's
+        trial gives source "sweep", its sweep's id and its trial number."""
         if hasattr(config, "to_dict"):
             config = config.to_dict()
         config = json.loads(_json(dict(config)))
-        if source not in ("app", "cli"):
-            raise InputError("source", f"{source!r} is not one of app, cli")
+        if source not in SOURCES:
+            raise InputError("source", f"{source!r} is not one of {', '.join(SOURCES)}")
         name = check_name(name) if name is not None else default_name(config)
         now = time.time()
 
         def insert(con):
             cursor = con.execute(
-                "INSERT INTO runs (name, source, status, created, updated, config, host, pid) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
-                (name, source, now, now, _json(config), socket.gethostname(), os.getpid()))
+                "INSERT INTO runs (name, source, status, created, updated, config, host, pid, sweep_id, "
+                "trial) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                (name, source, now, now, _json(config), socket.gethostname(), os.getpid(),
+                 None if sweep_id is None else int(sweep_id), None if trial is None else int(trial)))
             return cursor.lastrowid
         return self._transaction(insert)
 
@@ -225,7 +246,7 @@ class RunStore:
     # -- reading -------------------------------------------------------------------------
     def _describe(self, row, last=None):
         run = {key: row[key] for key in ("id", "name", "source", "status", "created", "updated",
-                                         "checkpoint_path")}
+                                         "checkpoint_path", "sweep_id", "trial")}
         run["config"] = json.loads(row["config"])
         run["metrics"] = json.loads(row["metrics"])
         if run["status"] == "running" and not _alive(row["host"], row["pid"]):
@@ -265,6 +286,66 @@ class RunStore:
             rows = con.execute("SELECT iteration, epoch, cost, test_cost, test_accuracy FROM history "
                                "WHERE run_id = ? ORDER BY iteration", (int(run_id),)).fetchall()
         return [dict(row) for row in rows]
+
+    # -- sweeps --------------------------------------------------------------------------
+    def create_sweep(self, spec, name=None):
+        """Record a sweep (its spec: base set-up, space, strategy, seed, pruner); returns its id."""
+        now = time.time()
+        name = check_name(name) if name is not None else "sweep " + " ".join(spec.get("vary", []))[:100]
+
+        def insert(con):
+            return con.execute("INSERT INTO sweeps (name, status, created, updated, spec, host, pid) "
+                               "VALUES (?, 'created', ?, ?, ?, ?, ?)",
+                               (name, now, now, _json(spec), socket.gethostname(), os.getpid())).lastrowid
+        return self._transaction(insert)
+
+    def update_sweep(self, sweep_id, status, message=None):
+        """A sweep's new status; 'running' also makes this process its owner (for 'interrupted')."""
+        if status not in SWEEP_STATUSES:
+            raise InputError("status", f"{status!r} is not one of {', '.join(SWEEP_STATUSES)}")
+
+        def update(con):
+            self._require_sweep(con, sweep_id)
+            con.execute("UPDATE sweeps SET status = ?, message = ?, updated = ?, host = ?, pid = ? "
+                        "WHERE id = ?", (status, message, time.time(), socket.gethostname(),
+                                         os.getpid(), int(sweep_id)))
+        self._transaction(update)
+
+    def _require_sweep(self, con, sweep_id):
+        try:
+            number = int(sweep_id)
+        except (TypeError, ValueError):
+            raise InputError("sweep", f"{sweep_id!r} is not a sweep id (a whole number)") from None
+        row = con.execute("SELECT * FROM sweeps WHERE id = ?", (number,)).fetchone()
+        if row is None:
+            raise InputError("sweep", f"there is no sweep with id {sweep_id}")
+        return row
+
+    @staticmethod
+    def _describe_sweep(row):
+        sweep = {key: row[key] for key in ("id", "name", "status", "created", "updated", "message")}
+        sweep["spec"] = json.loads(row["spec"])
+        if sweep["status"] == "running" and not _alive(row["host"], row["pid"]):
+            sweep["status"] = "interrupted"  # its client ended without finishing it: resume it
+        return sweep
+
+    def get_sweep(self, sweep_id):
+        with closing(self._connect()) as con:
+            return self._describe_sweep(self._require_sweep(con, sweep_id))
+
+    def list_sweeps(self):
+        """Every sweep, newest first."""
+        with closing(self._connect()) as con:
+            return [self._describe_sweep(row) for row in
+                    con.execute("SELECT * FROM sweeps ORDER BY id DESC").fetchall()]
+
+    def sweep_runs(self, sweep_id):
+        """The runs of a sweep's trials, by trial number (a trial run again has several)."""
+        with closing(self._connect()) as con:
+            self._require_sweep(con, sweep_id)
+            rows = con.execute("SELECT * FROM runs WHERE sweep_id = ? ORDER BY trial, id",
+                               (int(sweep_id),)).fetchall()
+            return [self._describe(row, self._last(con, row["id"])) for row in rows]
 
 
 class RunRecorder:

@@ -1,0 +1,196 @@
+"""`backprop sweep ...`: many set-ups at once, on this machine or a Dask cluster (see backprop.sweep).
+
+    backprop sweep --preset tutorial --vary learning_rate=0.01,0.1,1 --vary "layers=196,1|64,1" \\
+        --strategy grid --iterations 300
+
+prints a progress line (trials done, running, pruned, best so far) while it runs and a table of the
+best trials at the end. `--resume ID` continues a sweep whose client stopped (Ctrl-C, a crash).
+"""
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .errors import InputError
+
+EXIT_INPUT, EXIT_INTERRUPTED = 2, 130
+SHOWN_BEST = 10
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are one line naming the option, exit code 2 (like `backprop train`)."""
+
+    def error(self, message):
+        self.exit(EXIT_INPUT, f"error: {message}\n(see {self.prog} --help)\n")
+
+
+def build_parser():
+    from .config import PRESETS
+    from .settings import SWEEPABLE
+    from .sweep import PRUNERS, STRATEGIES
+
+    parser = ArgumentParser(prog="backprop sweep", description=(
+        "Train many set-ups at once with Dask and let Optuna choose them. Each --vary names a "
+        f"sweepable setting ({', '.join(SWEEPABLE)}) and its values: a list (learning_rate=0.01,0.1,1; "
+        "layer sizes as alternatives: layers=196,1|64,1) or, for random/tpe, a range low:high "
+        "(learning_rate=1e-3:1, on the setting's own scale; add :log or :linear)."))
+    parser.add_argument("--preset", default="tutorial", choices=list(PRESETS), help="the base set-up")
+    parser.add_argument("--dataset", help="the base set-up's data set (e.g. a 2D playground task)")
+    parser.add_argument("--subset", help="train each trial on this many images (stratified, seeded)")
+    parser.add_argument("--vary", action="append", default=[], metavar="NAME=VALUES",
+                        help="a setting and its values (repeat for more settings)")
+    parser.add_argument("--strategy", default="grid", choices=STRATEGIES)
+    parser.add_argument("--iterations", help="training steps per trial (default: the preset's)")
+    parser.add_argument("--trials", help="how many trials (random/tpe: default 16; grid: at most this many)")
+    parser.add_argument("--workers", help="local worker processes (default: one per core)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster, e.g. "
+                                                             "tcp://host:8786")
+    parser.add_argument("--seed", default="0", help="the sampler's seed (a reproducible sweep)")
+    parser.add_argument("--pruner", default="none", choices=PRUNERS,
+                        help="stop bad trials early on their test cost: median or successive halving")
+    parser.add_argument("--json", metavar="PATH", help="write every trial's set-up and results")
+    parser.add_argument("--resume", metavar="ID", help="continue a recorded sweep (its space is kept)")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    return parser
+
+
+class ProgressLine:
+    """One line on stderr, rewritten in place when it is a terminal, else printed every few seconds."""
+
+    def __init__(self, stream=None, quiet=False):
+        self.stream = stream or sys.stderr
+        self.terminal = self.stream.isatty()
+        self.quiet = quiet
+        self._last, self._text = 0.0, ""
+
+    def update(self, snapshot, force=False):
+        now = time.monotonic()
+        text = progress_text(snapshot)
+        period = 0.2 if self.terminal else 5
+        if self.quiet or text == self._text or (not force and now - self._last < period):
+            return
+        self._last, self._text = now, text
+        self.stream.write(("\r" + text.ljust(100)) if self.terminal else text + "\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.terminal and not self.quiet:
+            self.stream.write("\n")
+
+
+def progress_text(snapshot):
+    width = 24
+    done = snapshot.done
+    filled = int(width * done / max(1, snapshot.total))
+    best = snapshot.best(1)
+    best_text = (f"best #{best[0].number} test acc {best[0].test_accuracy:.4f} cost {best[0].test_cost:.4f}"
+                 if best and best[0].test_accuracy is not None else "best -")
+    return (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{snapshot.total} done, "
+            f"{snapshot.count('running')} running, {snapshot.count('pruned')} pruned, "
+            f"{snapshot.count('failed') + snapshot.count('diverged')} failed | {best_text} | "
+            f"{snapshot.elapsed:.0f} s")
+
+
+def _cell(value, digits=4):
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def best_table(snapshot, settings, n=SHOWN_BEST):
+    """The best finished trials (lowest test cost) and every failed one's reason."""
+    from .settings import SETTINGS
+
+    names = [d.name for d in snapshot.space]
+    header = ("trial", *names, "test acc", "test cost", "seconds", "run")
+    lines = [header]
+    for trial in snapshot.best(n):
+        lines.append((str(trial.number), *(SETTINGS[name].encode(trial.params.get(name)) for name in names),
+                      _cell(trial.test_accuracy), _cell(trial.test_cost), _cell(trial.seconds, 2),
+                      f"#{trial.run_id}" if trial.run_id else "-"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+            for line in lines]
+    text.insert(1, "  ".join("-" * width for width in widths))
+    if len(lines) == 1:
+        text.append("(no trial finished)")
+    for trial in snapshot.trials:
+        if trial.status in ("failed", "diverged") and trial.reason:
+            text.append(f"trial {trial.number} {trial.status}: {trial.reason}")
+    return "\n".join(text)
+
+
+def write_json(path, snapshot):
+    from .settings import SETTINGS
+
+    document = {"sweep": snapshot.sweep_id, "status": snapshot.status, "seconds": snapshot.elapsed,
+                "trials": [{"number": t.number, "status": t.status, "run": t.run_id,
+                            "params": {n: SETTINGS[n].encode(v) for n, v in t.params.items()},
+                            "test_accuracy": t.test_accuracy, "test_cost": t.test_cost,
+                            "train_accuracy": t.train_accuracy, "seconds": t.seconds, "reason": t.reason}
+                           for t in snapshot.trials]}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps(document, indent=1))
+    temp.replace(path)
+
+
+def base_config(args):
+    import dataclasses
+
+    from .config import preset
+    from .settings import SETTINGS
+
+    base = preset(args.preset)
+    changes = {}
+    if args.dataset is not None:
+        changes["dataset"] = SETTINGS["dataset"].parse(args.dataset)
+    if args.subset is not None:
+        changes["subset"] = SETTINGS["subset"].parse(args.subset)
+    return dataclasses.replace(base, **changes).validated()
+
+
+def sweep_command(argv):
+    from .runs import RunStore
+    from .sweep import Sweep, SweepSpec, create_sweep
+
+    args = build_parser().parse_args(argv)
+    try:
+        store = RunStore()
+        if args.resume is not None:
+            sweep_id = int(store.get_sweep(args.resume)["id"])
+        else:
+            spec = SweepSpec.build(base_config(args), args.vary, args.strategy, args.trials, args.seed,
+                                   args.pruner, iterations=args.iterations)
+            sweep_id = create_sweep(spec, store)
+        sweep = Sweep(sweep_id, store, scheduler=args.scheduler, workers=args.workers)
+        print(f"Sweep {sweep_id}: {sweep.spec.total()} trials, {sweep.spec.strategy}, "
+              f"varying {', '.join(d.text for d in sweep.spec.space)} "
+              f"({'scheduler ' + args.scheduler if args.scheduler else 'local workers'})", flush=True)
+        progress = ProgressLine(quiet=args.quiet)
+        signal.signal(signal.SIGTERM, lambda *_: sweep.cancel())
+        try:
+            snapshot = sweep.run(on_change=progress.update)
+        except KeyboardInterrupt:
+            sweep.cancel()
+            progress.close()
+            print(f"Interrupted; continue with: backprop sweep --resume {sweep_id}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        progress.update(snapshot, force=True)
+        progress.close()
+    except InputError as error:
+        print(f"error: {error.field}: {error.message}", file=sys.stderr)
+        return EXIT_INPUT
+    print(best_table(snapshot, sweep.spec))
+    print(f"Sweep {sweep_id} {snapshot.status} in {snapshot.elapsed:.1f} s: {snapshot.done} trials done "
+          f"({snapshot.count('pruned')} pruned). Every trial is a run: `backprop runs`.")
+    if snapshot.status == "cancelled":
+        print(f"Continue with: backprop sweep --resume {sweep_id}")
+    if args.json:
+        write_json(args.json, snapshot)
+        print(f"Wrote {args.json}")
+    return 0
