@@ -5,6 +5,7 @@ BACKPROP_STUDIO_HOME; otherwise the XDG data folder is used.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -17,20 +18,36 @@ def studio_home() -> Path:
     else:
         base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
         home = Path(base) / "backprop-studio"
-    home.mkdir(parents=True, exist_ok=True)
-    return home
+    return _made(home)
+
+
+def _made(folder: Path) -> Path:
+    """Create `folder` if it can be. A read-only studio home (e.g. an empty, read-only data folder)
+    still serves what it holds: only writing into it fails, and the writers say so."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
+    return folder
+
+
+_private_cache = None
 
 
 def cache_dir() -> Path:
-    path = studio_home() / "cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """studio_home()/cache, or, when that cannot be written, a private temporary folder for this
+    process: caches only save time, so a read-only home must not stop the app."""
+    global _private_cache
+    path = _made(studio_home() / "cache")
+    if path.is_dir() and os.access(path, os.W_OK | os.X_OK):
+        return path
+    if _private_cache is None or not _private_cache.is_dir():
+        _private_cache = Path(tempfile.mkdtemp(prefix="backprop-studio-cache-"))
+    return _private_cache
 
 
 def datasets_dir() -> Path:
-    path = studio_home() / "datasets"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _made(studio_home() / "datasets")
 
 
 def runs_database() -> Path:

@@ -102,9 +102,8 @@ class Upload:
 
 
 def uploads_dir():
-    path = datasets_dir() / UPLOADS_FOLDER
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Where uploads are kept (it may not exist yet, or be read-only: see save_upload)."""
+    return datasets_dir() / UPLOADS_FOLDER
 
 
 def folder_name(text):
@@ -158,7 +157,11 @@ def save_upload(files, name):
     home = uploads_dir()
     upload_id = uuid.uuid4().hex[:UPLOAD_ID_LENGTH]
     staging = home / f".{upload_id}.upload"
-    staging.mkdir()
+    try:
+        staging.mkdir(parents=True)
+    except OSError as error:
+        raise InputError("upload", f"this server cannot keep uploads: {home} cannot be written "
+                                   f"({error.strerror or error}); ask the person running it") from None
     try:
         for file_name, content in files:
             if kind == "idx":
@@ -215,6 +218,8 @@ def resolve_upload(upload_id):
 def list_uploads():
     """Every uploaded data set on this server, newest first (for a selectbox)."""
     uploads = []
+    if not uploads_dir().is_dir():
+        return uploads
     for folder in uploads_dir().iterdir():
         if UPLOAD_ID.fullmatch(folder.name):
             try:

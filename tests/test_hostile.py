@@ -7,6 +7,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import struct
 import subprocess
 import sys
@@ -372,3 +373,56 @@ def test_every_upload_bomb_through_the_pages_under_3_gb(bombs, limited_home):
         assert all(word in shown for word in words), pages[name]
     after = pages["train after"]
     assert after["exceptions"] == [] and any("iteration 1" in text for text in after["status"]), after
+
+
+# -- an empty, read-only studio folder ----------------------------------------------------------------
+READ_ONLY_DRIVER = textwrap.dedent("""
+    import io, json
+    from pathlib import Path
+    import numpy as np
+    from streamlit.testing.v1 import AppTest
+    out = {}
+    at = AppTest.from_file(str(Path.cwd() / "app.py"), default_timeout=120)
+    at.query_params["subset"] = "300"
+    at.run()
+    next(b for b in at.button if b.label == "Step").click().run()
+    out["train"] = {"exceptions": [e.value for e in at.exception],
+                    "status": [m.value for m in at.markdown if "iteration" in m.value]}
+    at = AppTest.from_file(str(Path.cwd() / "pages" / "data.py"), default_timeout=120)
+    at.run()
+    good = io.BytesIO()
+    np.savez(good, x=np.random.RandomState(0).rand(70, 16), y=np.arange(70) % 2)
+    upload = ("good.npz", good.getvalue(), "application/zip")
+    at.file_uploader(key="data_upload_files").set_value(upload).run()
+    at.button(key="data_upload_save").click().run()
+    out["data"] = {"exceptions": [e.value for e in at.exception], "errors": [e.value for e in at.error]}
+    print(json.dumps(out))
+""")
+
+
+def without_root_powers():
+    """The command prefix that makes a read-only folder read-only for this user too (root
+    ignores permissions unless it drops CAP_DAC_OVERRIDE)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: a read-only folder cannot be made")
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps=-all"]
+
+
+@pytest.mark.slow
+def test_an_empty_read_only_studio_folder_gives_messages_not_tracebacks(tmp_path):
+    home = tmp_path / "read-only"
+    home.mkdir()
+    home.chmod(0o555)
+    env = {**os.environ, "BACKPROP_STUDIO_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([*without_root_powers(), sys.executable, "-c", READ_ONLY_DRIVER], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=600)
+    home.chmod(0o755)
+    assert result.returncode == 0, result.stderr[-3000:]
+    pages = json.loads(result.stdout.strip().splitlines()[-1])
+    assert pages["train"]["exceptions"] == [], pages
+    assert any("iteration 1" in text for text in pages["train"]["status"]), pages
+    assert pages["data"]["exceptions"] == [], pages
+    assert any("cannot keep uploads" in error for error in pages["data"]["errors"]), pages
+    assert list(home.iterdir()) == []
