@@ -43,7 +43,8 @@ def idx_files(n_train=30, n_test=10, gz=True, names=None):
 
 
 def upload_folders():
-    return sorted(path.name for path in data_files.uploads_dir().iterdir())
+    folder = data_files.uploads_dir()
+    return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
 
 
 def test_an_npz_upload_is_checked_then_kept_under_its_own_id():
@@ -195,7 +196,7 @@ def test_progress_covers_every_file_of_a_download(monkeypatch, server, tmp_path)
 @pytest.fixture
 def data_page(monkeypatch):
     studio = session.Studio(config=dataclasses.replace(preset("tutorial"), subset=300))
-    monkeypatch.setattr(session, "_cached_studio", lambda: studio)
+    monkeypatch.setattr(session, "_cached_studio", lambda name="train": studio)
     return studio
 
 
