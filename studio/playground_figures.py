@@ -238,3 +238,25 @@ def neuron_figure(maps: PlaneMaps, layer, unit, discretize=False, height=320):
               "xaxis": {"range": limit, "constrain": "domain"}, "yaxis": {"range": limit, "scaleanchor": "x"}}
     return {"data": [_heatmap(values, start, start, step, hovertemplate="x₁ %{x:.1f}, x₂ %{y:.1f}: %{z:.2f}"
                               "<extra></extra>")], "layout": layout}
+
+
+LINE_ENOUGH = ("gauss", "plane")  # the data sets a straight line (or a tilted plane) fits
+
+
+def linear_note(dataset, features, hidden, activation):
+    """Why this network cannot fit this data set however long it trains, or None. Without a hidden
+    layer (or with only linear ones) the network is a linear model of its features: on x1 and x2
+    alone, its boundary is a straight line."""
+    if hidden and activation != "linear":
+        return None
+    if dataset in LINE_ENOUGH or not set(features) <= {"x1", "x2"}:
+        return None
+    what = "no hidden layer" if not hidden else "only linear hidden layers"
+    if dataset in ("plane", "multi-gauss"):
+        miss = "it can only fit a tilted plane, not the bumps of multi-gauss"
+    else:
+        miss = (f"its decision boundary is a straight line, and no straight line separates the classes "
+                f"of {dataset}: it stays near 50% accuracy" if dataset == "xor" else
+                f"its decision boundary is a straight line, which cannot follow the classes of {dataset}")
+    return (f"With {what} the network is a linear model of x₁ and x₂: {miss}. Add a hidden layer with a "
+            "nonlinear activation, or a feature such as x₁·x₂ (XOR) or x₁² and x₂² (circle).")

@@ -12,6 +12,7 @@ from studio.playground_figures import (
     PLANE_RESOLUTION,
     THUMB_STEP,
     boundary_figure,
+    linear_note,
     network_figure,
     neuron_figure,
     plane_maps,
@@ -90,3 +91,12 @@ def test_neuron_figure_is_one_map_large(task, network):
     assert figure["layout"]["title"]["text"] == "layer 2, unit 2"
     assert np.allclose(decoded(figure["data"][0]["z"]), maps.hidden[1][1], atol=1e-6)
     assert neuron_figure(maps, 0, 2)["layout"]["title"]["text"] == "x₁²"
+
+
+def test_linear_note_says_why_a_linear_model_cannot_fit():
+    note = linear_note("xor", ("x1", "x2"), [], "tanh")
+    assert "no straight line separates" in note and "50%" in note
+    assert "straight line" in linear_note("spiral", ["x1"], [4], "linear")
+    assert linear_note("xor", ("x1", "x2"), [2], "tanh") is None  # a hidden layer can
+    assert linear_note("xor", ("x1", "x2", "x1x2"), [], "tanh") is None  # x1·x2 makes XOR linear
+    assert linear_note("gauss", ("x1", "x2"), [], "tanh") is None  # a line is enough
