@@ -4,16 +4,207 @@ Each step keeps a handful of numbers (cost, and for every layer five gradient an
 statistics), never tensors. Past `capacity` rows the history halves itself, keeping every
 other row, and from then on keeps every 2nd (4th, ...) step: a run of 10^6 steps costs the
 same memory as one of `capacity` steps, and its shape is still all there.
+
+Beside the rows: each hidden layer's dead and saturated shares per step (backprop.health), the
+layers' activation histograms every few steps (`HistogramRecord`), a thinned record of the
+parameters along the run for the loss landscape's trajectory (`Trajectory`), and the last loss
+landscape computed for the run. The two records halve themselves the same way.
 """
+
+import base64
 
 import numpy as np
 
+from .errors import InputError
+from .health import HEALTH_STATS, HISTOGRAM_BINS
+from .landscape import Landscape
+
 LAYER_STATS = ("dW_norm", "db_norm", "W_norm", "dW_mean_abs", "update_ratio")
+HISTOGRAM_CAPACITY = 200  # activation histograms kept (per layer), halved past this
+HISTOGRAM_FIRST_STRIDE = 2  # a histogram every 2nd step at first (then 4th, 8th, ... as it halves)
+SNAPSHOT_BYTES = 8 * 2**20  # the trajectory's parameter snapshots, as float16 differences
+MAX_SNAPSHOTS = 32
+MIN_SNAPSHOTS = 4  # fewer fit in SNAPSHOT_BYTES: the network is too large for a trajectory
+
+
+def _encode(array):
+    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
+
+
+def _decode(text, dtype, shape, field):
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (TypeError, ValueError):
+        raise InputError(field, "is not base64 text") from None
+    expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if len(raw) != expected:
+        raise InputError(field, f"holds {len(raw)} bytes, expected {expected} for shape {shape}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+
+class HistogramRecord:
+    """Each hidden layer's activation histogram (HISTOGRAM_BINS shares over [low, high]) on every
+    `stride`-th step, at most `capacity` of them: full, it keeps every other and doubles the stride."""
+
+    def __init__(self, n_hidden, capacity=HISTOGRAM_CAPACITY, stride=HISTOGRAM_FIRST_STRIDE):
+        self.n_hidden = n_hidden
+        self.capacity = max(2, int(capacity))
+        self.stride = max(1, int(stride))
+        self.size = 0
+        self._iteration = np.zeros(self.capacity, dtype=np.int64)
+        self._low = np.zeros((self.capacity, n_hidden), dtype=np.float32)
+        self._high = np.zeros((self.capacity, n_hidden), dtype=np.float32)
+        self._shares = np.zeros((self.capacity, n_hidden, HISTOGRAM_BINS), dtype=np.float32)
+
+    def wants(self, iteration):
+        """Whether a step should take histograms (cheap: asked before every step)."""
+        return self.n_hidden > 0 and iteration % self.stride == 0
+
+    def add(self, iteration, low, high, shares):
+        if iteration % self.stride:
+            return
+        if self.size == self.capacity:
+            self._halve()
+            if iteration % self.stride:
+                return
+        i = self.size
+        self._iteration[i] = iteration
+        with np.errstate(over="ignore"):
+            self._low[i], self._high[i], self._shares[i] = low, high, shares
+        self.size += 1
+
+    def _halve(self):
+        self.stride *= 2
+        keep = self._iteration[: self.size] % self.stride == 0
+        n = int(keep.sum())
+        for arr in (self._iteration, self._low, self._high, self._shares):
+            arr[:n] = arr[: self.size][keep]
+        self.size = n
+
+    def arrays(self):
+        """(iterations (m,), low (m, n_hidden), high (m, n_hidden), shares (m, n_hidden, bins))."""
+        n = self.size
+        return (self._iteration[:n].copy(), self._low[:n].astype(np.float64),
+                self._high[:n].astype(np.float64), self._shares[:n].astype(np.float64))
+
+    def to_dict(self):
+        n = self.size
+        return {"capacity": self.capacity, "stride": self.stride, "iteration": self._iteration[:n].tolist(),
+                "low": self._low[:n].tolist(), "high": self._high[:n].tolist(),
+                "shares": self._shares[:n].tolist()}
+
+    @classmethod
+    def from_dict(cls, data, n_hidden):
+        record = cls(n_hidden, int(data["capacity"]), stride=1)
+        iterations = [int(i) for i in data["iteration"]]
+        if len(iterations) > record.capacity:
+            raise InputError("histograms", f"{len(iterations)} histograms, capacity {record.capacity}")
+        low = np.asarray(data["low"], dtype=np.float32).reshape(-1, n_hidden)
+        high = np.asarray(data["high"], dtype=np.float32).reshape(-1, n_hidden)
+        shares = np.asarray(data["shares"], dtype=np.float32).reshape(-1, n_hidden, HISTOGRAM_BINS)
+        for it, lo, hi, sh in zip(iterations, low, high, shares, strict=True):
+            record.add(it, lo, hi, sh)
+        record.stride = max(1, int(data["stride"]))
+        return record
+
+
+class Trajectory:
+    """A thinned record of the parameters along the run, for the PCA plane of the loss landscape.
+
+    The first snapshot is kept as float32 (the anchor); each snapshot is stored as its float16
+    difference from the anchor, so `max_bytes` buys twice the snapshots float32 would and the
+    round-off (about 1/2000 of how far the weights moved) stays far below what the path shows.
+    On every `stride`-th step the parameters before the step are kept; past `capacity` snapshots
+    it keeps every other and doubles the stride. A network whose MIN_SNAPSHOTS do not fit in
+    `max_bytes` keeps none (`too_large`)."""
+
+    def __init__(self, max_bytes=SNAPSHOT_BYTES, max_snapshots=MAX_SNAPSHOTS):
+        self.max_bytes = int(max_bytes)
+        self.max_snapshots = int(max_snapshots)
+        self.stride = 1
+        self.n_params = None
+        self.capacity = 0
+        self.anchor = None  # float32 (n_params,)
+        self._iterations = []
+        self._diffs = []  # float16 (n_params,) each: snapshot - anchor
+
+    @property
+    def too_large(self):
+        return self.n_params is not None and self.capacity < MIN_SNAPSHOTS
+
+    def _size(self, n_params):
+        self.n_params = int(n_params)
+        self.capacity = min(self.max_snapshots, self.max_bytes // max(1, 2 * self.n_params))
+
+    def wants(self, iteration):
+        return not self.too_large and iteration % self.stride == 0
+
+    def add(self, iteration, params):
+        """Keep the parameters [(W, b), ...] as they are before step `iteration` (if it is kept)."""
+        if not self.wants(iteration):
+            return
+        if self.n_params is None:
+            self._size(sum(W.size + b.size for W, b in params))
+            if self.too_large:
+                return
+        if len(self._iterations) == self.capacity:
+            self.stride *= 2
+            keep = [k for k, it in enumerate(self._iterations) if it % self.stride == 0]
+            self._iterations = [self._iterations[k] for k in keep]
+            self._diffs = [self._diffs[k] for k in keep]
+            if iteration % self.stride:
+                return
+        flat = np.concatenate([part.ravel() for W, b in params for part in (W, b)]).astype(np.float32)
+        if self.anchor is None:
+            self.anchor = flat
+        diff = flat - self.anchor
+        np.clip(diff, -65000.0, 65000.0, out=diff)  # float16's range; a move that far has diverged
+        self._iterations.append(int(iteration))
+        self._diffs.append(diff.astype(np.float16))
+
+    def __len__(self):
+        return len(self._iterations)
+
+    def snapshots(self, before=None):
+        """(iterations (k,), parameters (k, n_params) float32) of the snapshots, those taken before
+        step `before` only when given."""
+        keep = [k for k, it in enumerate(self._iterations) if before is None or it < before]
+        if not keep:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.n_params or 0), dtype=np.float32)
+        matrix = np.empty((len(keep), self.n_params), dtype=np.float32)
+        for row, k in enumerate(keep):
+            np.add(self.anchor, self._diffs[k], out=matrix[row])
+        return np.array([self._iterations[k] for k in keep], dtype=np.int64), matrix
+
+    def to_dict(self):
+        return {"max_bytes": self.max_bytes, "max_snapshots": self.max_snapshots, "stride": self.stride,
+                "n_params": self.n_params, "iterations": list(self._iterations),
+                "anchor": _encode(self.anchor) if self.anchor is not None else None,
+                "diffs": _encode(np.stack(self._diffs)) if self._diffs else None}
+
+    @classmethod
+    def from_dict(cls, data):
+        trajectory = cls(int(data["max_bytes"]), int(data["max_snapshots"]))
+        trajectory.stride = max(1, int(data["stride"]))
+        if data.get("n_params") is None:
+            return trajectory
+        trajectory._size(int(data["n_params"]))
+        iterations = [int(i) for i in data["iterations"]]
+        if len(iterations) > trajectory.capacity:
+            raise InputError("trajectory", f"{len(iterations)} snapshots, at most {trajectory.capacity}")
+        if iterations:
+            n = trajectory.n_params
+            trajectory.anchor = _decode(data["anchor"], np.float32, (n,), "trajectory anchor")
+            diffs = _decode(data["diffs"], np.float16, (len(iterations), n), "trajectory snapshots")
+            trajectory._iterations = iterations
+            trajectory._diffs = list(diffs)
+        return trajectory
 
 
 class History:
     def __init__(self, n_layers, capacity=100_000):
         self.n_layers = n_layers
+        self.n_hidden = max(0, n_layers - 1)
         self.capacity = max(2, int(capacity))
         self.stride = 1  # keep one step in every `stride`
         self.size = 0
@@ -23,11 +214,16 @@ class History:
         self._epoch = np.zeros(start, dtype=np.float64)
         self._cost = np.zeros(start, dtype=np.float64)
         self._layers = np.zeros((start, n_layers, len(LAYER_STATS)), dtype=np.float32)
+        self._health = np.full((start, self.n_hidden, len(HEALTH_STATS)), np.nan, dtype=np.float32)
+        self.histograms = HistogramRecord(self.n_hidden)
+        self.trajectory = Trajectory()
+        self.landscape = None  # the last Landscape computed for this run (backprop.landscape)
         self.evaluations = []  # dicts: iteration, test_cost, test_accuracy (bounded the same way)
         self.markers = []  # dicts: iteration, setting, old, new: where a knob was changed
         self.divergence = None
 
-    def append(self, iteration, epoch, cost, layer_stats):
+    def append(self, iteration, epoch, cost, layer_stats, health=None):
+        """One step's row; `health` is the hidden layers' (n_hidden, 2) HEALTH_STATS, if measured."""
         self.total_steps += 1
         if iteration % self.stride:
             return
@@ -44,6 +240,7 @@ class History:
         self._cost[i] = cost
         with np.errstate(over="ignore"):  # a statistic beyond float32's range is kept as inf
             self._layers[i] = layer_stats
+        self._health[i] = np.nan if health is None else health
         self.size += 1
 
     def add_evaluation(self, record):
@@ -58,7 +255,7 @@ class History:
 
     def _grow(self):
         new = min(self.capacity, 2 * len(self._cost))
-        for name in ("_iteration", "_epoch", "_cost", "_layers"):
+        for name in ("_iteration", "_epoch", "_cost", "_layers", "_health"):
             old = getattr(self, name)
             grown = np.zeros((new,) + old.shape[1:], dtype=old.dtype)
             grown[: self.size] = old[: self.size]
@@ -68,7 +265,7 @@ class History:
         self.stride *= 2
         keep = self._iteration[: self.size] % self.stride == 0
         n = int(keep.sum())
-        for name in ("_iteration", "_epoch", "_cost", "_layers"):
+        for name in ("_iteration", "_epoch", "_cost", "_layers", "_health"):
             arr = getattr(self, name)
             arr[:n] = arr[: self.size][keep]
         self.size = n
@@ -89,6 +286,10 @@ class History:
     def layer_stat(self, name):
         """(n_rows, n_layers) array of one statistic from LAYER_STATS."""
         return self._layers[: self.size, :, LAYER_STATS.index(name)].astype(np.float64)
+
+    def unit_health(self):
+        """(n_rows, n_hidden, 2) HEALTH_STATS per kept step; NaN where not measured or not possible."""
+        return self._health[: self.size].astype(np.float64)
 
     def last(self):
         if not self.size:
@@ -115,6 +316,11 @@ class History:
                 "iteration": self.iterations.tolist(), "epoch": self.epochs.tolist(),
                 "cost": self.costs.tolist(),
                 "layers": self._layers[: self.size].tolist(),
+                # NaN (not measured) as None: JSON has no NaN
+                "health": np.where(np.isnan(self._health[: self.size]), None,
+                                   self._health[: self.size]).tolist(),
+                "histograms": self.histograms.to_dict(), "trajectory": self.trajectory.to_dict(),
+                "landscape": self.landscape.to_dict() if self.landscape is not None else None,
                 "evaluations": self.evaluations, "markers": self.markers,
                 "divergence": self.divergence}
 
@@ -123,11 +329,44 @@ class History:
         history = cls(int(data["n_layers"]), int(data.get("capacity", 100_000)))
         layers = np.asarray(data["layers"], dtype=np.float32).reshape(-1, history.n_layers,
                                                                         len(LAYER_STATS))
-        for it, ep, cost, stats in zip(data["iteration"], data["epoch"], data["cost"], layers, strict=True):
-            history.append(int(it), float(ep), float(cost), stats)
+        if data.get("health") is not None:  # saved before unit health existed: not measured
+            health = np.asarray(data["health"], dtype=np.float32).reshape(-1, history.n_hidden,
+                                                                           len(HEALTH_STATS))
+        else:
+            health = [None] * len(layers)
+        for it, ep, cost, stats, shares in zip(data["iteration"], data["epoch"], data["cost"], layers,
+                                               health, strict=True):
+            history.append(int(it), float(ep), float(cost), stats, shares)
+        if data.get("histograms") is not None:
+            history.histograms = HistogramRecord.from_dict(data["histograms"], history.n_hidden)
+        if data.get("trajectory") is not None:
+            history.trajectory = Trajectory.from_dict(data["trajectory"])
+        if data.get("landscape") is not None:
+            history.landscape = Landscape.from_dict(data["landscape"])
         history.stride = int(data.get("stride", 1))
         history.total_steps = int(data.get("total_steps", history.size))
         history.evaluations = list(data.get("evaluations", []))
         history.markers = list(data.get("markers", []))
         history.divergence = data.get("divergence")
         return history
+
+
+def history_csv(history):
+    """The kept steps as CSV text, one row per step, with the test evaluation named by the same
+    iteration in its row (a row of its own when no step of that iteration was kept)."""
+    import csv
+    import io
+
+    rows = {row["iteration"]: row for row in history.rows()}
+    for evaluation in history.evaluations:
+        row = rows.setdefault(evaluation["iteration"], {"iteration": evaluation["iteration"]})
+        row.update(test_cost=evaluation["test_cost"], test_accuracy=evaluation["test_accuracy"])
+    if not rows:
+        return ""
+    out = io.StringIO()
+    columns = list(next(iter(history.rows()), {"iteration": 0})) + ["test_cost", "test_accuracy"]
+    writer = csv.DictWriter(out, fieldnames=columns)
+    writer.writeheader()
+    for iteration in sorted(rows):
+        writer.writerow(rows[iteration])
+    return out.getvalue()

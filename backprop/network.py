@@ -58,6 +58,10 @@ def initial_parameters(sizes, init, seed, dtype):
 
 
 class Network:
+    # Called as activation_observer(part, [A1, ..., A(L-1)]) with each chunk's hidden activations
+    # during loss_and_gradients, while they are at hand (the trainer's unit health, backprop.health).
+    activation_observer = None
+
     def __init__(self, sizes, activation="sigmoid", output="sigmoid", init="seed", seed=1,
                  dtype="float64"):
         self.sizes = check_sizes(sizes)
@@ -233,6 +237,8 @@ class Network:
     def _chunk_loss_and_gradients(self, X, Y, n, part):
         """Summed cost and gradients (each already divided by the batch's n) for these samples."""
         activations, Z_out = self._forward(X, reuse=True, part=part)
+        if self.activation_observer is not None:
+            self.activation_observer(part, activations[:-1])
         cost_sum = self._cost_sum(Z_out, Y)
         return cost_sum, self._backward(X, Y, activations, n, part)
 

@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from .errors import InputError
+from .health import UnitHealthCounter
 from .history import LAYER_STATS, History
 from .network import Network
 from .optimizers import make_optimizer
@@ -45,6 +46,7 @@ class Trainer:
         self.iteration = 0  # the next step's number; steps count from 0 like the tutorial's loop
         self.samples_seen = 0
         self.history = History(network.n_layers, history_capacity)
+        self._unit_health = UnitHealthCounter(network.activation)  # fed by the step's forward pass
         self.diverged = None  # dict(iteration, layer, reason) once a step produced NaN/Inf
         self.seconds = 0.0  # time spent inside step()
         self._rng = np.random.RandomState(shuffle_seed)
@@ -179,9 +181,12 @@ class Trainer:
     def _one_step(self):
         net = self.network
         X, Y = self._next_batch()
+        net.activation_observer = self._unit_health.start(
+            X.shape[0], histogram=self.history.histograms.wants(self.iteration))
         with np.errstate(all="ignore"):
             cost, grads = net.loss_and_gradients(X, Y, l2=self.l2)
         iteration = self.iteration
+        net.activation_observer = None
         # Squared norms serve twice: the NaN/Inf check (a sum is finite only if every term is)
         # and the per-layer statistics.
         grad_sq = np.array([(np.vdot(dW, dW), np.vdot(db, db)) for dW, db in grads], dtype=np.float64)
@@ -215,10 +220,15 @@ class Trainer:
         for l, ((dW, _), (uW, _)) in enumerate(zip(grads, updates, strict=True)):
             stats[l, 3] = np.abs(dW).sum() / dW.size  # dW_mean_abs
             stats[l, 4] = np.sqrt(np.vdot(uW, uW)) / max(stats[l, 2], 1e-30)  # update_ratio
+        health = self._unit_health.finish()
+        self.history.trajectory.add(iteration, net.params)  # the weights this step's cost is of
         net.params = new_params
         self.iteration += 1
         self.samples_seen += X.shape[0]
-        self.history.append(iteration, self.epoch, cost, stats)
+        self.history.append(iteration, self.epoch, cost, stats, health.shares)
+        if health.histograms is not None:
+            self.history.histograms.add(iteration, health.histograms.low, health.histograms.high,
+                                        health.histograms.shares)
         record = {"iteration": iteration, "epoch": self.epoch, "cost": cost,
                   "layers": [dict(zip(LAYER_STATS, map(float, row), strict=True)) for row in stats]}
         if self.x_test is not None and (self.iteration % self.eval_every == 0):

@@ -1,0 +1,260 @@
+"""The cost over a plane through the current weights, and the path training took over it.
+
+After Li, Xu, Taylor, Studer and Goldstein (2018), "Visualizing the Loss Landscape of Neural Nets":
+
+- Random plane: two random Gaussian directions, each *filter-normalised*: every filter of the
+  direction (for a dense layer, a row of W: one unit's incoming weights) is scaled to the norm
+  of the same filter of the weights, so a step of 1 along it changes every unit by as much as
+  its own weights are large and planes of different networks can be compared. Bias directions
+  are zero, as in the paper's code (`ignore='biasbn'`): the plane moves the weights only.
+- PCA plane: from the snapshots of the parameters kept along the run (History.trajectory), the
+  matrix M of snapshot - final weights; its top two principal directions (PCA of M, centred as
+  in the paper's code) span a plane through the final weights. The path is each snapshot's
+  projection onto it and ends at (0, 0), the final weights themselves.
+
+The cost is evaluated on a fixed, seeded sample of the training set (SAMPLE_SIZE images, one
+batched forward pass per grid point) with the network's own `evaluate`, so the centre of a plane
+is the current cost on that sample, exactly.
+"""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+
+SAMPLE_SIZE = 2000
+MIN_RESOLUTION, MAX_RESOLUTION = 3, 51
+RANDOM_SPAN = 1.0  # the random plane covers -1..1 along each direction (the paper's default)
+PATH_MARGIN = 0.25  # the PCA plane extends a quarter of the path's extent beyond it
+MIN_SNAPSHOTS = 3  # a plane needs two directions of spread
+KINDS = ("random", "pca")
+
+
+def check_resolution(value):
+    """Grid points per side, a whole number from MIN_RESOLUTION to MAX_RESOLUTION."""
+    try:
+        number = int(value)
+        if isinstance(value, float) and value != number:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InputError("resolution", f"{value!r} is not a whole number") from None
+    if not MIN_RESOLUTION <= number <= MAX_RESOLUTION:
+        raise InputError("resolution", f"must be from {MIN_RESOLUTION} to {MAX_RESOLUTION} points "
+                                       f"per side, got {number}")
+    return number
+
+
+def flatten(params):
+    """[(W, b), ...] as one vector (W1, b1, W2, b2, ... in order), in the parameters' dtype."""
+    return np.concatenate([part.ravel() for W, b in params for part in (W, b)])
+
+
+def unflatten(vector, like):
+    """A vector back into [(W, b), ...] shaped and typed like `like`."""
+    expected = sum(W.size + b.size for W, b in like)
+    if len(vector) != expected:
+        raise InputError("direction", f"has {len(vector)} numbers, the network {expected} parameters")
+    out, start = [], 0
+    for W, b in like:
+        pair = []
+        for part in (W, b):
+            pair.append(np.asarray(vector[start:start + part.size], dtype=part.dtype).reshape(part.shape))
+            start += part.size
+        out.append(tuple(pair))
+    return out
+
+
+def evaluation_sample(n_samples, size=SAMPLE_SIZE, seed=0):
+    """Sorted indices of a fixed, seeded sample of the training set (all of it when smaller)."""
+    if n_samples <= size:
+        return np.arange(n_samples)
+    return np.sort(np.random.RandomState(seed).choice(n_samples, size=size, replace=False))
+
+
+def filter_normalized_direction(params, rng):
+    """A random direction [(dW, db), ...]: Gaussian, each row of dW scaled to the norm of the same
+    row of W (a row whose weights are all zero stays zero), db = 0."""
+    direction = []
+    for W, b in params:
+        d = rng.standard_normal(W.shape)
+        weight_norms = np.linalg.norm(W.astype(np.float64), axis=1)
+        d *= (weight_norms / np.maximum(np.linalg.norm(d, axis=1), 1e-300))[:, None]
+        direction.append((d.astype(W.dtype), np.zeros_like(b)))
+    return direction
+
+
+@dataclass(frozen=True)
+class Plane:
+    """A plane through `center` (the weights [(W, b), ...]) spanned by two directions shaped alike."""
+
+    kind: str  # "random" or "pca"
+    center: list
+    x_direction: list
+    y_direction: list
+    path: np.ndarray | None = None  # (k, 2) coordinates along the run, the last (0, 0): the centre
+    path_iterations: np.ndarray | None = None  # (k,) the iteration of each path point
+    explained: tuple | None = None  # PCA: the share of the path's variance along each direction
+
+    def point(self, x, y):
+        """The parameters at (x, y): center + x * first direction + y * second."""
+        return [(W + x * dW + y * eW, b + x * db + y * eb)
+                for (W, b), (dW, db), (eW, eb) in zip(self.center, self.x_direction, self.y_direction,
+                                                     strict=True)]
+
+
+def random_plane(params, seed=0):
+    """The plane through `params` along two filter-normalised random directions (seeded)."""
+    rng = np.random.RandomState(seed)
+    return Plane("random", list(params), filter_normalized_direction(params, rng),
+                 filter_normalized_direction(params, rng))
+
+
+def pca_plane(iterations, snapshots, params, final_iteration):
+    """The plane through the final weights `params` along the top two principal directions of the
+    snapshots (k, n_params) minus the final weights, and the path projected onto it."""
+    if len(snapshots) < MIN_SNAPSHOTS:
+        raise InputError("trajectory", f"the run has {len(snapshots)} parameter snapshots; train a few "
+                                       f"more steps (at least {MIN_SNAPSHOTS} are needed for a plane)")
+    final = flatten(params)
+    M = snapshots - final.astype(np.float32)  # (k, n_params), float32: up to 32 x 10^6 numbers
+    centred = M - M.mean(axis=0)
+    gram = (centred @ centred.T).astype(np.float64)  # (k, k): the PCA without a (P, P) matrix
+    eigenvalues, eigenvectors = np.linalg.eigh(gram)
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues, eigenvectors = np.maximum(eigenvalues[order], 0.0), eigenvectors[:, order]
+    if eigenvalues[1] <= 1e-12 * max(eigenvalues[0], 1e-300):
+        raise InputError("trajectory", "the weights moved along a single line so far (or not at all): "
+                                       "train more steps for a plane")
+    directions = []
+    for j in range(2):
+        d = (centred.T @ eigenvectors[:, j].astype(np.float32)).astype(np.float64)
+        directions.append(d / np.linalg.norm(d))
+    # Exactly orthonormal despite float32 sums: Gram-Schmidt the second against the first.
+    directions[1] -= (directions[1] @ directions[0]) * directions[0]
+    directions[1] /= np.linalg.norm(directions[1])
+    path = np.stack([M.astype(np.float64) @ d for d in directions], axis=1)
+    path = np.vstack([path, [0.0, 0.0]])  # the final weights: snapshot - final = 0
+    explained = tuple(float(v) for v in eigenvalues[:2] / eigenvalues.sum())
+    return Plane("pca", list(params), unflatten(directions[0], params), unflatten(directions[1], params),
+                 path=path, path_iterations=np.append(np.asarray(iterations, dtype=np.int64),
+                                                      int(final_iteration)),
+                 explained=explained)
+
+
+def _axis(low, high, count):
+    """`count` coordinates from about `low` to about `high` (low <= 0 <= high) with 0.0 among them
+    exactly (the centre of the plane is a grid point)."""
+    low, high = min(low, 0.0), max(high, 0.0)
+    if high - low <= 0:
+        low, high = -1.0, 1.0
+    below = int(round((count - 1) * -low / (high - low)))
+    below = min(max(below, 1 if low < 0 else 0), count - 1 - (1 if high > 0 else 0))
+    above = count - 1 - below
+    step = max(-low / below if below else 0.0, high / above if above else 0.0)
+    return np.arange(-below, above + 1) * step
+
+
+def grid_axes(plane, resolution):
+    """The x and y coordinates of a resolution x resolution grid over the plane."""
+    resolution = check_resolution(resolution)
+    if plane.path is None:
+        axis = _axis(-RANDOM_SPAN, RANDOM_SPAN, resolution)
+        return axis, axis.copy()
+    axes = []
+    for j in range(2):
+        low, high = float(plane.path[:, j].min()), float(plane.path[:, j].max())
+        margin = PATH_MARGIN * max(high - low, 1e-12)
+        axes.append(_axis(low - margin, high + margin, resolution))
+    return axes[0], axes[1]
+
+
+@dataclass
+class Landscape:
+    """The cost on a grid over a plane; what the Inspect page draws and a checkpoint keeps."""
+
+    kind: str
+    iteration: int  # the iteration of the centre weights
+    xs: np.ndarray
+    ys: np.ndarray
+    costs: np.ndarray  # (len(ys), len(xs)); NaN where not evaluated (cancelled)
+    center_cost: float
+    samples: int
+    seconds: float
+    complete: bool
+    path: np.ndarray | None = None
+    path_iterations: np.ndarray | None = None
+    explained: tuple | None = None
+
+    def to_dict(self):
+        def listed(array):
+            return None if array is None else np.where(np.isnan(array), None, array).tolist() \
+                if np.asarray(array).dtype.kind == "f" else np.asarray(array).tolist()
+
+        return {"kind": self.kind, "iteration": int(self.iteration), "xs": listed(self.xs),
+                "ys": listed(self.ys), "costs": listed(self.costs), "center_cost": self.center_cost,
+                "samples": self.samples, "seconds": self.seconds, "complete": self.complete,
+                "path": listed(self.path), "path_iterations": listed(self.path_iterations),
+                "explained": list(self.explained) if self.explained is not None else None}
+
+    @classmethod
+    def from_dict(cls, data):
+        """From to_dict()'s output (e.g. a checkpoint's), checking every shape."""
+        try:
+            kind = str(data["kind"])
+            xs = np.asarray(data["xs"], dtype=np.float64)
+            ys = np.asarray(data["ys"], dtype=np.float64)
+            costs = np.asarray(data["costs"], dtype=np.float64)
+            path = None if data.get("path") is None else np.asarray(data["path"], dtype=np.float64)
+            path_iterations = None if data.get("path_iterations") is None else \
+                np.asarray(data["path_iterations"], dtype=np.int64)
+            explained = None if data.get("explained") is None else tuple(map(float, data["explained"]))
+            landscape = cls(kind, int(data["iteration"]), xs, ys, costs, float(data["center_cost"]),
+                            int(data["samples"]), float(data["seconds"]), bool(data["complete"]),
+                            path, path_iterations, explained)
+        except (KeyError, TypeError, ValueError) as error:
+            raise InputError("landscape", f"is not a saved loss landscape: {error}") from None
+        if kind not in KINDS or xs.ndim != 1 or ys.ndim != 1 or costs.shape != (len(ys), len(xs)) \
+                or not MIN_RESOLUTION <= len(xs) <= MAX_RESOLUTION \
+                or not MIN_RESOLUTION <= len(ys) <= MAX_RESOLUTION:
+            raise InputError("landscape", f"has a {costs.shape} grid for {len(ys)} x {len(xs)} "
+                                          f"coordinates of kind {kind!r}")
+        if (path is None) != (path_iterations is None) or (path is not None and (
+                path.ndim != 2 or path.shape[1] != 2 or len(path) != len(path_iterations))):
+            raise InputError("landscape", "has a path whose points and iterations do not match")
+        return landscape
+
+
+def compute_landscape(network, plane, X, Y, resolution, iteration=0, progress=None, cancel=None):
+    """The cost of `network` (its architecture; the weights come from the plane) over a grid on
+    `plane`, evaluated on X, Y (a fixed sample, see evaluation_sample).
+
+    progress(done, total) is called after each row of the grid; `cancel` (a threading.Event) is
+    looked at before each point: once set, the landscape comes back with complete=False and NaN
+    where nothing was evaluated."""
+    xs, ys = grid_axes(plane, resolution)
+    twin = network.copy()
+    X = twin.check_inputs(X)
+    Y = twin.check_labels(Y, X.shape[0])
+    started = time.perf_counter()
+    costs = np.full((len(ys), len(xs)), np.nan)
+    twin.params = list(plane.center)
+    center_cost = float(twin.evaluate(X, Y)[0])
+    complete = True
+    with np.errstate(all="ignore"):  # far from the centre a cost may overflow: drawn as a gap
+        for row, y in enumerate(ys):
+            for column, x in enumerate(xs):
+                if cancel is not None and cancel.is_set():
+                    complete = False
+                    break
+                twin.params = plane.point(x, y)
+                costs[row, column] = twin.evaluate(X, Y)[0]
+            if not complete:
+                break
+            if progress is not None:
+                progress(row + 1, len(ys))
+    costs[~np.isfinite(costs)] = np.nan
+    return Landscape(plane.kind, int(iteration), xs, ys, costs, center_cost, int(X.shape[0]),
+                     time.perf_counter() - started, complete, plane.path, plane.path_iterations,
+                     plane.explained)

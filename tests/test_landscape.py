@@ -1,0 +1,169 @@
+"""The loss landscape: filter-normalised random planes, the PCA plane of a run's path, the grid."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from backprop.data import Dataset
+from backprop.errors import InputError
+from backprop.landscape import (
+    Landscape,
+    check_resolution,
+    compute_landscape,
+    evaluation_sample,
+    filter_normalized_direction,
+    flatten,
+    grid_axes,
+    pca_plane,
+    random_plane,
+    unflatten,
+)
+from backprop.network import Network
+from backprop.optimizers import make_optimizer
+from backprop.trainer import Trainer
+
+
+def toy(n=600, n_features=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, size=(n + 50, n_features))
+    y = (x[:, 0] + x[:, 1] > 1).astype(np.int64)
+    return Dataset("toy", x[:n], y[:n], x[n:], y[n:], ["0", "1"], None)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    trainer = Trainer(Network([8, 12, 6, 1], activation="tanh", seed=4),
+                      make_optimizer("sgd", learning_rate=0.5), toy())
+    trainer.step(40)
+    return trainer
+
+
+def test_the_centre_of_a_random_plane_is_the_current_cost_exactly(trained):
+    net = trained.network
+    index = evaluation_sample(len(trained.y_train), size=500)
+    X, Y = trained.x_train[index], trained.y_train[index]
+    landscape = compute_landscape(net, random_plane(net.params, seed=3), X, Y, 7, iteration=trained.iteration)
+    middle = landscape.costs[list(landscape.ys).index(0.0), list(landscape.xs).index(0.0)]
+    assert middle == landscape.center_cost == net.evaluate(X, Y)[0]
+    assert landscape.complete and landscape.costs.shape == (7, 7) and np.isfinite(landscape.costs).all()
+    assert landscape.costs.min() <= middle < landscape.costs.max()
+    assert landscape.samples == 500 and landscape.iteration == 40
+
+
+def test_random_directions_are_filter_normalised_with_zero_bias_directions(trained):
+    params = trained.network.params
+    direction = filter_normalized_direction(params, np.random.RandomState(0))
+    for (W, _), (dW, db) in zip(params, direction, strict=True):
+        assert dW.shape == W.shape and dW.dtype == W.dtype
+        np.testing.assert_allclose(np.linalg.norm(dW, axis=1), np.linalg.norm(W, axis=1), rtol=1e-10)
+        assert not np.any(db)
+    other = filter_normalized_direction(params, np.random.RandomState(1))
+    assert not np.allclose(direction[0][0], other[0][0])  # random, not the weights themselves
+
+
+def test_a_filter_of_zero_weights_gets_a_zero_direction():
+    W = np.array([[0.0, 0.0], [3.0, 4.0]])
+    (dW, _), = filter_normalized_direction([(W, np.zeros((2, 1)))], np.random.RandomState(0))
+    assert not dW[0].any() and np.linalg.norm(dW[1]) == pytest.approx(5.0)
+
+
+def test_the_pca_path_passes_through_the_final_weights_and_recovers_a_planar_path():
+    """Snapshots that lie on a plane through the final weights are reproduced exactly by the PCA
+    plane's coordinates, and the path ends at (0, 0): the final weights."""
+    rng = np.random.default_rng(1)
+    final = [(rng.normal(size=(5, 4)), rng.normal(size=(5, 1))),
+             (rng.normal(size=(1, 5)), rng.normal(size=(1, 1)))]
+    u, v = rng.normal(size=(2, 31))
+    t = np.linspace(0, 1, 12)[:-1]
+    a, b = 3 * (1 - t) ** 2, np.sin(4 * t)  # a curved path in the plane of u and v, ending at 0
+    snapshots = (flatten(final) + a[:, None] * u + b[:, None] * v).astype(np.float32)
+    plane = pca_plane(np.arange(11) * 10, snapshots, final, final_iteration=110)
+    assert plane.path.shape == (12, 2) and tuple(plane.path[-1]) == (0.0, 0.0)
+    assert plane.path_iterations[-1] == 110 and list(plane.path_iterations[:2]) == [0, 10]
+    d1, d2 = flatten(plane.x_direction), flatten(plane.y_direction)
+    assert d1 @ d1 == pytest.approx(1) and d2 @ d2 == pytest.approx(1) and abs(d1 @ d2) < 1e-12
+    assert sum(plane.explained) == pytest.approx(1, abs=1e-5)
+    for (x, y), snapshot in zip(plane.path, np.vstack([snapshots, flatten(final)]), strict=True):
+        np.testing.assert_allclose(flatten(plane.point(x, y)), snapshot, atol=2e-5)
+    for (W, b), (W0, b0) in zip(plane.point(0.0, 0.0), final, strict=True):
+        np.testing.assert_array_equal(W, W0)
+        np.testing.assert_array_equal(b, b0)
+
+
+def test_the_pca_plane_of_a_real_run(trained):
+    iterations, snapshots = trained.history.trajectory.snapshots(before=trained.iteration)
+    plane = pca_plane(iterations, snapshots, trained.network.params, trained.iteration)
+    assert plane.explained[0] >= plane.explained[1] > 0
+    xs, ys = grid_axes(plane, 9)
+    assert 0.0 in xs and 0.0 in ys
+    assert xs.min() <= plane.path[:, 0].min() and xs.max() >= plane.path[:, 0].max()
+    assert ys.min() <= plane.path[:, 1].min() and ys.max() >= plane.path[:, 1].max()
+    X, Y = trained.x_train[:300], trained.y_train[:300]
+    landscape = compute_landscape(trained.network, plane, X, Y, 9, iteration=trained.iteration)
+    assert landscape.costs[list(ys).index(0.0), list(xs).index(0.0)] == trained.network.evaluate(X, Y)[0]
+    np.testing.assert_array_equal(landscape.path, plane.path)
+
+
+def test_too_few_snapshots_or_a_straight_path_give_a_clear_message():
+    params = [(np.ones((2, 2)), np.zeros((2, 1)))]
+    with pytest.raises(InputError, match="trajectory"):
+        pca_plane([0, 1], np.zeros((2, 6), dtype=np.float32), params, 2)
+    line = np.outer(np.arange(4.0), np.ones(6)).astype(np.float32) + flatten(params).astype(np.float32)
+    with pytest.raises(InputError, match="single line"):
+        pca_plane([0, 1, 2, 3], line, params, 4)
+
+
+def test_progress_is_reported_per_row_and_cancel_stops_with_what_was_computed(trained):
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done, total):
+        seen.append((done, total))
+        if done == 2:
+            cancel.set()
+
+    landscape = compute_landscape(trained.network, random_plane(trained.network.params),
+                                  trained.x_train[:100], trained.y_train[:100], 5, progress=progress,
+                                  cancel=cancel)
+    assert seen == [(1, 5), (2, 5)]
+    assert not landscape.complete
+    assert np.isfinite(landscape.costs[:2]).all() and np.isnan(landscape.costs[2:]).all()
+
+
+@pytest.mark.parametrize("bad", [2, 52, "many", 7.5, None])
+def test_a_bad_resolution_names_the_field(bad):
+    with pytest.raises(InputError) as error:
+        check_resolution(bad)
+    assert error.value.field == "resolution"
+
+
+def test_a_landscape_survives_to_dict_and_refuses_a_damaged_one(trained):
+    landscape = compute_landscape(trained.network, random_plane(trained.network.params), trained.x_train[:50],
+                                  trained.y_train[:50], 3)
+    landscape.costs[0, 0] = np.nan  # as if cancelled there
+    again = Landscape.from_dict(landscape.to_dict())
+    np.testing.assert_array_equal(again.costs, landscape.costs)
+    assert again.center_cost == landscape.center_cost and again.kind == "random"
+    damaged = landscape.to_dict()
+    damaged["costs"] = damaged["costs"][:2]
+    with pytest.raises(InputError, match="landscape"):
+        Landscape.from_dict(damaged)
+    with pytest.raises(InputError, match="landscape"):
+        Landscape.from_dict({"kind": "random"})
+
+
+def test_unflatten_is_flatten_reversed_and_checks_the_length(trained):
+    params = trained.network.params
+    for (W, b), (W2, b2) in zip(unflatten(flatten(params), params), params, strict=True):
+        np.testing.assert_array_equal(W, W2)
+        np.testing.assert_array_equal(b, b2)
+    with pytest.raises(InputError):
+        unflatten(np.zeros(3), params)
+
+
+def test_the_evaluation_sample_is_fixed_and_bounded():
+    first, second = evaluation_sample(10_000), evaluation_sample(10_000)
+    np.testing.assert_array_equal(first, second)
+    assert len(first) == 2000 and len(set(first)) == 2000 and (np.diff(first) > 0).all()
+    np.testing.assert_array_equal(evaluation_sample(50), np.arange(50))
