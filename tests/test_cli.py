@@ -3,7 +3,6 @@
 import io
 import json
 
-import numpy as np
 import pytest
 
 from backprop import cli
@@ -123,6 +122,20 @@ def test_runs_are_recorded_and_listed(capsys, tmp_path, monkeypatch):
     assert len(RunStore().list_runs()) == 1  # --no-record
 
 
+@pytest.mark.parametrize("option", ["--save", "--json"])
+def test_a_failed_save_or_json_leaves_the_finished_run_finished(capsys, tmp_path, monkeypatch, option):
+    """Issue 11: an output that cannot be written is an error, but the run it follows did finish."""
+    monkeypatch.setenv("BACKPROP_STUDIO_HOME", str(tmp_path))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, _, err = run(capsys, "train", "--subset", "300", "--iterations", "3", option,
+                       str(blocker / "out.npz"))
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err
+    assert str(blocker) in err
+    (recorded,) = RunStore().list_runs()
+    assert recorded["status"] == "finished" and recorded["metrics"]["iterations"] == 3
+
+
 def test_divergence_names_the_layer_and_exits_non_zero(capsys, tmp_path):
     report = tmp_path / "run.json"
     code, out, err = run(capsys, "train", "--subset", "300", "--iterations", "50",
@@ -181,4 +194,4 @@ def test_module_entry_point_runs(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == "error: learning_rate: must be a positive finite number " \
                                     "(e.g. 0.1), got -1.0"
-    assert np.isfinite(0.0)
+    assert result.stdout == ""  # refused before any data was loaded or anything trained
