@@ -13,15 +13,18 @@ REFRESH_SECONDS = 1.0
 QUICK = "subset=300"
 
 
-def settled_points(app, periods: float = 2.0) -> int:
-    """Wait for the point count to stay the same over `periods` refresh periods and return it."""
+def settled_points(app, periods: float = 2.0, timeout: float = 30.0) -> int:
+    """Wait for the point count to stay the same over `periods` refresh periods and return it;
+    fail after `timeout` seconds if it keeps changing (a chart that never settles)."""
+    deadline = time.monotonic() + timeout
     before = app.plot_points()
-    while True:
+    while time.monotonic() < deadline:
         time.sleep(periods * REFRESH_SECONDS)
         after = app.plot_points()
         if after == before:
             return after
         before = after
+    raise AssertionError(f"the cost chart kept changing for {timeout:.0f} s (last {before} points)")
 
 
 def test_train_pause_step_reset(open_app):
