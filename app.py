@@ -28,5 +28,6 @@ st.navigation([
     st.Page("pages/math.py", title="Math", icon=":material/functions:"),
     st.Page("pages/gradients.py", title="Gradient check", icon=":material/trending_down:"),
     st.Page("pages/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
+    st.Page("pages/sweep.py", title="Sweep", icon=":material/tune:"),
     st.Page("pages/data.py", title="Data", icon=":material/image:"),
 ]).run()

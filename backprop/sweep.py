@@ -835,6 +835,53 @@ class Sweep:
             self.study._study_id, number)).params
 
 
+def recorded_snapshot(sweep_id, store=None, curves=True):
+    """A sweep as recorded (study and run store), for one that no client in this process runs;
+    reads only. Trials left running by a client that ended show as queued (resume runs them)."""
+    from optuna.trial import TrialState
+
+    from .runs import RunStore
+
+    store = store or RunStore()
+    record = store.get_sweep(sweep_id)
+    spec = SweepSpec.from_dict(record["spec"])
+    sweep = Sweep.__new__(Sweep)  # only _view_of's reading of the spec
+    sweep.spec = spec
+    try:
+        trials = open_study(sweep_id).get_trials(deepcopy=False)
+    except Exception:  # no study yet (refused before it started)
+        trials = []
+    views, first = [], None
+    for frozen in trials:
+        view = sweep._view_of(frozen)
+        if view is None or frozen.state == TrialState.WAITING:
+            continue
+        if frozen.datetime_start is not None:
+            first = frozen.datetime_start if first is None else min(first, frozen.datetime_start)
+        views.append((frozen, view))
+    best = []
+    for frozen, view in sorted(views, key=lambda pair: pair[0].datetime_complete or pair[0].datetime_start):
+        if frozen.datetime_complete is not None and first is not None:
+            view.ended_at = (frozen.datetime_complete - first).total_seconds()
+        better = view.test_cost is not None and (not best or view.test_cost < best[-1][1])
+        if view.status == "finished" and better:
+            best.append((view.ended_at or 0.0, view.test_cost, view.test_accuracy))
+    if curves:
+        for _, view in views:
+            if view.run_id is not None:
+                try:
+                    rows = store.history(view.run_id)
+                except InputError:  # the run was deleted on the Compare page
+                    continue
+                view.curve = [(row["iteration"], row["cost"]) for row in rows]
+                view.evaluations = [(row["iteration"] + 1, row["test_cost"], row["test_accuracy"])
+                                    for row in rows if row["test_cost"] is not None]
+    elapsed = max((v.ended_at or 0.0 for _, v in views), default=0.0)
+    return SweepSnapshot(int(sweep_id), record["status"], spec.total(),
+                         [view for _, view in sorted(views, key=lambda pair: pair[1].number)], elapsed, best,
+                         record["message"], spec.space)
+
+
 def _describe(error):
     if isinstance(error, InputError):
         return f"{error.field}: {error.message}"

@@ -1,0 +1,203 @@
+"""Sweep: many set-ups at once (Dask runs them, Optuna chooses them), compared live; the winner
+goes back to the Train page."""
+
+import dataclasses
+
+import streamlit as st
+
+from backprop.config import PRESETS, TrainConfig, preset
+from backprop.data.toy2d import CLASSIFICATION
+from backprop.errors import InputError
+from backprop.runs import RunStore
+from backprop.settings import SETTINGS, SWEEPABLE
+from backprop.sweep import PRUNERS, STRATEGIES, SweepSpec, default_workers, importances
+from studio import sweep_figures, sweep_runner
+from studio.session import get_studio, route_through_app
+
+route_through_app()  # a direct link to this page on a fresh server: go through app.py
+
+TRAIN_BASE = "The Train page's set-up"
+PLAYGROUND = "2D playground: "
+LIVE_SECONDS = 1.0
+EXAMPLES = {"layers": "e.g. 8,1 | 16,8,1", "learning_rate": "e.g. 0.01,0.1,1 or 1e-3:1 (range)",
+            "batch_size": "e.g. full,64,256", "seed": "e.g. 1,2,3", "l2": "e.g. 0,1e-4,1e-3"}
+
+studio = get_studio()
+state = st.session_state
+st.title("Sweep")
+st.caption("Train many set-ups at once and compare them live. Optuna chooses the set-ups (grid, random "
+           "or TPE) and stops clearly bad ones early; Dask trains them on this machine's cores or on a "
+           "cluster. Every trial is a run on the Compare runs page.")
+try:
+    store = RunStore()
+except InputError as error:
+    st.error(f"{error.field}: {error.message}")
+    st.stop()
+
+
+def playground_base(dataset):
+    """A small network for a 2D task: quick to train, easy to compare."""
+    return TrainConfig(dataset=dataset, digits=(0, 1), layers=[8, 8, 1], activation="tanh", init="xavier",
+                       optimizer="adam", learning_rate=0.03, iterations=300, eval_every=30).validated()
+
+
+def base_config(choice):
+    if choice == TRAIN_BASE:
+        return (studio.pending or studio.config).validated()
+    if choice.startswith(PLAYGROUND):
+        return playground_base(choice[len(PLAYGROUND):])
+    return preset(choice)
+
+
+def value_widget(setting):
+    """A widget for the values one setting takes in the sweep ('' or [] = not varied)."""
+    key = f"sweep_vary_{setting.name}"
+    if setting.kind == "choice":
+        return ",".join(st.multiselect(setting.label, setting.choices, key=key, help=setting.help))
+    return st.text_input(setting.label, key=key, placeholder=EXAMPLES.get(setting.name, "e.g. "
+                         + setting.encode(setting.default)), help=setting.help)
+
+
+# -- set-up ---------------------------------------------------------------------------------------
+with st.expander("New sweep", expanded=not store.list_sweeps()):
+    bases = [TRAIN_BASE, *PRESETS, *(PLAYGROUND + name for name in CLASSIFICATION)]
+    base_choice = st.selectbox("Base set-up", bases, key="sweep_base",
+                               help="Every trial starts from this set-up and changes only what varies")
+    st.markdown("**What varies** (leave a setting empty to keep the base's value). Lists are separated "
+                "by commas, layer-size alternatives by `|`; a number range `low:high` suits random and TPE.")
+    columns = st.columns(3)
+    vary = []
+    for i, name in enumerate(SWEEPABLE):
+        with columns[i % 3]:
+            text = value_widget(SETTINGS[name])
+        if str(text).strip():
+            vary.append(f"{name}={text}")
+    left, middle, right = st.columns(3)
+    strategy = left.selectbox("Strategy", STRATEGIES, key="sweep_strategy",
+                              help="grid: every combination; random; tpe: Optuna's Bayesian sampler")
+    trials = left.number_input("Trials (random, tpe; at most this many for a grid)", 1, 1000, 16,
+                               key="sweep_trials")
+    iterations = middle.number_input("Iterations per trial", 1, 100_000, 300, key="sweep_iterations")
+    pruner = middle.selectbox("Stop bad trials early", PRUNERS, key="sweep_pruner",
+                              help="median: below the median of finished trials at the same step; "
+                                   "halving: successive halving. Both on the test cost.")
+    seed = right.number_input("Sampler seed", 0, 2**31, 0, key="sweep_seed")
+    workers = right.number_input("Local worker processes", 1, 64, default_workers(), key="sweep_workers")
+    scheduler = st.text_input("Dask scheduler (empty: local workers)", key="sweep_scheduler",
+                              placeholder="tcp://host:8786",
+                              help="An existing cluster: `dask scheduler` and `dask worker` processes with "
+                                   "this package installed on each")
+    if st.button("Start sweep", type="primary", key="sweep_start"):
+        try:
+            spec = SweepSpec.build(base_config(base_choice), vary, strategy, trials if strategy != "grid"
+                                   else None, seed, pruner, iterations=iterations)
+            state.sweep_id = sweep_runner.start_sweep(spec, scheduler=scheduler.strip() or None,
+                                                      workers=workers)
+        except InputError as error:
+            st.error(f"**{error.field}**: {error.message}")
+
+# -- the sweeps -------------------------------------------------------------------------------------
+sweeps = store.list_sweeps()
+if not sweeps:
+    st.info("No sweeps yet: choose what varies above and press **Start sweep** (or run "
+            "`python -m backprop sweep --vary learning_rate=0.01,0.1,1`).")
+    st.stop()
+running = sweep_runner.running_ids()
+labels = {f"#{s['id']} {s['name']} ({'running' if s['id'] in running else s['status']})": s["id"]
+          for s in sweeps}
+ids = list(labels.values())
+wanted = state.get("sweep_id", running[0] if running else ids[0])
+shown_id = labels[st.selectbox("Sweep", list(labels), index=ids.index(wanted) if wanted in ids else 0,
+                               key=f"sweep_pick_{wanted}")]
+state.sweep_id = shown_id
+
+
+def load_into_train(trial, snapshot):
+    """A trial's set-up on the Train page, with its network when it finished."""
+    record = store.get_sweep(snapshot.sweep_id)
+    spec = SweepSpec.from_dict(record["spec"])
+    config = dataclasses.replace(spec.base, **trial.params).validated()
+    run = store.get(trial.run_id) if trial.run_id else None
+    if run is not None and run["checkpoint_path"] and trial.status == "finished":
+        from backprop.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(run["checkpoint_path"])
+        studio.restore(checkpoint.config or config, checkpoint.network.params, checkpoint.history)
+    else:
+        studio.propose(config)
+        studio.message = ("info", f"Trial {trial.number}'s set-up is on the Train page; press Reset, "
+                                  "then Train.")
+    st.switch_page("pages/train.py")
+
+
+@st.fragment(run_every=LIVE_SECONDS if sweep_runner.is_running(shown_id) else None)
+def sweep_view(sweep_id):
+    snapshot = sweep_runner.snapshot(sweep_id, store)
+    live = sweep_runner.is_running(sweep_id)
+    if state.get("sweep_was_live") and not live:
+        state.sweep_was_live = False
+        st.rerun(scope="app")  # it ended: the buttons change
+    state.sweep_was_live = live
+    done, total = snapshot.done, snapshot.total
+    best = snapshot.best(1)
+    st.progress(min(1.0, done / max(1, total)),
+                text=f"**{snapshot.status}** · {done}/{total} done · {snapshot.count('running')} running · "
+                     f"{snapshot.count('pruned')} pruned · "
+                     f"{snapshot.count('failed') + snapshot.count('diverged')} failed · "
+                     + (f"best: trial {best[0].number}, test accuracy {best[0].test_accuracy:.2%}"
+                        if best and best[0].test_accuracy is not None else "best: -")
+                     + f" · {snapshot.elapsed:.0f} s")
+    if snapshot.message and snapshot.status == "failed":
+        st.error(snapshot.message)
+    elif snapshot.message:
+        st.caption(snapshot.message)
+    st.dataframe(sweep_figures.trials_table(snapshot), hide_index=True, key="sweep_trials_table")
+    curves = sweep_figures.cost_curves_figure(snapshot)
+    if curves is not None:
+        st.plotly_chart(curves, key="sweep_curves")
+    parallel = sweep_figures.parallel_coordinates_figure(snapshot)
+    if parallel is None:
+        st.caption("The settings-against-accuracy chart appears once a trial has finished.")
+    else:
+        st.plotly_chart(parallel, key="sweep_parallel")
+    left, right = st.columns(2)
+    best_figure = sweep_figures.best_so_far_figure(snapshot)
+    if best_figure is not None:
+        left.plotly_chart(best_figure, key="sweep_best")
+    if not live or done >= total:
+        importance = sweep_figures.importance_figure(importances(sweep_id))
+        if importance is not None:
+            right.plotly_chart(importance, key="sweep_importance")
+
+
+sweep_view(shown_id)
+
+record = store.get_sweep(shown_id)
+buttons = st.columns([1, 1, 3])
+if sweep_runner.is_running(shown_id):
+    if buttons[0].button("Cancel", key="sweep_cancel", help="Stops every running trial within about 2 s"):
+        sweep_runner.cancel_sweep(shown_id)
+        sweep_runner.wait(shown_id, 15)
+        st.rerun()
+elif record["status"] in ("cancelled", "interrupted", "failed", "created"):
+    if buttons[0].button("Resume", key="sweep_resume", help="Finished trials are kept; the rest run"):
+        try:
+            sweep_runner.resume_sweep(shown_id, scheduler=state.get("sweep_scheduler", "").strip() or None,
+                                      workers=state.get("sweep_workers"))
+            st.rerun()
+        except InputError as error:
+            st.error(f"**{error.field}**: {error.message}")
+
+snapshot = sweep_runner.snapshot(shown_id, store)
+choices = {sweep_figures.trial_label(t, snapshot.space) + f" ({t.status})": t for t in snapshot.trials}
+if choices:
+    st.subheader("Load into Train")
+    ranked = [t for t in snapshot.best()] + [t for t in snapshot.trials if t not in snapshot.best()]
+    names = [name for t in ranked for name, u in choices.items() if u is t]
+    picked = choices[st.selectbox("Trial (best first)", names, key="sweep_load_pick")]
+    if st.button("Load into Train", key="sweep_load",
+                 help="Its set-up, and its trained network when it finished"):
+        try:
+            load_into_train(picked, snapshot)
+        except InputError as error:
+            st.error(f"**{error.field}**: {error.message}")

@@ -1,0 +1,119 @@
+"""Pure figure and table builders for the Sweep page, from a backprop.sweep.SweepSnapshot.
+
+Each returns a Plotly figure as a dict (or None when there is nothing to draw yet), like
+studio.analysis_figures, so the page only lays them out and tests read them directly.
+"""
+
+import math
+
+from backprop.settings import SETTINGS
+
+MAX_CURVES = 12  # cost curves drawn at once: the running trials, then the best finished ones
+STATUS_ORDER = ("running", "queued", "finished", "pruned", "diverged", "failed", "cancelled")
+
+
+def _layout(title, **extra):
+    return {"title": {"text": title}, "margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "height": 340,
+            **extra}
+
+
+def _encode(name, value):
+    return SETTINGS[name].encode(value)
+
+
+def trials_table(snapshot):
+    """One row per trial: status, the varied settings, results; running first, then by number."""
+    names = [d.name for d in snapshot.space]
+    rows = []
+    for trial in sorted(snapshot.trials, key=lambda t: (STATUS_ORDER.index(t.status), t.number)):
+        last = trial.curve[-1] if trial.curve else None
+        rows.append({"trial": trial.number, "status": trial.status,
+                     **{name: _encode(name, trial.params[name]) if name in trial.params else ""
+                        for name in names},
+                     "iteration": last[0] + 1 if last else None,
+                     "cost": last[1] if last else None,
+                     "test accuracy": trial.test_accuracy if trial.test_accuracy is not None else (
+                         trial.evaluations[-1][2] if trial.evaluations else None),
+                     "test cost": trial.test_cost,
+                     "seconds": trial.seconds, "run": trial.run_id, "worker": trial.worker or "",
+                     "reason": trial.reason or ""})
+    return rows
+
+
+def trial_label(trial, space):
+    settings = ", ".join(f"{d.name} {_encode(d.name, trial.params[d.name])}" for d in space
+                         if d.name in trial.params)
+    return f"#{trial.number} {settings}"
+
+
+def cost_curves_figure(snapshot):
+    """Training cost per iteration of the running trials (streaming in) and the best finished."""
+    running = [t for t in snapshot.trials if t.status == "running" and t.curve]
+    best = [t for t in snapshot.best() if t.curve]
+    chosen = (running + [t for t in best if t not in running])[:MAX_CURVES]
+    if not chosen:
+        return None
+    data = []
+    for trial in chosen:
+        iterations, costs = zip(*trial.curve, strict=True)
+        data.append({"type": "scattergl", "mode": "lines", "name": trial_label(trial, snapshot.space),
+                     "x": list(iterations),
+                     "y": [c if c is not None and math.isfinite(c) else None for c in costs],
+                     "line": {"dash": "solid" if trial.status == "running" else "dot"}})
+    return {"data": data, "layout": _layout("Training cost: running trials (solid) and the best (dotted)",
+                                            xaxis={"title": {"text": "iteration"}},
+                                            yaxis={"title": {"text": "cost"}, "type": "log"},
+                                            legend={"orientation": "h", "y": -0.25})}
+
+
+def _dimension(name, values):
+    """A parcoords axis for one varied setting: numbers as they are (log10 on a log setting),
+    anything else (layer sizes, names) as categories."""
+    setting = SETTINGS[name]
+    numeric = setting.kind in ("int", "float") and all(isinstance(v, (int, float)) for v in values)
+    if numeric and setting.log and all(v > 0 for v in values):
+        return {"label": f"log10 {name}", "values": [math.log10(v) for v in values]}
+    if numeric:
+        return {"label": name, "values": list(values)}
+    texts = [_encode(name, v) for v in values]
+    names = sorted(set(texts), key=lambda t: (len(t), t))
+    return {"label": name, "values": [names.index(t) for t in texts], "tickvals": list(range(len(names))),
+            "ticktext": names}
+
+
+def parallel_coordinates_figure(snapshot):
+    """Each finished trial's settings against its final test accuracy (None before the first)."""
+    done = [t for t in snapshot.trials if t.status == "finished" and t.test_accuracy is not None]
+    if not done:
+        return None
+    dimensions = [_dimension(d.name, [t.params[d.name] for t in done]) for d in snapshot.space]
+    accuracy = [t.test_accuracy for t in done]
+    dimensions.append({"label": "test accuracy", "values": accuracy})
+    return {"data": [{"type": "parcoords", "dimensions": dimensions,
+                      "line": {"color": accuracy, "colorscale": "Viridis", "showscale": True}}],
+            "layout": _layout("Settings against final test accuracy", height=380,
+                              margin={"l": 70, "r": 70, "t": 70, "b": 30})}
+
+
+def best_so_far_figure(snapshot):
+    """The best test accuracy found so far (of the lowest-test-cost trial) against time."""
+    if not snapshot.best_so_far:
+        return None
+    last = snapshot.best_so_far[-1]
+    seconds = [point[0] for point in snapshot.best_so_far] + [max(snapshot.elapsed, last[0])]
+    accuracy = [point[2] for point in snapshot.best_so_far] + [snapshot.best_so_far[-1][2]]
+    return {"data": [{"type": "scatter", "mode": "lines+markers", "line": {"shape": "hv"},
+                      "x": seconds, "y": accuracy, "name": "best so far"}],
+            "layout": _layout("Best so far", xaxis={"title": {"text": "seconds since the sweep started"}},
+                              yaxis={"title": {"text": "test accuracy"}, "tickformat": ".1%"})}
+
+
+def importance_figure(importances):
+    """Optuna's parameter importances as bars (None until it can tell)."""
+    if not importances:
+        return None
+    names = list(importances)[::-1]
+    return {"data": [{"type": "bar", "orientation": "h", "x": [importances[n] for n in names], "y": names}],
+            "layout": _layout("Parameter importance (Optuna, fANOVA)",
+                              xaxis={"title": {"text": "importance"}},
+                              height=max(200, 60 + 40 * len(names)))}

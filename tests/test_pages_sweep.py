@@ -1,0 +1,64 @@
+"""The Sweep page (AppTest): a bad space is refused naming the field; a small sweep started from the
+page runs on a real local Dask cluster (started from the app's process), fills the trials table and
+the parallel-coordinates chart, and its best trial loads into the Train page's Studio."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from backprop.paths import PROJECT_ROOT
+from studio import session, sweep_runner
+
+pytestmark = pytest.mark.timeout(150)
+
+
+@pytest.fixture
+def studio(monkeypatch):
+    studio = session.Studio()
+    monkeypatch.setattr(session, "_cached_studio", lambda name="train": studio)
+    return studio
+
+
+def page():
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages/sweep.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def set_up(at, learning_rates):
+    at.selectbox(key="sweep_base").select("2D playground: spiral")
+    at.text_input(key="sweep_vary_learning_rate").input(learning_rates)
+    at.number_input(key="sweep_iterations").set_value(40)
+    at.number_input(key="sweep_workers").set_value(2)
+    at.button(key="sweep_start").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_a_bad_space_is_refused_naming_the_setting(studio):
+    at = page()
+    set_up(at, "0.1,abc")
+    assert any("learning_rate" in error.value for error in at.error)
+    assert "sweep_id" not in at.session_state
+
+
+def test_a_sweep_started_from_the_page_fills_the_table_and_loads_into_train(studio):
+    at = page()
+    set_up(at, "0.01,0.1")
+    sweep_id = at.session_state["sweep_id"]
+    assert sweep_runner.wait(sweep_id, 120), "the sweep did not finish"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert list(table["status"]) == ["finished", "finished"]
+    assert sorted(table["learning_rate"]) == ["0.01", "0.1"]
+    charts = [chart.proto.spec for chart in at.get("plotly_chart")]
+    assert any('"parcoords"' in spec for spec in charts)
+    assert "finished" in at.selectbox(key=f"sweep_pick_{sweep_id}").value
+
+    best = sweep_runner.snapshot(sweep_id).best(1)[0]
+    at.button(key="sweep_load").click()  # the best trial is the first choice
+    at.run()
+    assert studio.config.learning_rate == best.params["learning_rate"]
+    assert studio.config.dataset == "spiral"
+    assert studio.trainer is not None and studio.trainer.iteration == 40  # its trained network
