@@ -228,6 +228,7 @@ def write_json(path, config, history, result, seconds, status, trainer):
         "test_cost": result.get("test_cost"),
         "seconds": seconds,
         "status": status,
+        "evaluations": list(trainer.history.evaluations),  # named by steps done, like the run store
         "iterations_done": trainer.iteration,
         "diverged": trainer.diverged,
     }

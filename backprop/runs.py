@@ -190,14 +190,19 @@ class RunStore:
     def append_history(self, run_id, rows):
         """Add step rows {iteration, epoch, cost, [test_cost, test_accuracy]} in one transaction.
 
-        A row for an iteration already recorded replaces it."""
+        Rows of the same iteration are merged: a value given replaces the one recorded."""
         values = [(int(run_id), int(row["iteration"]), _number(row.get("epoch")),
                    _number(row.get("cost")), _number(row.get("test_cost")),
                    _number(row.get("test_accuracy"))) for row in rows]
 
         def insert(con):
             self._require(con, run_id)
-            con.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?, ?)", values)
+            # A step's row and the test row of the same iteration arrive separately: merge them.
+            con.executemany("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, iteration) "
+                            "DO UPDATE SET epoch = COALESCE(excluded.epoch, epoch), "
+                            "cost = COALESCE(excluded.cost, cost), "
+                            "test_cost = COALESCE(excluded.test_cost, test_cost), "
+                            "test_accuracy = COALESCE(excluded.test_accuracy, test_accuracy)", values)
             con.execute("UPDATE runs SET updated = ? WHERE id = ?", (time.time(), int(run_id)))
         self._transaction(insert)
 
@@ -258,7 +263,8 @@ class RunStore:
     def _last(self, con, run_id):
         """The last recorded step and the last test evaluation of a run."""
         step = con.execute("SELECT iteration, cost, COUNT(*) OVER () AS n FROM history "
-                           "WHERE run_id = ? ORDER BY iteration DESC LIMIT 1", (run_id,)).fetchone()
+                           "WHERE run_id = ? AND cost IS NOT NULL ORDER BY iteration DESC LIMIT 1",
+                           (run_id,)).fetchone()
         test = con.execute("SELECT test_accuracy, test_cost FROM history WHERE run_id = ? AND "
                            "test_accuracy IS NOT NULL ORDER BY iteration DESC LIMIT 1",
                            (run_id,)).fetchone()
@@ -377,10 +383,14 @@ class RunRecorder:
                 if "diverged" in record:
                     self.divergence = record["diverged"]
                     continue
-                evaluated = record.get("test_accuracy") is not None
-                if record["iteration"] % self.stride and not evaluated:
+                if "test_iteration" in record:  # its own row, at the iteration it is named by
+                    self._pending.append({"iteration": record["test_iteration"],
+                                          "test_cost": record["test_cost"],
+                                          "test_accuracy": record["test_accuracy"]})
+                if record["iteration"] % self.stride:
                     continue
-                self._pending.append({key: record.get(key) for key in HISTORY_FIELDS})
+                self._pending.append({"iteration": record["iteration"], "epoch": record["epoch"],
+                                      "cost": record["cost"]})
                 self.kept += 1
                 if self.kept >= self.max_rows * self.stride.bit_length():
                     self.stride *= 2

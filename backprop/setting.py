@@ -37,6 +37,7 @@ class Setting:
     cli: bool = True
     cli_aliases: tuple = ()  # more option names, e.g. ("--lr",)
     owner: str | None = None  # the optimizer this setting belongs to (shown only for it)
+    datasets: tuple = ()  # when given, the setting applies only to these data sets (2D tasks)
 
     def __post_init__(self):
         if self.kind not in KINDS:

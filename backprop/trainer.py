@@ -243,8 +243,11 @@ class Trainer:
 
     def _evaluate_test(self):
         test_cost, test_accuracy = self.network.evaluate(self.x_test, self.y_test)
-        result = {"test_cost": test_cost, "test_accuracy": test_accuracy}
-        self.history.add_evaluation({"iteration": self.iteration, **result})
+        # A test evaluation is named by the steps done, like a step's cost (the cost at iteration i
+        # is that of the parameters after i steps): the one after step 99 is iteration 100.
+        result = {"test_iteration": self.iteration, "test_cost": test_cost, "test_accuracy": test_accuracy}
+        self.history.add_evaluation({"iteration": self.iteration, "test_cost": test_cost,
+                                     "test_accuracy": test_accuracy})
         return result
 
     def evaluate(self):

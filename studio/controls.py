@@ -2,27 +2,75 @@
 values into a TrainConfig, or name the field that is wrong (shown right under that widget)."""
 
 import dataclasses
+import math
 from pathlib import Path
 
 import streamlit as st
 
-from backprop.activations import ACTIVATIONS
-from backprop.config import LR_SCHEDULES, PRESET_NOTES, PRESETS, TrainConfig, parse_int_list, preset
-from backprop.data import DATASETS, REGISTRY, load_task
+from backprop.config import PRESET_NOTES, PRESETS, TrainConfig, parse_int_list, preset
+from backprop.config import output_units as config_output_units
+from backprop.data import REGISTRY, load_task
 from backprop.data.download import is_complete
 from backprop.errors import InputError
-from backprop.network import DTYPES, INITS
-from backprop.optimizers import OPTIMIZERS
 from backprop.paths import datasets_dir
+from backprop.settings import SETTINGS
 
-DATASET_CHOICES = DATASETS  # mnist (shipped), downloadable sets, then a person's own "idx" / "npz"
+from .url_state import plain as escape_markdown
+
 USER_DATA = {"idx": "a folder with the four IDX files", "npz": "a .npz file"}
 CLASSES = {"emnist-letters": 26}  # every other named set has 10 classes
 _user_classes = {}  # (dataset, path, modified time) -> number of classes, so a file is read once
-LEARNING_RATES = sorted({float(f"{m}e{e}") for e in range(-5, 1) for m in (1, 2, 5)} | {10.0})
 PRESET_LABELS = {"tutorial": "Tutorial: 5 vs 8, [196, 1]",
                  "tutorial-deep": "Tutorial deep: [392, 196, 98, 1]", "mnist10": "10 digits, ReLU + Adam",
                  "custom": "Custom"}
+
+
+def widget_key(name):
+    return "setup_hidden" if name == "layers" else f"setup_{name}"
+
+
+def widget_kind(setting):
+    """How the sidebar shows a setting, from its declaration."""
+    if setting.kind == "choice":
+        return "select"
+    if setting.kind == "float" and setting.log:
+        return "log_slider"
+    if setting.kind == "int" and setting.none_word is None:
+        return "number"
+    return "text"
+
+
+def widget_value(setting, value):
+    """A setting's value as its widget holds it."""
+    kind = widget_kind(setting)
+    if setting.name == "layers":
+        return ",".join(str(n) for n in value[:-1])  # the hidden sizes; the output follows the task
+    if kind == "select":
+        return value if value in setting.choices else setting.default
+    if kind == "log_slider":
+        return float(value)
+    if kind == "number":
+        return int(value)
+    return setting.encode(value)
+
+
+def log_grid(setting, current):
+    """1, 2, 5 x powers of ten around the default, within the setting's bounds, and the current value."""
+    centre = math.floor(math.log10(setting.default))
+    values = {float(f"{m}e{e}") for e in range(centre - 4, centre + 2) for m in (1, 2, 5)} | {10.0 ** (centre + 2)}
+    allowed = [v for v in values if (setting.high is None or v <= setting.high)]
+    return sorted(set(allowed) | {float(current)})
+
+
+def shown(setting, state):
+    """Whether a setting applies to the set-up the widgets show now (its optimizer, its data sets)."""
+    if setting.owner is not None and state.get(widget_key("optimizer")) != setting.owner:
+        return False
+    if setting.datasets and state.get(widget_key("dataset")) not in setting.datasets:
+        return False
+    if setting.name == "data_path" and state.get(widget_key("dataset")) not in USER_DATA:
+        return False
+    return setting.name != "preset"
 
 
 def fill_widgets(config, only_missing=False):
@@ -30,23 +78,8 @@ def fill_widgets(config, only_missing=False):
     forgets a widget's state when a run does not draw it (another page, the demo view), so
     `only_missing=True` refills just those keys."""
     state = {} if only_missing else st.session_state
-    state["setup_dataset"] = config.dataset if config.dataset in DATASET_CHOICES else "mnist"
-    state["setup_data_path"] = config.data_path or ""
-    state["setup_lr_schedule"] = config.lr_schedule
-    state["setup_digits"] = "all" if config.digits is None else f"{config.digits[0]},{config.digits[1]}"
-    state["setup_subset"] = "" if config.subset is None else str(config.subset)
-    state["setup_hidden"] = ",".join(str(n) for n in config.layers[:-1])
-    state["setup_activation"] = config.activation
-    state["setup_init"] = config.init
-    state["setup_optimizer"] = config.optimizer
-    state["setup_lr"] = config.learning_rate
-    state["setup_momentum"] = config.momentum
-    state["setup_batch"] = "full" if config.batch_size is None else str(config.batch_size)
-    state["setup_l2"] = f"{config.l2:g}"
-    state["setup_seed"] = int(config.seed)
-    state["setup_dtype"] = config.dtype
-    state["setup_iterations"] = int(config.iterations)
-    state["setup_eval_every"] = int(config.eval_every)
+    for name, setting in SETTINGS.items():
+        state[widget_key(name)] = widget_value(setting, getattr(config, name))
     state["setup_preset"] = next((name for name, p in PRESETS.items() if p.validated() == config),
                                  "custom")
     if only_missing:
@@ -129,111 +162,77 @@ def data_classes(dataset, path):
 def output_units(dataset, digits_text, n_classes=None):
     """The output size follows the task: 1 (sigmoid) for two classes, else one per class."""
     two_classes = str(digits_text).strip().lower() not in ("all", "")
-    return 1 if two_classes else n_classes or CLASSES.get(dataset, 10)
+    return config_output_units(2 if two_classes else n_classes or CLASSES.get(dataset, 10))
+
+
+def _setting_widget(setting, state):
+    key, kind = widget_key(setting.name), widget_kind(setting)
+    helptext = "\n".join([setting.help, *(f"- {line}" for line in setting.choice_help)])
+    if setting.name == "dataset":
+        st.selectbox(setting.label, setting.choices, key=key, format_func=_dataset_label, help=helptext)
+    elif setting.name == "layers":
+        st.text_input("Hidden layer sizes", key=key, help="Comma-separated, e.g. 392,196,98; empty for "
+                      "logistic regression")
+        left, right = st.columns(2)
+        left.button("Add layer", on_click=_add_layer, use_container_width=True)
+        right.button("Remove layer", on_click=_remove_layer, use_container_width=True)
+        try:
+            n_classes = data_classes(state[widget_key("dataset")], _data_path())
+        except InputError:
+            n_classes = None  # read_widgets names the problem under the data set
+        outputs = output_units(state[widget_key("dataset")], state[widget_key("digits")], n_classes)
+        st.caption(f"Output layer: {outputs} unit{'s' if outputs > 1 else ''} "
+                   f"({'sigmoid' if outputs == 1 else 'softmax'}), set by the task")
+    elif kind == "select":
+        st.selectbox(setting.label, setting.choices, key=key, help=helptext)
+    elif kind == "log_slider":
+        st.select_slider(setting.label, log_grid(setting, state[key]), key=key, format_func=lambda v: f"{v:g}",
+                         help=helptext)
+    elif kind == "number":
+        st.number_input(setting.label, int(setting.low), int(setting.high) if setting.high else None,
+                        key=key, step=1, help=helptext)
+    else:
+        st.text_input(setting.label, key=key, help=helptext)
 
 
 def setup_sidebar(studio):
-    """Draw the set-up widgets; returns (config or None, error or None)."""
+    """Draw one widget per setting of the table that applies; returns (config or None, error or
+    None). A bad value's message is shown right under its widget."""
     state = st.session_state
     slots = {}
-
-    def slot(field):
-        slots[field] = st.empty()
-
     st.selectbox("Preset", list(PRESET_LABELS), key="setup_preset", format_func=PRESET_LABELS.get,
                  on_change=_apply_preset)
     if state.setup_preset in PRESET_NOTES:
         st.caption(PRESET_NOTES[state.setup_preset])
-    st.selectbox("Data set", DATASET_CHOICES, key="setup_dataset", format_func=_dataset_label,
-                 help="Downloads and your own files (IDX or .npz) are managed on the Data page")
-    if state.setup_dataset in USER_DATA:
-        st.text_input("Data path", key="setup_data_path", help=f"The path of {USER_DATA[state.setup_dataset]}"
-                      " (the Data page saves uploads under the studio's datasets folder)")
-    slot("dataset")
-    st.text_input("Classes", key="setup_digits", help="Two classes such as 5,8 (the tutorial), or 'all'")
-    slot("digits")
-    st.text_input("Training subset", key="setup_subset", help="Empty: every training image; or a "
-                  "number of images (stratified) for quick experiments")
-    slot("subset")
-    st.text_input("Hidden layer sizes", key="setup_hidden", help="Comma-separated, e.g. 392,196,98; "
-                  "empty for logistic regression")
-    left, right = st.columns(2)
-    left.button("Add layer", on_click=_add_layer, use_container_width=True)
-    right.button("Remove layer", on_click=_remove_layer, use_container_width=True)
-    try:
-        n_classes = data_classes(state.setup_dataset, _data_path())
-    except InputError:
-        n_classes = None  # read_widgets names the problem under the data set
-    outputs = output_units(state.setup_dataset, state.setup_digits, n_classes)
-    st.caption(f"Output layer: {outputs} unit{'s' if outputs > 1 else ''} "
-               f"({'sigmoid' if outputs == 1 else 'softmax'}), set by the task")
-    slot("layers")
-    st.selectbox("Activation", list(ACTIVATIONS), key="setup_activation")
-    slot("activation")
-    st.selectbox("Initialisation", list(INITS), key="setup_init", help="\n".join(
-        f"- **{k}**: {v}" for k, v in INITS.items()))
-    st.selectbox("Optimizer", list(OPTIMIZERS), key="setup_optimizer", help="Applies at the next step")
-    lr_options = sorted(set(LEARNING_RATES) | {float(state.setup_lr)})
-    st.select_slider("Learning rate (log scale)", lr_options, key="setup_lr", format_func=lambda v: f"{v:g}",
-                     help="Applies at the next step; marked on the cost chart")
-    st.selectbox("Learning-rate schedule", list(LR_SCHEDULES), key="setup_lr_schedule",
-                 help="\n".join(f"- **{k}**: {v}" for k, v in LR_SCHEDULES.items())
-                 + "\n\nApplies at the next step; marked on the cost chart")
-    slot("learning_rate")
-    if state.setup_optimizer == "momentum":
-        st.number_input("Momentum", 0.0, 0.999, key="setup_momentum", step=0.05, format="%.3f")
-        slot("momentum")
-    st.text_input("Batch size", key="setup_batch", help="'full' (the whole training set each step, "
-                  "like the tutorial) or a number of images per mini-batch")
-    slot("batch_size")
-    st.text_input("L2 regularisation", key="setup_l2", help="λ ≥ 0; adds λ/2·Σ‖W‖² to the cost")
-    slot("l2")
-    st.number_input("Seed", 0, 2**32 - 1, key="setup_seed", step=1)
-    slot("seed")
-    st.selectbox("Number type", DTYPES, key="setup_dtype")
-    st.number_input("Iteration budget", 1, 10**7, key="setup_iterations", step=100)
-    slot("iterations")
-    st.number_input("Test every N iterations", 1, 10**6, key="setup_eval_every", step=10)
-    slot("eval_every")
-
+    for name, setting in SETTINGS.items():
+        if shown(setting, state):
+            _setting_widget(setting, state)
+            slots[name] = st.empty()
     try:
         config = read_widgets(studio)
     except InputError as error:
-        # data_path and the loader's own fields ("path", ...) are shown under the data set
+        # the loader's own fields ("path", ...) are shown under the data set
         target = slots.get(error.field) or slots.get("layers" if "layer" in error.field else "dataset")
-        target.error(f"**{error.field}**: {error.message}")
+        target.error(f"**{error.field}**: {escape_markdown(error.message)}")
         return None, error
     return config, None
 
 
 def _data_path():
     state = st.session_state
-    path = str(state.get("setup_data_path", "")).strip()
-    return path if state.setup_dataset in USER_DATA and path else None
+    path = str(state.get(widget_key("data_path"), "")).strip()
+    return path if state[widget_key("dataset")] in USER_DATA and path else None
 
 
 def read_widgets(studio):
     """The widgets' values as a validated TrainConfig (raises InputError naming the field)."""
     state = st.session_state
-    subset = str(state.setup_subset).strip()
-    hidden = _hidden_sizes(state.setup_hidden)
-    base = studio.config
-    n_classes = data_classes(state.setup_dataset, _data_path())
-    config = dataclasses.replace(
-        base if isinstance(base, TrainConfig) else TrainConfig(),
-        dataset=state.setup_dataset, data_path=_data_path(), digits=state.setup_digits,
-        subset=subset or None,
-        layers=hidden + [output_units(state.setup_dataset, state.setup_digits, n_classes)],
-        activation=state.setup_activation, init=state.setup_init, optimizer=state.setup_optimizer,
-        learning_rate=state.setup_lr, lr_schedule=state.setup_lr_schedule, momentum=state.setup_momentum,
-        batch_size=str(state.setup_batch).strip().lower(), l2=str(state.setup_l2).strip(),
-        seed=state.setup_seed, dtype=state.setup_dtype, iterations=state.setup_iterations,
-        eval_every=state.setup_eval_every)
-    if config.subset is not None:
-        try:
-            config.subset = int(config.subset)
-        except ValueError:
-            raise InputError("subset", f"{subset!r} is not a whole number of training images") from None
-    if config.batch_size in ("full", ""):
-        config.batch_size = None
-    return config.validated()
+    values = {name: state[widget_key(name)] for name, setting in SETTINGS.items()
+              if widget_key(name) in state and shown(setting, state)}
+    hidden = _hidden_sizes(state[widget_key("layers")])
+    n_classes = data_classes(state[widget_key("dataset")], _data_path())
+    values["layers"] = hidden + [output_units(state[widget_key("dataset")], state[widget_key("digits")],
+                                              n_classes)]
+    values["data_path"] = _data_path()
+    base = studio.config if isinstance(studio.config, TrainConfig) else TrainConfig()
+    return dataclasses.replace(base, **values).validated()

@@ -97,11 +97,11 @@ def _series(values):
 def cost_figure(view, log_y=False, height=380):
     """Train cost per iteration (trace 'train cost'), test cost and accuracy every eval_every
     iterations, knob changes as dotted vertical lines and a divergence as a red one."""
-    x, y = view["iterations"], view["costs"]
+    x, y = view.iterations, view.costs
     index = downsample(x, y)
     traces = [{"type": "scatter", "mode": _mode(len(index)), "name": "train cost", "x": x[index],
                "y": _series(y[index]), "line": {"color": "#1f77b4", "width": 2}}]
-    evaluations = view["evaluations"]
+    evaluations = view.evaluations
     if evaluations:
         ex = np.array([e["iteration"] for e in evaluations])
         test_cost = _series([e["test_cost"] for e in evaluations])
@@ -112,15 +112,15 @@ def cost_figure(view, log_y=False, height=380):
                        "x": ex[keep], "y": _series([e["test_accuracy"] for e in evaluations])[keep],
                        "yaxis": "y2", "line": {"color": "#2ca02c"}})
     shapes, annotations = [], []
-    for marker in view["markers"][-50:]:
+    for marker in view.markers[-50:]:
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": marker["iteration"],
                        "x1": marker["iteration"], "y0": 0, "y1": 1,
                        "line": {"color": "#7f7f7f", "dash": "dot", "width": 1}})
         annotations.append({"x": marker["iteration"], "y": 1, "xref": "x", "yref": "paper",
                             "text": f"{marker['setting']} {_short(marker['old'])}→{_short(marker['new'])}",
                             "showarrow": False, "yanchor": "bottom", "font": {"size": 10}})
-    if view.get("diverged"):
-        at = view["diverged"]["iteration"]
+    if view.diverged:
+        at = view.diverged["iteration"]
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": at, "x1": at, "y0": 0,
                        "y1": 1, "line": {"color": "#d62728", "width": 2}})
         annotations.append({"x": at, "y": 0.5, "xref": "x", "yref": "paper", "text": "diverged",
@@ -149,8 +149,8 @@ def _short(value):
 def gradient_figure(view, height=380):
     """Per-layer ‖dW‖ (solid) and mean |dW| (dotted) over time on a log scale: vanishing gradients
     show as lower layers' lines sitting decades below the last layer's."""
-    x = view["iterations"]
-    norms, means = view["dW_norm"], view["dW_mean_abs"]
+    x = view.iterations
+    norms, means = view.dW_norm, view.dW_mean_abs
     traces = []
     index = downsample(x, norms[:, 0])
     mode = _mode(len(index))
@@ -171,7 +171,7 @@ def gradient_figure(view, height=380):
 
 def ratio_figure(view, height=380):
     """Per-layer ‖update‖ / ‖W‖: around 1e-3 is healthy; far below, the layer barely learns."""
-    x, ratio = view["iterations"], view["update_ratio"]
+    x, ratio = view.iterations, view.update_ratio
     traces = []
     index = downsample(x, ratio[:, 0])
     for l in range(ratio.shape[1]):
@@ -328,14 +328,14 @@ def status_text(view):
     """The one-line status: iteration, epoch, iterations/s, elapsed, cost, accuracy."""
     if view is None:
         return "Not built yet: press Train or Step to start (iteration 0)."
-    parts = [f"iteration {view['iteration']}", f"epoch {view['epoch']:.2f}"]
-    parts.append(f"{view['iterations_per_second']:.1f} it/s" if view["running"] else "paused")
-    parts.append(f"elapsed {_duration(view['seconds'])}")
-    last = view.get("last")
+    parts = [f"iteration {view.iteration}", f"epoch {view.epoch:.2f}"]
+    parts.append(f"{view.iterations_per_second:.1f} it/s" if view.running else "paused")
+    parts.append(f"elapsed {_duration(view.seconds)}")
+    last = view.last
     if last is not None:
         parts.append(f"cost {last['cost']:.4f}")
-    if view["evaluations"]:
-        parts.append(f"test accuracy {view['evaluations'][-1]['test_accuracy']:.2%}")
+    if view.evaluations:
+        parts.append(f"test accuracy {view.evaluations[-1]['test_accuracy']:.2%}")
     return " · ".join(parts)
 
 
@@ -348,7 +348,7 @@ def _duration(seconds):
 def vanishing_note(view):
     """A sentence explaining the gradient chart when the first layer's gradients are far smaller
     than the last layer's (the tutorial's deep sigmoid network), else None."""
-    norms = view["dW_mean_abs"]
+    norms = view.dW_mean_abs
     if norms.shape[1] < 3 or not len(norms):
         return None
     first, last = norms[-1, 0], norms[-1, -1]
@@ -358,13 +358,3 @@ def vanishing_note(view):
             "Each sigmoid layer multiplies the backward signal by σ'(Z) ≤ 0.25, so the first layers "
             "barely move and the cost sits near 0.69 (a coin flip) until they do. ReLU with He "
             "init, or Adam (which rescales each weight's step), shortens this plateau.")
-
-
-def refresh_period(base, render_seconds, share=0.10, keep_base_up_to=None):
-    """How often a live view should redraw: its base period, lengthened so drawing takes at most
-    `share` of it. A view with a required rate (`keep_base_up_to`, e.g. 0.5 for the cost chart)
-    keeps its base period until drawing takes more than that share of it."""
-    wanted = render_seconds / share
-    if keep_base_up_to is not None:
-        wanted = min(wanted, render_seconds / keep_base_up_to)
-    return max(base, wanted)

@@ -1,144 +1,53 @@
-"""One Studio per browser session: the set-up, the trainer and the thread that trains it.
+"""One Studio per browser session and page kind: the set-up, the trainer and its thread.
 
-Streamlit kills a script mid-loop when a person clicks, so training never runs in the script.
-A `TrainingThread` loops `trainer.step(1)` in the background and never calls `st.*`; the page
-only reads lock-protected snapshots and calls the Studio's methods from button callbacks.
-The Studio lives in a session-scoped resource cache whose `on_release` stops the thread when the
-browser session ends. A server-wide cap keeps a few sessions from taking every core.
+The page only reads typed snapshots (`TrainingView`) and calls the Studio's methods from button
+callbacks; a `TrainingThread` (studio.threads) trains in the background and a `SessionRecorder`
+(studio.recorder) keeps the run store up to date. The Studio lives in a session-scoped resource
+cache whose `on_release` stops the thread when the browser session ends.
 """
 
 import dataclasses
-import os
-import sys
+import tempfile
 import threading
-import time
 import uuid
-from collections import deque
+from pathlib import Path
 
 import numpy as np
 
 from backprop.config import TrainConfig, preset
 from backprop.errors import InputError
-from backprop.paths import studio_home
+from backprop.settings import DATA, LIVE
 from backprop.trainer import Trainer
 
-THREAD_PREFIX = "backprop-train-"
-# Changing these needs a new network (a Reset); every other field applies at the next step.
-LIVE_FIELDS = ("learning_rate", "lr_schedule", "momentum", "beta1", "beta2", "l2", "optimizer",
-               "iterations", "eval_every")
-DATA_FIELDS = ("dataset", "digits", "subset", "data_path", "seed", "dtype")
+from .recorder import SessionRecorder
+from .threads import THREAD_PREFIX, TrainingThread, active_training_threads, max_training_threads  # noqa: F401
 
 
-def max_training_threads():
-    """Server-wide cap on concurrent training threads (env BACKPROP_MAX_TRAINING_THREADS, default 4)."""
-    try:
-        return max(1, int(os.environ.get("BACKPROP_MAX_TRAINING_THREADS", "4")))
-    except ValueError:
-        return 4
+@dataclasses.dataclass(frozen=True)
+class TrainingView:
+    """What a page draws of a run, read at one moment under the trainer's lock. Arrays are
+    copies, or arrays the trainer never changes again."""
 
-
-_slots_lock = threading.Lock()
-_active_threads = set()  # names of training threads that hold a slot
-
-
-def active_training_threads():
-    """How many training threads run in this server process right now (all sessions)."""
-    with _slots_lock:
-        return len(_active_threads)
-
-
-def _log_thread_count():
-    """One line in the server's log per start/stop, so a test (or an operator) can count threads."""
-    print(f"backprop-studio: training threads running: {len(_active_threads)}", file=sys.stderr,
-          flush=True)
-
-
-def _take_slot(name):
-    with _slots_lock:
-        limit = max_training_threads()
-        if len(_active_threads) >= limit:
-            raise InputError("training", f"the server is already training {limit} networks at once "
-                                         "(its limit, BACKPROP_MAX_TRAINING_THREADS); wait for one "
-                                         "to finish or pause it, then press Train again")
-        _active_threads.add(name)
-        _log_thread_count()
-
-
-def _free_slot(name):
-    with _slots_lock:
-        _active_threads.discard(name)
-        _log_thread_count()
-
-
-class TrainingThread:
-    """Start/pause control for one background loop of `trainer.step(1)`.
-
-    A thread lives only while training runs: Pause (or the budget, or a divergence) ends it, so a
-    paused session costs no thread. `on_records(records)` is called after every step, in the
-    thread, and `on_stop(reason)` once when the loop ends.
-    """
-
-    def __init__(self, name, on_records, on_stop):
-        self.name = name
-        self.on_records = on_records
-        self.on_stop = on_stop
-        self._run = threading.Event()
-        self._thread = None
-        self._rates = deque(maxlen=64)  # (time, iteration) samples for iterations/s
-        self.started_at = None
-
-    @property
-    def running(self):
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self, trainer, budget):
-        if self.running:
-            return
-        _take_slot(self.name)
-        self._run.set()
-        self._rates.clear()
-        self.started_at = time.perf_counter()
-        self._thread = threading.Thread(target=self._loop, args=(trainer, budget), name=self.name,
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self, wait=True):
-        """Ask the loop to end after its current step; with wait, until it has."""
-        self._run.clear()
-        thread = self._thread
-        if wait and thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=30)
-
-    def iterations_per_second(self):
-        """Recent wall-clock rate (what a person sees), over the last few seconds."""
-        samples = list(self._rates)
-        if len(samples) < 2:
-            return 0.0
-        (t0, i0), (t1, i1) = samples[0], samples[-1]
-        return (i1 - i0) / (t1 - t0) if t1 > t0 else 0.0
-
-    def _loop(self, trainer, budget):
-        reason = "paused"
-        try:
-            self._rates.append((time.perf_counter(), trainer.iteration))
-            while self._run.is_set():
-                if trainer.iteration >= budget:
-                    reason = "budget"
-                    break
-                records = trainer.step(1)
-                now = time.perf_counter()
-                if not self._rates or now - self._rates[-1][0] > 0.1:
-                    self._rates.append((now, trainer.iteration))
-                self.on_records(records)
-                if trainer.diverged is not None:
-                    reason = "diverged"
-                    break
-        except Exception as error:  # never die silently: the page shows what happened
-            reason = f"error: {error}"
-        finally:
-            self._run.clear()
-            _free_slot(self.name)
-            self.on_stop(reason)
+    iteration: int  # steps done
+    epoch: float
+    seconds: float  # time spent training
+    params: list  # [(W, b)] per layer, now
+    initial_params: list | None  # [(W, b)] at initialisation
+    knobs: dict  # the optimizer's settings now
+    l2: float
+    diverged: dict | None
+    last: dict | None  # the last step's row (iteration, epoch, cost)
+    iterations: np.ndarray  # the recorded steps' numbers
+    costs: np.ndarray
+    dW_norm: np.ndarray  # (steps, layers)
+    dW_mean_abs: np.ndarray
+    update_ratio: np.ndarray
+    evaluations: list  # {iteration (steps done), test_cost, test_accuracy}
+    markers: list  # {iteration, setting, old, new}
+    running: bool
+    iterations_per_second: float
+    budget: int
+    image_shape: tuple | None
 
 
 class Studio:
@@ -152,23 +61,27 @@ class Studio:
         self._data_key = None
         self.trainer = None
         self.initial_params = None  # (W, b) at initialisation: histograms "now vs at init"
-        self.run_id = None
-        self._store = store
-        self._recorder = None
-        self._run_stopped = False  # the open run is marked stopped (paused); Train marks it running
-        self._saved = None  # (run_id, iteration) of the last checkpoint written for a run
         self.message = None  # (kind, text) for the page: "info", "warning", "error", "success"
         self.stop_reason = None
         self._lock = threading.RLock()
+        self.recorder = SessionRecorder(self, warn=self._warn, store=store)
         self.runner = TrainingThread(THREAD_PREFIX + self.session_id, self._on_records, self._on_stop)
+
+    def _warn(self, text):
+        self.message = ("warning", text)
+
+    @property
+    def run_id(self):
+        """The run store's id of the run being recorded (or last recorded)."""
+        return self.recorder.run_id
 
     # -- data and building ---------------------------------------------------------------
     def load_data(self, config=None):
-        """The Dataset for a set-up, loaded once per distinct data choice."""
+        """The Dataset for a set-up, loaded once per distinct data choice (settings.DATA)."""
         from backprop.data import load_task
 
         config = config or self.config
-        key = tuple(getattr(config, name) for name in DATA_FIELDS)
+        key = tuple(getattr(config, name) for name in DATA)
         if key != self._data_key:
             self.data = load_task(dataset=config.dataset, digits=config.digits, subset=config.subset,
                                   seed=config.seed, dtype=config.dtype, path=config.data_path)
@@ -182,7 +95,7 @@ class Studio:
             data = self.load_data(config)  # a bad data choice fails here, before the run is touched
             trainer = Trainer.from_config(config, data)
             self.pause()
-            self._close_run("stopped")
+            self.recorder.close("stopped")
             self.config, self.pending, self.trainer = config, None, trainer
             self.initial_params = list(trainer.network.params)
             self.stop_reason = None
@@ -198,31 +111,30 @@ class Studio:
 
     # -- set-up changes --------------------------------------------------------------------
     def propose(self, config):
-        """Take a valid set-up from the sidebar: live knobs apply at the next step, the rest waits
-        for a Reset. Returns the names of the fields that wait."""
+        """Take a valid set-up from the sidebar: live settings apply at the next step, the rest
+        waits for a Reset. Returns the names of the settings that wait."""
         config = config.validated()
         with self._lock:
             if self.trainer is None:  # nothing built yet: the whole set-up applies at once
                 self.config, self.pending = config, None
                 return []
-            waiting = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in LIVE_FIELDS
-                       and getattr(config, f.name) != getattr(self.config, f.name)]
-            self._apply_live(self.trainer, config)
-            live = {name: getattr(config, name) for name in LIVE_FIELDS}
-            self.config = dataclasses.replace(self.config, **live)
+            waiting = self.waiting_settings(config)
+            self.trainer.apply_live(config)
+            self.config = dataclasses.replace(self.config, **{name: getattr(config, name) for name in LIVE})
             self.pending = config if waiting else None
             return waiting
 
-    def _apply_live(self, trainer, config):
-        with trainer.lock:
-            if config.optimizer != trainer.optimizer.name:
-                trainer.set_optimizer(config.optimizer, **config.optimizer_knobs())
-            else:
-                for name, value in config.optimizer_knobs().items():
-                    trainer.set_knob(name, value)
-            trainer.set_knob("l2", config.l2)
-            trainer.eval_every = config.eval_every
-            trainer.set_schedule(config.lr_schedule, config.iterations)  # a cosine decays over the budget
+    def waiting_settings(self, config=None):
+        """The settings of `config` (the pending set-up) that differ and need a Reset."""
+        config = config or self.pending
+        if config is None:
+            return []
+        return [f.name for f in dataclasses.fields(TrainConfig) if f.name not in LIVE
+                and getattr(config, f.name) != getattr(self.config, f.name)]
+
+    def set_speed(self, steps_per_second):
+        """Full speed (None) or a slow-motion pace, applied at once, even while training."""
+        self.runner.steps_per_second = None if not steps_per_second else float(steps_per_second)
 
     # -- training --------------------------------------------------------------------------
     @property
@@ -239,11 +151,18 @@ class Studio:
             if trainer.iteration >= self.config.iterations:
                 raise InputError("iterations", f"the budget of {self.config.iterations} iterations is "
                                                "reached; raise it to train on")
-            self._open_run()
-            self._mark_running()
+            opened = self.recorder.open()
+            try:
+                self.runner.start(trainer, self.config.iterations)
+            except InputError:  # the server's thread cap: no empty run left 'running' behind
+                if opened and not trainer.iteration:
+                    self.recorder.discard()
+                else:
+                    self.recorder.pause()
+                raise
+            self.recorder.mark_running()
             self.stop_reason = None
             self.message = None
-            self.runner.start(trainer, self.config.iterations)
 
     def pause(self):
         self.runner.stop(wait=True)
@@ -255,13 +174,13 @@ class Studio:
             trainer = self.ensure_built()
             if trainer.diverged is not None:
                 raise InputError("training", "this run diverged; lower the learning rate and Reset")
-            self._open_run()
+            self.recorder.open()
             records = trainer.step(k)
             self._on_records(records)
             if trainer.diverged is not None:
                 self._on_stop("diverged")
             else:
-                self._flush_run(status="stopped")  # not training: a paused run with its checkpoint
+                self.recorder.pause()  # not training: a paused run with its checkpoint
             return records
 
     def restore(self, config, network_params, history=None):
@@ -277,141 +196,77 @@ class Studio:
                     self.trainer.samples_seen = int(round(last["epoch"] * len(self.trainer.x_train)))
             self.message = ("success", f"Restored a network at iteration {self.trainer.iteration}.")
 
+    def restore_checkpoint(self, file):
+        """Continue from a checkpoint file (checked, never unpickled); its set-up if it has one."""
+        from backprop.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(file)
+        self.restore(checkpoint.config or self.config, checkpoint.network.params, checkpoint.history)
+
+    def checkpoint_bytes(self):
+        """The network now, as a checkpoint file's bytes (for a download)."""
+        from backprop.checkpoint import save_checkpoint
+
+        trainer = self.trainer
+        with trainer.lock:
+            network, history = trainer.network.copy(), trainer.history
+        with tempfile.TemporaryDirectory() as folder:
+            path = save_checkpoint(Path(folder) / "network.npz", network, config=self.config, history=history)
+            return Path(path).read_bytes()
+
+    def history_csv(self):
+        """The run's history as CSV text (empty before anything is built)."""
+        from backprop.history import history_csv
+
+        trainer = self.trainer
+        if trainer is None:
+            return ""
+        with trainer.reading():
+            return history_csv(trainer.history)
+
     def release(self):
         """The browser session ended: stop the thread and close the run record."""
         self.pause()
-        self._close_run("stopped")
+        self.recorder.close("stopped")
 
     # -- thread callbacks ------------------------------------------------------------------
     def _on_records(self, records):
-        recorder = self._recorder
-        if recorder is not None:
-            try:
-                recorder.add(records)
-            except Exception as error:  # a full disk must not stop training
-                self._recorder = None
-                self.message = ("warning", f"Run history is no longer recorded: {error}")
+        self.recorder.add(records)
 
     def _on_stop(self, reason):
         self.stop_reason = reason
         trainer = self.trainer
         if reason == "diverged" and trainer is not None and trainer.diverged is not None:
             self.message = ("error", divergence_text(trainer.diverged, self.config.learning_rate))
-            self._close_run("diverged")
+            self.recorder.close("diverged")
         elif reason == "budget":
             self.message = ("success", f"Reached the budget of {self.config.iterations} iterations.")
-            self._close_run("finished")
+            self.recorder.close("finished")
         elif reason.startswith("error"):
             self.message = ("error", f"Training stopped: {reason[7:]}")
-            self._close_run("stopped")
+            self.recorder.close("stopped")
         else:
-            self._flush_run(status="stopped")
-
-    # -- run records -----------------------------------------------------------------------
-    def _runs(self):
-        if self._store is None:
-            from backprop.runs import RunStore
-
-            self._store = RunStore()
-        return self._store
-
-    def _open_run(self):
-        if self._recorder is not None:
-            return
-        try:
-            from backprop.runs import RunRecorder
-
-            store = self._runs()
-            self.run_id = store.create(self.config.to_dict(), source="app")
-            self._recorder = RunRecorder(store, self.run_id)
-            self._run_stopped = False
-            if self.trainer is not None and self.trainer.iteration:
-                self._recorder.add([{**row, "layers": None} for row in self.trainer.history.rows()])
-        except Exception as error:  # recording is a convenience; training goes on without it
-            self._recorder = None
-            self.message = ("warning", f"This run is not recorded: {error}")
-
-    def _metrics(self):
-        trainer = self.trainer
-        if trainer is None:
-            return {}
-        last = trainer.history.last() or {}
-        metrics = {"iterations": trainer.iteration, "cost": last.get("cost")}
-        if trainer.history.evaluations:
-            metrics.update({k: v for k, v in trainer.history.evaluations[-1].items()
-                            if k != "iteration"})
-        return metrics
-
-    def _mark_running(self):
-        """Train after a Pause goes on in the same run: it is 'running' again."""
-        recorder = self._recorder
-        if recorder is None or not self._run_stopped:
-            return
-        try:
-            recorder.store.mark_running(recorder.run_id)
-            self._run_stopped = False
-        except Exception as error:
-            self.message = ("warning", f"Run history could not be saved: {error}")
-
-    def _save_checkpoint(self, run_id):
-        """The trained network of a run, as studio_home()/checkpoints/run-<id>.npz, so Compare can
-        load it back; written again only when the run has trained since. Returns the path."""
-        from backprop.checkpoint import save_checkpoint
-
-        trainer = self.trainer
-        path = studio_home() / "checkpoints" / f"run-{run_id}.npz"
-        if trainer is None:
-            return None
-        with trainer.lock:  # the thread has stopped (or is this one): nothing changes meanwhile
-            if self._saved != (run_id, trainer.iteration) or not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                save_checkpoint(path, trainer.network, config=self.config, history=trainer.history)
-                self._saved = (run_id, trainer.iteration)
-        return str(path)
-
-    def _flush_run(self, status=None):
-        recorder = self._recorder
-        if recorder is None:
-            return
-        try:
-            recorder.flush()
-            if status is not None:  # paused: mark it stopped; training on keeps the same run
-                recorder.store.finish(recorder.run_id, self._metrics(), status=status,
-                                      checkpoint_path=self._save_checkpoint(recorder.run_id))
-                self._run_stopped = True
-        except Exception as error:
-            self.message = ("warning", f"Run history could not be saved: {error}")
-
-    def _close_run(self, status):
-        recorder, self._recorder = self._recorder, None
-        if recorder is None or recorder.closed:
-            return
-        try:
-            recorder.close(self._metrics(), status=status,
-                           checkpoint_path=self._save_checkpoint(recorder.run_id))
-        except Exception as error:
-            self.message = ("warning", f"Run history could not be saved: {error}")
+            self.recorder.pause()
 
     # -- reading, for the page -------------------------------------------------------------
     def view(self):
-        """A consistent snapshot for drawing; arrays are copies (or never mutated)."""
+        """A consistent TrainingView for drawing, or None before anything is built."""
         trainer = self.trainer
         if trainer is None:
             return None
         with trainer.reading():
-            snap = trainer.snapshot()
             history = trainer.history
-            snap.update(iterations=history.iterations, costs=history.costs,
-                        dW_norm=history.layer_stat("dW_norm"),
-                        dW_mean_abs=history.layer_stat("dW_mean_abs"),
-                        update_ratio=history.layer_stat("update_ratio"),
-                        evaluations=list(history.evaluations), markers=list(history.markers))
-        snap["running"] = self.running
-        snap["iterations_per_second"] = self.runner.iterations_per_second() if snap["running"] else 0.0
-        snap["budget"] = self.config.iterations
-        snap["image_shape"] = getattr(trainer.data, "image_shape", None)
-        snap["initial_params"] = self.initial_params
-        return snap
+            running = self.running
+            return TrainingView(
+                iteration=trainer.iteration, epoch=trainer.epoch, seconds=trainer.seconds,
+                params=list(trainer.network.params), initial_params=self.initial_params,
+                knobs=trainer.optimizer.knobs(), l2=trainer.l2, diverged=trainer.diverged,
+                last=history.last(), iterations=history.iterations, costs=history.costs,
+                dW_norm=history.layer_stat("dW_norm"), dW_mean_abs=history.layer_stat("dW_mean_abs"),
+                update_ratio=history.layer_stat("update_ratio"), evaluations=list(history.evaluations),
+                markers=list(history.markers), running=running,
+                iterations_per_second=self.runner.iterations_per_second() if running else 0.0,
+                budget=self.config.iterations, image_shape=getattr(trainer.data, "image_shape", None))
 
     def gradients(self, max_samples=None, params=None):
         """(dW, db) per layer for the current parameters (or `params`) on the training set (or
@@ -466,8 +321,9 @@ def _make_cached_studio():
     import streamlit as st
 
     @st.cache_resource(scope="session", on_release=_release_studio, show_spinner=False)
-    def session_studio():
-        return Studio(session_id=_session_id())
+    def session_studio(name):
+        session = _session_id()
+        return Studio(session_id=f"{session}-{name}" if session and name != "train" else session)
 
     return session_studio
 
@@ -491,9 +347,11 @@ def route_through_app():
         st.rerun()
 
 
-def get_studio():
-    """This browser session's Studio (created on first use, released when the session ends)."""
+def get_studio(name="train"):
+    """This browser session's Studio of that name (created on first use, released when the
+    session ends): "train" for the Train page and the pages that look at its network,
+    "playground" for the Playground, so each keeps its own run."""
     global _cached_studio
     if _cached_studio is None:
         _cached_studio = _make_cached_studio()
-    return _cached_studio()
+    return _cached_studio(name)

@@ -69,10 +69,11 @@ def query_to_config(params):
     return config, demo_from_query(params), problems
 
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
+_MARKDOWN = re.compile(r"([\\`*\[\]()<>!~|$])")
 
 
 def plain(text):
-    """Text a link supplied, escaped so that Markdown in it shows as typed (no live link or
-    image inside a warning)."""
-    return _MARKDOWN.sub(r"\\\1", str(text))
+    """Text a person supplied (a link, an upload's name), escaped so that Markdown in it shows as
+    typed: no live link, image or HTML inside a message."""
+    text = _MARKDOWN.sub(r"\\\1", str(text))
+    return text.replace("://", ":\\/\\/").replace("www.", "www\\.")

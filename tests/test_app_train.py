@@ -81,10 +81,10 @@ def test_bad_values_show_a_message_and_keep_the_run():
     no_errors(at)
     errors = [e.value for e in at.sidebar.error]
     assert errors and "hidden layers" in errors[0] and "'abc'" in errors[0]
-    at.text_input(key="setup_batch").set_value("64,abc")
+    at.text_input(key="setup_batch_size").set_value("64,abc")
     at.text_input(key="setup_hidden").input("64").run()
     assert any("batch_size" in e.value for e in at.sidebar.error)
-    at.text_input(key="setup_batch").input("full").run()
+    at.text_input(key="setup_batch_size").input("full").run()
     at.text_input(key="setup_l2").input("-1").run()
     assert any("l2" in e.value for e in at.sidebar.error)
     at.text_input(key="setup_l2").input("0").run()
@@ -96,7 +96,7 @@ def test_bad_values_show_a_message_and_keep_the_run():
 def test_architecture_change_waits_for_reset_and_lr_applies_live():
     at = open_app()
     button(at, "Step").click().run()
-    at.select_slider(key="setup_lr").set_value(0.5).run()
+    at.select_slider(key="setup_learning_rate").set_value(0.5).run()
     button(at, "Step").click().run()
     no_errors(at)
     at.text_input(key="setup_hidden").input("32,16").run()
@@ -126,7 +126,7 @@ def test_a_link_opens_the_same_setup_and_the_demo_view():
     assert not at.sidebar.text_input  # set-up hidden in the demo view
     at.toggle(key="demo").set_value(False).run()
     assert at.text_input(key="setup_hidden").value == "392,196,98"
-    assert at.select_slider(key="setup_lr").value == 0.5
+    assert at.select_slider(key="setup_learning_rate").value == 0.5
 
 
 def test_the_view_settings_survive_a_visit_to_another_page():

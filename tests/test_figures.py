@@ -1,26 +1,30 @@
 """The live views' dict specs and the URL state, checked without a browser."""
 
 import base64
+import dataclasses
 
 import numpy as np
 
 from backprop.config import TrainConfig, preset
 from studio import figures
+from studio.refresh import refresh_period
+from studio.session import TrainingView
 from studio.url_state import config_to_query, query_to_config
 
 
-def fake_view(steps=50, n_layers=3):
+def fake_view(steps=50, n_layers=3, **changes):
     rng = np.random.RandomState(0)
     iterations = np.arange(steps)
-    return {"iteration": steps, "epoch": steps / 2, "seconds": 75.0, "running": True,
-            "iterations_per_second": 9.87, "iterations": iterations,
-            "costs": np.linspace(0.7, 0.1, steps), "last": {"cost": 0.1},
-            "dW_norm": rng.rand(steps, n_layers) + 1e-3, "dW_mean_abs": rng.rand(steps, n_layers) * 1e-4,
-            "update_ratio": rng.rand(steps, n_layers) * 1e-3,
-            "evaluations": [{"iteration": 10, "test_cost": 0.5, "test_accuracy": 0.8},
-                            {"iteration": 20, "test_cost": 0.4, "test_accuracy": 0.9}],
-            "markers": [{"iteration": 12, "setting": "learning_rate", "old": 0.1, "new": 0.5}],
-            "diverged": None}
+    view = TrainingView(
+        iteration=steps, epoch=steps / 2, seconds=75.0, running=True, iterations_per_second=9.87,
+        iterations=iterations, costs=np.linspace(0.7, 0.1, steps), last={"cost": 0.1},
+        dW_norm=rng.rand(steps, n_layers) + 1e-3, dW_mean_abs=rng.rand(steps, n_layers) * 1e-4,
+        update_ratio=rng.rand(steps, n_layers) * 1e-3,
+        evaluations=[{"iteration": 10, "test_cost": 0.5, "test_accuracy": 0.8},
+                     {"iteration": 20, "test_cost": 0.4, "test_accuracy": 0.9}],
+        markers=[{"iteration": 12, "setting": "learning_rate", "old": 0.1, "new": 0.5}],
+        diverged=None, params=[], initial_params=None, knobs={}, l2=0.0, budget=1000, image_shape=None)
+    return dataclasses.replace(view, **changes)
 
 
 def test_downsample_keeps_ends_and_extremes_within_budget():
@@ -48,14 +52,13 @@ def test_cost_figure_has_one_point_per_step_and_marks_knob_changes():
     assert "learning_rate 0.1→0.5" in figure["layout"]["annotations"][0]["text"]
     assert figure["layout"]["yaxis2"]["overlaying"] == "y"  # test accuracy, on the right
     assert figure["layout"]["margin"]["autoexpand"] is False  # redrawn twice a second: one layout pass
-    view = fake_view(steps=5)
-    view["evaluations"] = []
+    view = fake_view(steps=5, evaluations=[])
     assert "yaxis2" not in figures.cost_figure(view)["layout"]  # no empty accuracy axis before a test
 
 
 def test_cost_figure_is_bounded_for_long_runs_and_shows_nan_as_gaps():
     view = fake_view(steps=50_000)
-    view["costs"][100] = np.nan
+    view.costs[100] = np.nan
     figure = figures.cost_figure(view)
     assert len(figure["data"][0]["x"]) <= figures.MAX_POINTS
 
@@ -76,24 +79,22 @@ def test_few_points_show_markers_so_one_step_is_visible():
     assert figures.cost_figure(fake_view(steps=figures.MARKER_POINTS + 1))["data"][0]["mode"] == "lines"
     # Test results come every eval_every steps: markers while few, then a plain line (each marker is
     # an element in the browser, and a long run has thousands of tests).
-    many = fake_view(steps=10)
-    many["evaluations"] = [{"iteration": i, "test_cost": 0.5, "test_accuracy": 0.9}
-                           for i in range(figures.MARKER_POINTS + 1)]
+    many = fake_view(steps=10, evaluations=[{"iteration": i, "test_cost": 0.5, "test_accuracy": 0.9}
+                                            for i in range(figures.MARKER_POINTS + 1)])
     assert [t["mode"] for t in figures.cost_figure(many)["data"]] == ["lines+markers", "lines", "lines"]
 
 
 def test_test_results_of_a_long_run_are_downsampled_keeping_the_last():
-    view = fake_view(steps=10)
-    view["evaluations"] = [{"iteration": 100 * i, "test_cost": 1 / (i + 1), "test_accuracy": 0.5}
-                           for i in range(20_000)]
-    view["evaluations"][7_777]["test_cost"] = 9.0  # a spike stays visible
+    view = fake_view(steps=10, evaluations=[{"iteration": 100 * i, "test_cost": 1 / (i + 1),
+                                             "test_accuracy": 0.5} for i in range(20_000)])
+    view.evaluations[7_777]["test_cost"] = 9.0  # a spike stays visible
     _, test_cost, accuracy = figures.cost_figure(view)["data"]
     assert len(test_cost["x"]) <= figures.MAX_POINTS and len(accuracy["x"]) == len(test_cost["x"])
     assert test_cost["x"][-1] == 100 * 19_999 and 9.0 in test_cost["y"]
 
 
 def test_charts_before_the_first_step_have_fixed_axes_a_hint_and_a_trace():
-    empty = {**fake_view(steps=0), "evaluations": [], "markers": []}
+    empty = fake_view(steps=0, evaluations=[], markers=[])
     for figure in (figures.cost_figure(empty), figures.cost_figure(empty, log_y=True),
                    figures.gradient_figure(empty), figures.ratio_figure(empty)):
         assert figure["data"] and len(figure["data"][0]["x"]) == 0  # Plotly 7.1 fails on no traces
@@ -154,15 +155,15 @@ def test_status_line_reads_iteration_speed_and_accuracy():
     text = figures.status_text(fake_view(steps=42))
     assert text.startswith("iteration 42 · epoch 21.00 · 9.9 it/s · elapsed 1:15")
     assert "cost 0.1000" in text and "test accuracy 90.00%" in text
-    assert "paused" in figures.status_text({**fake_view(), "running": False})
+    assert "paused" in figures.status_text(fake_view(running=False))
     assert "iteration 0" in figures.status_text(None)
 
 
 def test_vanishing_note_only_for_deep_nets_with_tiny_first_layer_gradients():
     view = fake_view(n_layers=4)
-    view["dW_mean_abs"][-1] = [1e-6, 1e-5, 1e-4, 1e-2]
+    view.dW_mean_abs[-1] = [1e-6, 1e-5, 1e-4, 1e-2]
     assert "Vanishing gradients" in figures.vanishing_note(view)
-    view["dW_mean_abs"][-1] = [1e-3, 1e-3, 1e-3, 1e-3]
+    view.dW_mean_abs[-1] = [1e-3, 1e-3, 1e-3, 1e-3]
     assert figures.vanishing_note(view) is None
 
 
@@ -188,10 +189,10 @@ def test_url_bad_values_are_dropped_with_a_named_reason():
 
 
 def test_refresh_period_keeps_required_rates_and_slows_heavy_views():
-    assert figures.refresh_period(2.0, 0.05) == 2.0  # 2.5% of the period: as set
-    assert figures.refresh_period(2.0, 0.5) == 5.0  # drawing may take 10% of the period
-    assert figures.refresh_period(0.5, 0.1, keep_base_up_to=0.5) == 0.5  # cost chart stays at 2 Hz
-    assert figures.refresh_period(0.5, 0.4, keep_base_up_to=0.5) == 0.8  # unless it truly cannot
+    assert refresh_period(2.0, 0.05) == 2.0  # 2.5% of the period: as set
+    assert refresh_period(2.0, 0.5) == 5.0  # drawing may take 10% of the period
+    assert refresh_period(0.5, 0.1, keep_base_up_to=0.5) == 0.5  # cost chart stays at 2 Hz
+    assert refresh_period(0.5, 0.4, keep_base_up_to=0.5) == 0.8  # unless it truly cannot
 
 
 def test_downsample_keeps_a_point_where_a_stretch_is_not_finite():

@@ -16,7 +16,7 @@ PAGES = ["pages/inspect.py", "pages/math.py", "pages/gradients.py", "pages/compa
 @pytest.fixture
 def use_studio(monkeypatch):
     def install(studio):
-        monkeypatch.setattr(session, "_cached_studio", lambda: studio)
+        monkeypatch.setattr(session, "_cached_studio", lambda name="train": studio)
         return studio
     return install
 

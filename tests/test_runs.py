@@ -25,8 +25,8 @@ def step_records(start, stop, eval_every=5):
     records = []
     for i in range(start, stop):
         record = {"iteration": i, "epoch": i / 10, "cost": 1.0 / (i + 1), "layers": []}
-        if (i + 1) % eval_every == 0:
-            record.update(test_cost=0.5, test_accuracy=0.9)
+        if (i + 1) % eval_every == 0:  # as the trainer names it: by the steps done
+            record.update(test_iteration=i + 1, test_cost=0.5, test_accuracy=0.9)
         records.append(record)
     return records
 
@@ -152,10 +152,17 @@ def test_recorder_batches_writes(store):
     recorder.add(step_records(0, 10))
     assert store.history(run_id) == []  # not yet due
     recorder.flush()
-    assert len(store.history(run_id)) == 10
+
+    def steps():
+        return [row["iteration"] for row in store.history(run_id) if row["cost"] is not None]
+
+    assert len(steps()) == 10
     eager = RunRecorder(store, run_id, flush_seconds=0)
     eager.add(step_records(10, 12))
-    assert len(store.history(run_id)) == 12
+    assert len(steps()) == 12
+    # the test after step 9 (iteration 10) and step 10's cost share one row
+    row = next(row for row in store.history(run_id) if row["iteration"] == 10)
+    assert row["cost"] == 1 / 11 and row["test_accuracy"] == 0.9
 
 
 def test_recorder_close_marks_divergence(store):
@@ -181,7 +188,8 @@ def test_recorder_thins_long_runs_but_keeps_every_evaluation(store):
     assert len(history) < 150
     assert history[0]["iteration"] == 0
     evaluated = [row["iteration"] for row in history if row["test_accuracy"] is not None]
-    assert evaluated == list(range(49, 1000, 50))
+    # One numbering everywhere: the test after step 49 is named iteration 50, as on the Train page.
+    assert evaluated == list(range(50, 1001, 50))
     steps = [row["iteration"] for row in history]
     assert steps == sorted(steps) and max(steps) >= 990
 

@@ -45,8 +45,8 @@ def test_step_builds_on_first_use_and_counts_exactly(store):
     assert studio.trainer.iteration == 1 and len(records) == 1
     studio.step(10)
     view = studio.view()
-    assert view["iteration"] == 11 and len(view["iterations"]) == 11
-    assert not view["running"]
+    assert view.iteration == 11 and len(view.iterations) == 11
+    assert not view.running
 
 
 def test_train_runs_in_a_named_thread_and_pause_ends_it(store):
@@ -178,7 +178,7 @@ def test_restore_from_a_checkpoint_continues_counting(store, tmp_path):
     for (W1, _), (W2, _) in zip(studio.trainer.network.params, other.trainer.network.params, strict=True):
         np.testing.assert_array_equal(W1, W2)
     other.step(1)
-    assert other.view()["iterations"].tolist() == [0, 1, 2, 3, 4]
+    assert other.view().iterations.tolist() == [0, 1, 2, 3, 4]
 
 
 def test_gradients_now_and_at_init_have_the_weight_shapes(store):
