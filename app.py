@@ -24,6 +24,7 @@ st.set_page_config(page_title="Backprop Studio", page_icon=":material/neurology:
                    initial_sidebar_state="collapsed" if demo else "auto")
 st.navigation([
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", default=True),
+    st.Page("pages/playground.py", title="Playground", icon=":material/scatter_plot:"),
     st.Page("pages/inspect.py", title="Inspect", icon=":material/search:"),
     st.Page("pages/math.py", title="Math", icon=":material/functions:"),
     st.Page("pages/gradients.py", title="Gradient check", icon=":material/trending_down:"),

@@ -1,0 +1,117 @@
+"""The Playground page (AppTest): its default, a link's set-up, the + / − buttons, features,
+live settings, Regenerate, speed, and the note on linear models."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from backprop.paths import PROJECT_ROOT
+from backprop.runs import RunStore
+from studio import session
+
+
+@pytest.fixture
+def studio(monkeypatch):
+    """The page's Studio (its own, "playground"), released after the test."""
+    studio = session.Studio(store=RunStore())
+    monkeypatch.setattr(session, "_cached_studio", lambda name="train": studio)
+    yield studio
+    studio.release()
+
+
+def run(at=None, **query):
+    if at is None:
+        at = AppTest.from_file(str(PROJECT_ROOT / "pages/playground.py"), default_timeout=60)
+        for name, value in query.items():
+            at.query_params[name] = value
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def by_key(widgets, key):
+    (widget,) = [w for w in widgets if w.key == key]
+    return widget
+
+
+def test_opens_on_the_circle_with_an_untrained_network_built(studio):
+    at = run()
+    assert studio.config.dataset == "circle" and studio.trainer is not None
+    assert studio.trainer.network.sizes == [2, 4, 2, 1] and studio.trainer.network.activation == "tanh"
+    assert by_key(at.radio, "pg_dataset").value == "circle"
+    assert any("iteration 0" in m.value for m in at.markdown)
+    by_key(at.button, "pg_step").click()
+    run(at.run())
+    assert studio.trainer.iteration == 1
+
+
+def test_a_link_sets_data_features_network_and_seed(studio):
+    at = run(dataset="spiral", digits="0,1", layers="8,8,1", activation="tanh", features="x1,x2,sinx1",
+             noise="10", seed="7")
+    assert by_key(at.radio, "pg_dataset").value == "spiral"
+    assert by_key(at.checkbox, "pg_feature_sinx1").value and not by_key(at.checkbox, "pg_feature_x1sq").value
+    assert studio.config.layers == [8, 8, 1] and studio.config.seed == 7 and studio.config.noise == 10
+    assert studio.trainer.network.sizes[1:] == [8, 8, 1]
+
+
+def test_plus_and_minus_change_layers_and_units_within_the_limits(studio):
+    at = run()
+    by_key(at.button, "pg_add_layer").click()
+    at = run(at.run())
+    assert studio.trainer.network.sizes == [2, 4, 2, 2, 1]
+    for _ in range(4):
+        by_key(at.button, "pg_add_unit_0").click()
+        at = run(at.run())
+    assert studio.trainer.network.sizes == [2, 8, 2, 2, 1]
+    assert by_key(at.button, "pg_add_unit_0").disabled
+    for _ in range(3):
+        by_key(at.button, "pg_remove_layer").click()
+        at = run(at.run())
+    assert studio.trainer.network.sizes == [2, 1] and by_key(at.button, "pg_remove_layer").disabled
+
+
+def test_features_are_a_setting_and_none_is_refused(studio):
+    at = run()
+    by_key(at.checkbox, "pg_feature_x1x2").check()
+    at = run(at.run())
+    assert studio.config.features == "x1,x2,x1x2"
+    for name in ("x1", "x2", "x1x2"):
+        by_key(at.checkbox, f"pg_feature_{name}").uncheck()
+        at = run(at.run())
+    assert any("features" in e.value for e in at.error)
+    assert studio.config.features == "x1x2"  # the last accepted set-up is kept
+
+
+def test_learning_rate_applies_at_the_next_step_without_a_new_network(studio):
+    at = run()
+    by_key(at.button, "pg_step").click()
+    at = run(at.run())
+    trainer = studio.trainer
+    by_key(at.select_slider, "pg_learning_rate").set_value(0.3)
+    at = run(at.run())
+    assert studio.trainer is trainer and trainer.optimizer.learning_rate == 0.3 and trainer.iteration == 1
+
+
+def test_regenerate_draws_new_points_and_the_speed_control_paces_training(studio):
+    at = run()
+    before = studio.data.plane_train.copy()
+    (regenerate,) = [b for b in at.button if b.label == "Regenerate"]
+    regenerate.click()
+    at = run(at.run())
+    assert studio.config.seed == 2 and not (studio.data.plane_train == before).all()
+    by_key(at.select_slider, "pg_speed").set_value(50)
+    run(at.run())
+    assert studio.runner.steps_per_second == 50
+
+
+def test_xor_without_a_hidden_layer_says_why_it_cannot_learn(studio):
+    at = run(dataset="xor", digits="0,1", layers="1")
+    assert any("no straight line separates" in i.value for i in at.info)
+    by_key(at.button, "pg_add_layer").click()
+    at = run(at.run())
+    assert not any("straight line" in i.value for i in at.info)
+
+
+def test_a_train_page_link_is_refused_with_a_message(studio):
+    at = run(dataset="mnist", digits="5,8", layers="196,1")
+    assert studio.config.dataset == "circle"
+    assert any("2D data sets" in w.value for w in at.warning)
