@@ -57,6 +57,19 @@ def _fit_output(self, n_classes):
     return dataclasses.replace(self, layers=[*self.layers[:-1], output_units(n_classes)])
 
 
+def _check_memory(self, n_features, n_train):
+    """Refuse a set-up whose training step would not fit the memory budget (backprop.budget),
+    before anything is allocated. Names batch_size when smaller batches would fit, else layers."""
+    from .budget import check_training_memory, largest_fitting_batch
+
+    sizes = [int(n_features), *self.layers]
+    state = OPTIMIZERS[self.optimizer].state_arrays
+    full = self.batch_size is None or self.batch_size >= n_train
+    per_step = n_train if full else self.batch_size
+    field = "batch_size" if largest_fitting_batch(sizes, self.dtype, state, most=1) else "layers"
+    return check_training_memory(sizes, per_step, self.dtype, state, field=field, full_batch=full)
+
+
 def _to_dict(self):
     d = dataclasses.asdict(self)
     d["digits"] = list(self.digits) if self.digits is not None else None
@@ -82,7 +95,8 @@ def _field(setting):
 TrainConfig = dataclasses.make_dataclass(
     "TrainConfig", [(name, object, _field(setting)) for name, setting in SETTINGS.items()],
     namespace={"validated": _validated, "output": property(_output), "optimizer_knobs": _optimizer_knobs,
-               "fit_output": _fit_output, "to_dict": _to_dict, "from_dict": _from_dict,
+               "fit_output": _fit_output, "check_memory": _check_memory, "to_dict": _to_dict,
+               "from_dict": _from_dict,
                "__doc__": "Everything that defines a training run, one field per setting of "
                           "`settings.SETTINGS`. `layers` are the tutorial's layers_dims: hidden "
                           "sizes then the output size, without the input (e.g. [196, 1])."})

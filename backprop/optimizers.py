@@ -33,6 +33,7 @@ class Optimizer:
     name = ""
     settings = ()  # this optimizer's own Settings (the learning rate is everyone's)
     default_learning_rate = LEARNING_RATE.default
+    state_arrays = 0  # arrays of the parameters' size it keeps between steps (the memory budget)
 
     def __init__(self, learning_rate=None, **values):
         declared = {s.name: s for s in self.settings}
@@ -80,6 +81,7 @@ class Momentum(Optimizer):
     """Heavy-ball momentum: v := momentum * v + dW;  W := W - learning_rate * v."""
 
     name = "momentum"
+    state_arrays = 1  # the velocity
     settings = (decay_rate("momentum", 0.9, "Momentum", "How much of the last update each step keeps, "
                            "in [0, 1)", owner="momentum"),)
 
@@ -105,6 +107,7 @@ class Adam(Optimizer):
 
     name = "adam"
     default_learning_rate = 0.001
+    state_arrays = 2  # the two running means
     settings = (
         decay_rate("beta1", 0.9, "Adam beta1", "Decay of the running mean of gradients, in [0, 1)",
                    owner="adam"),

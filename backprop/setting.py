@@ -187,7 +187,7 @@ class Setting:
         if self.kind in ("int_list", "classes"):
             return ",".join(str(int(v)) for v in value)
         if self.kind == "float":
-            return f"{float(value):.10g}"
+            return repr(float(value))  # the shortest text that reads back as the same number
         if self.kind == "flag":
             return "1" if value else "0"
         return str(value)

@@ -90,6 +90,7 @@ class Trainer:
             raise InputError("layers", f"the task has {data.n_classes} classes but the output layer "
                                        f"has {config.layers[-1]} units; end the layers with "
                                        f"{config.fit_output(data.n_classes).layers[-1]}")
+        config.check_memory(data.n_features, len(data.y_train))  # before any parameter exists
         sizes = [data.n_features] + list(config.layers)
         net = Network(sizes, activation=config.activation, output=config.output, init=config.init,
                       seed=config.seed, dtype=config.dtype)

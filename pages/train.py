@@ -9,8 +9,15 @@ from studio.controls import fill_widgets, setup_sidebar
 from studio.live_plot import live_plot
 from studio.refresh import TRAIN_PAGE, RefreshRates
 from studio.session import get_studio, route_through_app
-from studio.widgets import (act, keep_link_in_step, link_problems, live, setup_from_link, status_line,
-                            training_controls)
+from studio.widgets import (
+    act,
+    keep_link_in_step,
+    link_problems,
+    live,
+    setup_from_link,
+    status_line,
+    training_controls,
+)
 
 route_through_app()  # a direct link to this page on a fresh server: go through app.py
 

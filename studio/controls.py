@@ -57,7 +57,8 @@ def widget_value(setting, value):
 def log_grid(setting, current):
     """1, 2, 5 x powers of ten around the default, within the setting's bounds, and the current value."""
     centre = math.floor(math.log10(setting.default))
-    values = {float(f"{m}e{e}") for e in range(centre - 4, centre + 2) for m in (1, 2, 5)} | {10.0 ** (centre + 2)}
+    values = {float(f"{m}e{e}") for e in range(centre - 4, centre + 2) for m in (1, 2, 5)}
+    values.add(10.0 ** (centre + 2))
     allowed = [v for v in values if (setting.high is None or v <= setting.high)]
     return sorted(set(allowed) | {float(current)})
 
@@ -141,6 +142,7 @@ def data_classes(dataset, path):
                                     f"(or `python -m backprop data download {_registry_name(dataset)}`)")
     if dataset not in USER_DATA:
         return CLASSES.get(dataset, 10)
+    path = SETTINGS["data_path"].parse(path)  # refuses what no file name holds (a null byte)
     if not path:
         raise InputError("data_path", f"give the path of {USER_DATA[dataset]}")
     try:
@@ -186,8 +188,8 @@ def _setting_widget(setting, state):
     elif kind == "select":
         st.selectbox(setting.label, setting.choices, key=key, help=helptext)
     elif kind == "log_slider":
-        st.select_slider(setting.label, log_grid(setting, state[key]), key=key, format_func=lambda v: f"{v:g}",
-                         help=helptext)
+        st.select_slider(setting.label, log_grid(setting, state[key]), key=key,
+                         format_func=lambda v: f"{v:g}", help=helptext)
     elif kind == "number":
         st.number_input(setting.label, int(setting.low), int(setting.high) if setting.high else None,
                         key=key, step=1, help=helptext)

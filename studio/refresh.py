@@ -48,7 +48,8 @@ class RefreshRates:
     def period(self, name):
         """The view's refresh period now: its base, lengthened when drawing it takes too long."""
         rate = self.rates[name]
-        return refresh_period(rate.base, self.state.get(self._key(name), 0.0), RENDER_SHARE, rate.keep_base_up_to)
+        seconds = self.state.get(self._key(name), 0.0)
+        return refresh_period(rate.base, seconds, RENDER_SHARE, rate.keep_base_up_to)
 
     def record(self, name, seconds):
         """One drawing took `seconds`: fold it into the view's smoothed drawing time."""

@@ -9,6 +9,7 @@ still applies. A link never names a path on the server (settings with `url=False
 import re
 
 from backprop.config import TrainConfig
+from backprop.data.tasks import nominal_size
 from backprop.errors import InputError
 from backprop.setting import Setting
 from backprop.settings import SETTINGS
@@ -65,6 +66,13 @@ def query_to_config(params):
             config = TrainConfig(**values).validated()
         except InputError:  # the classes need other layers than the default: drop the whole set-up
             problems.append("the set-up in the link was not used; the tutorial's is shown instead")
+            config = TrainConfig().validated()
+    size = nominal_size(config)
+    if size is not None:
+        try:
+            config.check_memory(*size)
+        except InputError as error:  # a link must not set up training past the memory budget
+            problems.append(f"{error.field}: {error.message}")
             config = TrainConfig().validated()
     return config, demo_from_query(params), problems
 

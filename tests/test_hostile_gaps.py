@@ -96,8 +96,6 @@ def test_markdown_in_a_refused_link_value_is_shown_as_typed():
     assert "http://" not in warnings
 
 
-@pytest.mark.xfail(strict=True, reason="waits for the lead: studio/controls.py data_classes() lets "
-                                       "Path.stat()'s ValueError (embedded null byte) through")
 def test_a_null_byte_in_the_data_path_is_a_message():
     at = open_app()
     at.selectbox(key="setup_dataset").set_value("npz").run()

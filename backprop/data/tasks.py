@@ -270,3 +270,26 @@ def _downloaded(spec, dataset: str) -> Path:
 
 def _idx_parts(raw, names, title):
     return raw.x_train, raw.y_train, raw.x_test, raw.y_test, raw.image_shape, names, title
+
+
+# Images per training set and classes of the named data sets: what a set-up will load, known before
+# loading it (a link's set-up is checked against the memory budget with it).
+NAMED_SIZES = {"mnist": (60_000, 10), "fashion-mnist": (60_000, 10), "emnist-digits": (240_000, 10),
+               "emnist-mnist": (60_000, 10), "emnist-letters": (124_800, 26)}
+
+
+def nominal_size(config) -> tuple[int, int] | None:
+    """(features, training samples) a set-up's data will have, about (a little over for two
+    classes), without loading them; None for a person's own files (known only once read)."""
+    if config.dataset in TOY_DATASETS:
+        from .toy2d import check_features
+
+        return len(check_features(config.features)), max(1, config.points * config.train_share // 100)
+    if config.dataset not in NAMED_SIZES:
+        return None
+    n_train, n_classes = NAMED_SIZES[config.dataset]
+    if config.digits is not None:
+        n_train = int(n_train * 2 / n_classes * 1.1)  # classes are about equally common
+    if config.subset is not None:
+        n_train = min(n_train, config.subset)
+    return 28 * 28, n_train
