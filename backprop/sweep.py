@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from . import paths
 from .config import TrainConfig
 from .errors import InputError
-from .settings import SETTINGS, SWEEPABLE
+from .settings import DATA, SETTINGS, SWEEPABLE
 
 STRATEGIES = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "halving")
@@ -239,6 +239,7 @@ class TrialTask:
     config: dict
     progress_channel: str
     stop_channel: str
+    report_evaluations: bool = False  # send rows at each test evaluation (for the pruner)
 
 
 @dataclass
@@ -252,6 +253,18 @@ class TrialOutcome:
     divergence: dict | None = None
 
 
+def load_config_data(config):
+    """The Dataset of a set-up: every setting the table marks as choosing data (settings.DATA)
+    that load_task takes (data_path is its `path`)."""
+    import inspect
+
+    from .data import load_task
+
+    takes = inspect.signature(load_task).parameters
+    arguments = {("path" if name == "data_path" else name): getattr(config, name) for name in DATA}
+    return load_task(**{name: value for name, value in arguments.items() if name in takes})
+
+
 def _must_stop(stop, number):
     flags = stop.get(timeout=CONNECT_SECONDS)
     return flags["all"] or number in flags["trials"]
@@ -261,7 +274,6 @@ def run_trial(task, data=None):
     """Train one trial on a Dask worker; `data` is given only for data the client alone has."""
     from distributed import Queue, Variable, get_worker
 
-    from .data import load_task
     from .trainer import Trainer
 
     attempt = uuid.uuid4().hex[:12]
@@ -271,8 +283,7 @@ def run_trial(task, data=None):
         return TrialOutcome(task.number, attempt, "stopped", {})
     if data is None:
         try:
-            data = load_task(config.dataset, config.digits, subset=config.subset, seed=config.seed,
-                             dtype=config.dtype, path=config.data_path)
+            data = load_config_data(config)
         except InputError as error:  # e.g. a remote worker without a downloaded data set
             raise InputError(error.field, f"on worker {get_worker().address}: {error.message}") from None
     started = time.perf_counter()
@@ -288,7 +299,7 @@ def run_trial(task, data=None):
         if trainer.diverged is not None:
             status = "diverged"
             break
-        evaluated = bool(records) and records[-1].get("test_cost") is not None
+        evaluated = task.report_evaluations and bool(records) and records[-1].get("test_cost") is not None
         now = time.perf_counter()
         if evaluated or now - last_report >= REPORT_SECONDS:
             progress.put(("rows", task.number, attempt, rows))
@@ -308,6 +319,10 @@ def run_trial(task, data=None):
 def _allow_one_retry(dask_scheduler=None):
     """A task whose worker dies is run again once; a second death fails it (KilledWorker)."""
     dask_scheduler.allowed_failures = 1
+
+
+def _warm_up():
+    from . import data, trainer  # noqa: F401
 
 
 def check_address(address):
@@ -402,6 +417,14 @@ def connect(scheduler=None, workers=None):
         raise InputError("scheduler", f"no Dask scheduler answered at {address} within "
                                       f"{CONNECT_SECONDS} s: is `dask scheduler` running there and "
                                       f"the port open? ({error})") from None
+    try:
+        client.run(_warm_up)  # imports on every worker now, not in its first trial
+    except Exception as error:  # e.g. a worker without this package
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        raise InputError("scheduler", f"a worker at {address} cannot run trials: {_describe(error)}; "
+                                      "install Backprop Studio on every worker") from None
     try:
         client.run_on_scheduler(_allow_one_retry)
     except Exception:  # a scheduler that refuses it keeps its own allowed-failures
@@ -530,6 +553,7 @@ class Sweep:
         self.spec = SweepSpec.from_dict(record["spec"])
         self.scheduler, self.workers = scheduler, workers
         self.address = None  # the scheduler's, once connected
+        self.connect_seconds = None
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._ended = threading.Event()  # a trial's future is done
@@ -586,6 +610,7 @@ class Sweep:
         self.study = self._load_study()
         client, cluster = connect(self.scheduler, self.workers)
         self.address = client.scheduler.address
+        self.connect_seconds = time.monotonic() - self._started  # cluster start-up and connection
         token = uuid.uuid4().hex[:8]
         channel = f"backprop-sweep-{self.sweep_id}-{token}"
         self._progress = Queue(channel + "-progress", client=client)
@@ -611,13 +636,16 @@ class Sweep:
                     if time.monotonic() - capacity_checked > 1.0:
                         capacity = max(0, sum(client.nthreads().values()))
                         capacity_checked = time.monotonic()
-                    while len(in_flight) < capacity and self._remaining(len(in_flight)) > 0:
+                    # A trial more per worker waits at the scheduler, so a worker that finishes one
+                    # starts the next at once (TPE: one in all, so it learns from more results).
+                    ahead = 1 if self.spec.strategy == "tpe" else capacity
+                    while len(in_flight) < capacity + ahead and self._remaining(len(in_flight)) > 0:
                         future, number = self._submit(client, scattered, channel)
                         in_flight[future] = number
                         future.add_done_callback(lambda _: self._ended.set())
                     if not in_flight and self._remaining(0) <= 0:
                         break
-                    if capacity == 0:
+                    if capacity == 0 and not in_flight:
                         self._set_status("running", "waiting for workers to join the scheduler")
                 # Wake when a trial ends (its future's callback), else drain progress every 0.1 s.
                 self._ended.wait(0.1)
@@ -675,7 +703,7 @@ class Sweep:
         for dimension in self.spec.space:
             if dimension.name in frozen.params:
                 params[dimension.name] = dimension.value(frozen.params[dimension.name])
-        attrs = frozen.user_attrs
+        attrs = frozen.user_attrs.get("result", {})
         status = {TrialState.COMPLETE: "finished", TrialState.PRUNED: "pruned",
                   TrialState.FAIL: attrs.get("status", "failed"), TrialState.WAITING: "queued",
                   TrialState.RUNNING: "queued"}[frozen.state]
@@ -693,15 +721,12 @@ class Sweep:
         config = self.spec.trial_config(trial.params)
         data = None
         if config.dataset in ("idx", "npz"):  # only the client has these files: send them once
-            key = (config.dataset, config.data_path, config.digits, config.subset, config.seed, config.dtype)
+            key = tuple(repr(getattr(config, name)) for name in DATA)
             if key not in scattered:
-                from .data import load_task
-
-                scattered[key] = client.scatter(load_task(config.dataset, config.digits, subset=config.subset,
-                                                          seed=config.seed, dtype=config.dtype,
-                                                          path=config.data_path))
+                scattered[key] = client.scatter(load_config_data(config))
             data = scattered[key]
-        task = TrialTask(trial.number, config.to_dict(), channel + "-progress", channel + "-stop")
+        task = TrialTask(trial.number, config.to_dict(), channel + "-progress", channel + "-stop",
+                         report_evaluations=self.spec.pruner != "none")
         future = client.submit(run_trial, task, data, key=f"{channel}-trial-{trial.number}", pure=False)
         with self._lock:
             self._asked[trial.number] = trial
@@ -726,7 +751,6 @@ class Sweep:
         run_id = self.store.create(config.to_dict(), source="sweep", sweep_id=self.sweep_id, trial=number,
                                    name=f"sweep {self.sweep_id} trial {number}")
         self._recorders[number] = (attempt, RunRecorder(self.store, run_id))
-        self._asked[number].set_user_attr("run_id", run_id)
         with self._lock:
             view = self._views[number]
             view.status, view.run_id, view.worker = "running", run_id, worker
@@ -746,7 +770,7 @@ class Sweep:
             if len(view.curve) > 4000:
                 view.curve = view.curve[::2]
             view.evaluations.extend(evaluations)
-        for step, test_cost, _ in evaluations:
+        for step, test_cost, _ in evaluations if self.spec.pruner != "none" else ():
             if step <= self._reported.get(number, 0):
                 continue  # a run again after its worker died reports the same steps
             self._reported[number] = step
@@ -792,9 +816,10 @@ class Sweep:
             attrs = {key: metrics.get(key) for key in ("test_cost", "test_accuracy", "train_accuracy",
                                                        "seconds")}
             reason = None if status in ("finished", "pruned", "cancelled") else reason
-        attrs.update(status=status, reason=reason, requeued=status == "cancelled")
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
+        attrs.update(status=status, reason=reason, run_id=self._views[number].run_id)
+        trial.set_user_attr("result", attrs)  # one journal write per trial
+        if status == "cancelled":
+            trial.set_user_attr("requeued", True)
         checkpoint = None
         if status == "finished" and outcome.network is not None:
             checkpoint = self._save(number, outcome)

@@ -101,6 +101,8 @@ sweeps = store.list_sweeps()
 if not sweeps:
     st.info("No sweeps yet: choose what varies above and press **Start sweep** (or run "
             "`python -m backprop sweep --vary learning_rate=0.01,0.1,1`).")
+    st.dataframe([{"setting": name, "values it takes": SETTINGS[name].allowed(),
+                   "log scale": SETTINGS[name].log} for name in SWEEPABLE], hide_index=True)
     st.stop()
 running = sweep_runner.running_ids()
 labels = {f"#{s['id']} {s['name']} ({'running' if s['id'] in running else s['status']})": s["id"]
