@@ -21,10 +21,23 @@ from .landscape import Landscape
 
 LAYER_STATS = ("dW_norm", "db_norm", "W_norm", "dW_mean_abs", "update_ratio")
 HISTOGRAM_CAPACITY = 200  # activation histograms kept (per layer), halved past this
-HISTOGRAM_FIRST_STRIDE = 2  # a histogram every 2nd step at first (then 4th, 8th, ... as it halves)
+# The records start with a stride of the smallest power of two whose steps see at least this many
+# samples, so their cost stays a small share of a step's at any batch size (a step's work grows with
+# its batch, a histogram's or a snapshot's does not): full batches of the tutorial's 11,272 images
+# keep histograms every step and snapshots every 2nd at first, batches of 512 every 8th and 32nd.
+HISTOGRAM_SAMPLES_APART = 4096
+SNAPSHOT_SAMPLES_APART = 16384
 SNAPSHOT_BYTES = 8 * 2**20  # the trajectory's parameter snapshots, as float16 differences
 MAX_SNAPSHOTS = 32
 MIN_SNAPSHOTS = 4  # fewer fit in SNAPSHOT_BYTES: the network is too large for a trajectory
+
+
+def first_stride(samples_apart, batch_size):
+    """The smallest power of two s with s * batch_size >= samples_apart."""
+    stride = 1
+    while stride * max(1, int(batch_size)) < samples_apart:
+        stride *= 2
+    return stride
 
 
 def _encode(array):
@@ -46,22 +59,24 @@ class HistogramRecord:
     """Each hidden layer's activation histogram (HISTOGRAM_BINS shares over [low, high]) on every
     `stride`-th step, at most `capacity` of them: full, it keeps every other and doubles the stride."""
 
-    def __init__(self, n_hidden, capacity=HISTOGRAM_CAPACITY, stride=HISTOGRAM_FIRST_STRIDE):
+    def __init__(self, n_hidden, capacity=HISTOGRAM_CAPACITY, stride=None):
         self.n_hidden = n_hidden
         self.capacity = max(2, int(capacity))
-        self.stride = max(1, int(stride))
+        self.stride = None if stride is None else max(1, int(stride))  # None: set by the first batch
         self.size = 0
         self._iteration = np.zeros(self.capacity, dtype=np.int64)
         self._low = np.zeros((self.capacity, n_hidden), dtype=np.float32)
         self._high = np.zeros((self.capacity, n_hidden), dtype=np.float32)
         self._shares = np.zeros((self.capacity, n_hidden, HISTOGRAM_BINS), dtype=np.float32)
 
-    def wants(self, iteration):
-        """Whether a step should take histograms (cheap: asked before every step)."""
+    def wants(self, iteration, batch_size):
+        """Whether a step over batch_size samples should take histograms (asked before every step)."""
+        if self.stride is None:
+            self.stride = first_stride(HISTOGRAM_SAMPLES_APART, batch_size)
         return self.n_hidden > 0 and iteration % self.stride == 0
 
     def add(self, iteration, low, high, shares):
-        if iteration % self.stride:
+        if self.stride is None or iteration % self.stride:
             return
         if self.size == self.capacity:
             self._halve()
@@ -104,7 +119,7 @@ class HistogramRecord:
         shares = np.asarray(data["shares"], dtype=np.float32).reshape(-1, n_hidden, HISTOGRAM_BINS)
         for it, lo, hi, sh in zip(iterations, low, high, shares, strict=True):
             record.add(it, lo, hi, sh)
-        record.stride = max(1, int(data["stride"]))
+        record.stride = None if data.get("stride") is None else max(1, int(data["stride"]))
         return record
 
 
@@ -121,7 +136,7 @@ class Trajectory:
     def __init__(self, max_bytes=SNAPSHOT_BYTES, max_snapshots=MAX_SNAPSHOTS):
         self.max_bytes = int(max_bytes)
         self.max_snapshots = int(max_snapshots)
-        self.stride = 1
+        self.stride = None  # set by the first batch (see first_stride)
         self.n_params = None
         self.capacity = 0
         self.anchor = None  # float32 (n_params,)
@@ -136,12 +151,15 @@ class Trajectory:
         self.n_params = int(n_params)
         self.capacity = min(self.max_snapshots, self.max_bytes // max(1, 2 * self.n_params))
 
-    def wants(self, iteration):
+    def wants(self, iteration, batch_size):
+        if self.stride is None:
+            self.stride = first_stride(SNAPSHOT_SAMPLES_APART, batch_size)
         return not self.too_large and iteration % self.stride == 0
 
-    def add(self, iteration, params):
-        """Keep the parameters [(W, b), ...] as they are before step `iteration` (if it is kept)."""
-        if not self.wants(iteration):
+    def add(self, iteration, params, batch_size):
+        """Keep the parameters [(W, b), ...] as they are before step `iteration` over batch_size
+        samples (if that step is one to keep)."""
+        if not self.wants(iteration, batch_size):
             return
         if self.n_params is None:
             self._size(sum(W.size + b.size for W, b in params))
@@ -185,7 +203,7 @@ class Trajectory:
     @classmethod
     def from_dict(cls, data):
         trajectory = cls(int(data["max_bytes"]), int(data["max_snapshots"]))
-        trajectory.stride = max(1, int(data["stride"]))
+        trajectory.stride = None if data.get("stride") is None else max(1, int(data["stride"]))
         if data.get("n_params") is None:
             return trajectory
         trajectory._size(int(data["n_params"]))

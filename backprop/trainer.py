@@ -183,7 +183,7 @@ class Trainer:
         net = self.network
         X, Y = self._next_batch()
         net.activation_observer = self._unit_health.start(
-            X.shape[0], histogram=self.history.histograms.wants(self.iteration))
+            X.shape[0], histogram=self.history.histograms.wants(self.iteration, X.shape[0]))
         with np.errstate(all="ignore"):
             cost, grads = net.loss_and_gradients(X, Y, l2=self.l2)
         iteration = self.iteration
@@ -222,7 +222,7 @@ class Trainer:
             stats[l, 3] = np.abs(dW).sum() / dW.size  # dW_mean_abs
             stats[l, 4] = np.sqrt(np.vdot(uW, uW)) / max(stats[l, 2], 1e-30)  # update_ratio
         health = self._unit_health.finish()
-        self.history.trajectory.add(iteration, net.params)  # the weights this step's cost is of
+        self.history.trajectory.add(iteration, net.params, X.shape[0])  # the weights of this step's cost
         net.params = new_params
         self.iteration += 1
         self.samples_seen += X.shape[0]

@@ -14,7 +14,7 @@ from backprop.health import (
     health_reading,
     unit_health,
 )
-from backprop.history import History, Trajectory
+from backprop.history import History, Trajectory, first_stride
 from backprop.network import Network
 from backprop.optimizers import make_optimizer
 from backprop.trainer import Trainer
@@ -57,7 +57,8 @@ def test_tanh_saturates_near_both_limits_and_each_layer_counts_alone():
 
 
 def test_a_linear_layer_is_neither_dead_nor_saturated():
-    assert np.isnan(unit_health([np.zeros((3, 4))], "linear")).all()
+    shares = unit_health([np.zeros((3, 4)), np.zeros((2, 4))], "linear")
+    assert shares.shape == (2, 2) and np.isnan(shares).all()
 
 
 def test_counts_from_chunks_add_up_to_the_whole_batch():
@@ -153,7 +154,7 @@ def test_histograms_are_taken_every_few_steps_and_stay_bounded():
     net = Network([6, 8, 4, 1], activation="tanh", seed=1)
     trainer = Trainer(net, make_optimizer("sgd", learning_rate=0.5), toy_data(40))
     record = trainer.history.histograms
-    record.capacity = 8  # small, to see it halve
+    record.capacity, record.stride = 8, 1  # small, to see it halve; from the first step
     trainer.step(40)
     iterations, low, high, shares = record.arrays()
     assert 4 < len(iterations) <= 8 and record.stride > 2
@@ -195,7 +196,7 @@ def test_trajectory_keeps_a_bounded_thinned_record():
     params = [(np.zeros((3, 4)), np.zeros((3, 1)))]  # 15 parameters: 30 bytes a snapshot
     trajectory = Trajectory(max_bytes=30 * 6, max_snapshots=32)
     for iteration in range(100):
-        trajectory.add(iteration, [(W + iteration, b - iteration) for W, b in params])
+        trajectory.add(iteration, [(W + iteration, b - iteration) for W, b in params], batch_size=20_000)
     iterations, snapshots = trajectory.snapshots()
     assert trajectory.capacity == 6 and 3 <= len(iterations) <= 6
     assert iterations[0] == 0 and (np.diff(iterations) == trajectory.stride).all()
@@ -206,9 +207,15 @@ def test_trajectory_keeps_a_bounded_thinned_record():
 
 def test_a_network_too_large_for_the_budget_keeps_no_trajectory():
     trajectory = Trajectory(max_bytes=100)
-    trajectory.add(0, [(np.zeros((10, 10)), np.zeros((10, 1)))])
+    trajectory.add(0, [(np.zeros((10, 10)), np.zeros((10, 1)))], batch_size=100)
     assert trajectory.too_large and len(trajectory) == 0
-    assert not trajectory.wants(0)
+    assert not trajectory.wants(0, batch_size=100)
+
+
+def test_the_records_start_further_apart_for_small_batches():
+    assert first_stride(16384, 11272) == 2 and first_stride(16384, 512) == 32
+    assert first_stride(4096, 11272) == 1 and first_stride(4096, 40) == 128
+    assert first_stride(4096, 0) == 4096  # an empty batch cannot divide by zero
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "relu"])

@@ -35,6 +35,7 @@ def toy(n=600, n_features=8, seed=0):
 def trained():
     trainer = Trainer(Network([8, 12, 6, 1], activation="tanh", seed=4),
                       make_optimizer("sgd", learning_rate=0.5), toy())
+    trainer.history.trajectory.stride = 2  # a small batch starts further apart (first_stride): 20 here
     trainer.step(40)
     return trainer
 
