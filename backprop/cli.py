@@ -135,12 +135,10 @@ def _open_recorder(config, args):
 
 
 def train_command(args):
-    from .data import load_task
     from .trainer import Trainer
 
     config = config_from_args(args)
-    data = load_task(config.dataset, config.digits, subset=config.subset, seed=config.seed,
-                     dtype=config.dtype, path=config.data_path)
+    data = config.load_data()
     config = fit_output_to_task(config, args, data)
     say = (lambda *a: None) if args.quiet else print
     say(f"Training: {describe(config)}")

@@ -11,7 +11,7 @@ import dataclasses
 from .errors import InputError
 from .optimizers import OPTIMIZERS
 from .setting import Setting
-from .settings import LR_SCHEDULES, MAX_LAYERS, MAX_UNITS, SETTINGS  # noqa: F401 (re-exported)
+from .settings import DATA, LR_SCHEDULES, MAX_LAYERS, MAX_UNITS, SETTINGS  # noqa: F401 (re-exported)
 
 
 def parse_int_list(text, field_name):
@@ -38,12 +38,22 @@ def _validated(self):
     if c.digits is not None and c.layers[-1] != 1:
         raise InputError("layers", f"a two-class task has 1 output unit (sigmoid); end the "
                                    f"layers with 1, got {c.layers[-1]}")
-    if c.digits is None and c.layers[-1] < 2:
+    if c.output == "linear":
+        if c.layers[-1] != 1:
+            raise InputError("layers", f"a regression task has 1 output unit (linear); end the layers with "
+                                       f"1, got {c.layers[-1]}")
+    elif c.digits is None and c.layers[-1] < 2:
         raise InputError("layers", "an all-classes task ends with one unit per class, e.g. 10")
     return c
 
 
 def _output(self):
+    """The output layer and its cost follow the task: linear + squared error for a regression
+    data set, sigmoid + cross-entropy for two classes, softmax + cross-entropy for more."""
+    from .data.toy2d import is_regression
+
+    if is_regression(self.dataset):
+        return "linear"
     return "sigmoid" if self.digits is not None else "softmax"
 
 
@@ -68,6 +78,18 @@ def _check_memory(self, n_features, n_train):
     per_step = n_train if full else self.batch_size
     field = "batch_size" if largest_fitting_batch(sizes, self.dtype, state, most=1) else "layers"
     return check_training_memory(sizes, per_step, self.dtype, state, field=field, full_batch=full)
+
+
+def _load_data(self, path=None):
+    """The Dataset of this set-up, from its settings that choose data (settings.DATA); `path`
+    stands for data_path (the files of an upload, which the studio resolves from its id)."""
+    from .data import load_task
+
+    arguments = {("path" if name == "data_path" else name): getattr(self, name)
+                 for name in DATA if name != "upload"}
+    if path is not None:
+        arguments["path"] = path
+    return load_task(**arguments)
 
 
 def _to_dict(self):
@@ -95,7 +117,8 @@ def _field(setting):
 TrainConfig = dataclasses.make_dataclass(
     "TrainConfig", [(name, object, _field(setting)) for name, setting in SETTINGS.items()],
     namespace={"validated": _validated, "output": property(_output), "optimizer_knobs": _optimizer_knobs,
-               "fit_output": _fit_output, "check_memory": _check_memory, "to_dict": _to_dict,
+               "fit_output": _fit_output, "check_memory": _check_memory, "load_data": _load_data,
+               "to_dict": _to_dict,
                "from_dict": _from_dict,
                "__doc__": "Everything that defines a training run, one field per setting of "
                           "`settings.SETTINGS`. `layers` are the tutorial's layers_dims: hidden "

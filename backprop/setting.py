@@ -7,6 +7,7 @@ sweep may vary. scikit-learn's `_parameter_constraints` is the model, with more 
 """
 
 import math
+import re
 from dataclasses import dataclass
 
 from .errors import InputError
@@ -38,6 +39,9 @@ class Setting:
     cli_aliases: tuple = ()  # more option names, e.g. ("--lr",)
     owner: str | None = None  # the optimizer this setting belongs to (shown only for it)
     datasets: tuple = ()  # when given, the setting applies only to these data sets (2D tasks)
+    pattern: str | None = None  # for "text": the whole text must match this regular expression
+    pattern_text: str = ""  # what the pattern allows, in words
+    widget: bool = True  # the sidebar shows it (a server path is typed only at the server: the CLI)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -133,6 +137,8 @@ class Setting:
         text = _text(value)
         if "\x00" in text:
             self._refuse(value, "contains a null byte")
+        if text and self.pattern is not None and not re.fullmatch(self.pattern, text):
+            self._refuse(value, f"must be {self.pattern_text}")
         return text or None
 
     def _parse_flag(self, value):

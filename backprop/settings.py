@@ -9,11 +9,20 @@ uses it.
 
 from .activations import ACTIVATIONS
 from .data.tasks import DATASETS
-from .data.toy2d import FEATURES, MAX_NOISE, MAX_POINTS, MAX_TRAIN_SHARE, MIN_POINTS, MIN_TRAIN_SHARE
+from .data.toy2d import (
+    FEATURES,
+    MAX_NOISE,
+    MAX_POINTS,
+    MAX_TRAIN_SHARE,
+    MIN_POINTS,
+    MIN_TRAIN_SHARE,
+    TOY_DATASETS,
+)
 from .network import DTYPES, INITS
 from .optimizers import OPTIMIZERS, optimizer_settings
 from .setting import Setting
 
+USER_DATA = ("idx", "npz")  # a person's own files
 MAX_UNITS = 4096
 MAX_LAYERS = 10
 LR_SCHEDULES = {
@@ -39,18 +48,23 @@ _BASE = [
             none_word="", data=True),
     # A path on the server: only the person at the server gives one (the CLI); never a link.
     Setting("data_path", "text", None, "Data path", "A folder of IDX files or an .npz file (datasets "
-            "idx and npz)", group="task", data=True, url=False),
+            "idx and npz)", group="task", data=True, url=False, widget=False, datasets=USER_DATA),
+    # What a link and the sidebar name instead: a data set uploaded through the Data page, by the id
+    # the server gave it (studio/data_files.py keeps it under the studio's own folder).
+    Setting("upload", "text", None, "Uploaded data", "A data set uploaded on the Data page",
+            group="task", data=True, cli=False, datasets=USER_DATA, pattern="[0-9a-f]{12}",
+            pattern_text="an upload id: 12 hexadecimal digits, as the Data page gives them"),
     # 2D data sets only (circle, xor, gauss, spiral, moons; plane, multi-gauss): see data/toy2d.py
     Setting("points", "int", 500, "Points", "2D data sets: how many points to draw (training and test)",
-            group="task", low=MIN_POINTS, high=MAX_POINTS, data=True),
+            group="task", low=MIN_POINTS, high=MAX_POINTS, data=True, datasets=TOY_DATASETS),
     Setting("noise", "int", 0, "Noise (%)", "2D data sets: how much the classes blur, 0 to 50 percent",
-            group="task", low=0, high=MAX_NOISE, data=True),
+            group="task", low=0, high=MAX_NOISE, data=True, datasets=TOY_DATASETS),
     Setting("train_share", "int", 50, "Training share (%)", "2D data sets: the percentage of points "
             "used for training; the rest are test points", group="task", low=MIN_TRAIN_SHARE,
-            high=MAX_TRAIN_SHARE, data=True),
+            high=MAX_TRAIN_SHARE, data=True, datasets=TOY_DATASETS),
     Setting("features", "text", "x1,x2", "Input features", "2D data sets: what the network sees of "
             f"a point, any of {', '.join(FEATURES)} separated by commas (the input size follows)",
-            group="task", data=True),
+            group="task", data=True, datasets=TOY_DATASETS),
     # -- the network ---------------------------------------------------------------------
     Setting("layers", "int_list", [196, 1], "Layer sizes", "Hidden sizes then the output size, without "
             "the input, e.g. 196,1", group="network", low=1, high=MAX_UNITS, sweep=True),

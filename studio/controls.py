@@ -11,14 +11,15 @@ from backprop.config import PRESET_NOTES, PRESETS, TrainConfig, parse_int_list, 
 from backprop.config import output_units as config_output_units
 from backprop.data import REGISTRY, load_task
 from backprop.data.download import is_complete
+from backprop.data.tasks import nominal_classes
 from backprop.errors import InputError
 from backprop.paths import datasets_dir
 from backprop.settings import SETTINGS
 
+from .data_files import list_uploads, resolve_upload
 from .url_state import plain as escape_markdown
 
 USER_DATA = {"idx": "a folder with the four IDX files", "npz": "a .npz file"}
-CLASSES = {"emnist-letters": 26}  # every other named set has 10 classes
 _user_classes = {}  # (dataset, path, modified time) -> number of classes, so a file is read once
 PRESET_LABELS = {"tutorial": "Tutorial: 5 vs 8, [196, 1]",
                  "tutorial-deep": "Tutorial deep: [392, 196, 98, 1]", "mnist10": "10 digits, ReLU + Adam",
@@ -31,6 +32,8 @@ def widget_key(name):
 
 def widget_kind(setting):
     """How the sidebar shows a setting, from its declaration."""
+    if setting.name == "upload":
+        return "upload"
     if setting.kind == "choice":
         return "select"
     if setting.kind == "float" and setting.log:
@@ -47,6 +50,8 @@ def widget_value(setting, value):
         return ",".join(str(n) for n in value[:-1])  # the hidden sizes; the output follows the task
     if kind == "select":
         return value if value in setting.choices else setting.default
+    if kind == "upload":
+        return value
     if kind == "log_slider":
         return float(value)
     if kind == "number":
@@ -69,9 +74,7 @@ def shown(setting, state):
         return False
     if setting.datasets and state.get(widget_key("dataset")) not in setting.datasets:
         return False
-    if setting.name == "data_path" and state.get(widget_key("dataset")) not in USER_DATA:
-        return False
-    return setting.name != "preset"
+    return setting.widget
 
 
 def fill_widgets(config, only_missing=False):
@@ -141,10 +144,10 @@ def data_classes(dataset, path):
         raise InputError("dataset", f"{dataset} is not downloaded yet: download it on the Data page "
                                     f"(or `python -m backprop data download {_registry_name(dataset)}`)")
     if dataset not in USER_DATA:
-        return CLASSES.get(dataset, 10)
+        return nominal_classes(dataset)
     path = SETTINGS["data_path"].parse(path)  # refuses what no file name holds (a null byte)
     if not path:
-        raise InputError("data_path", f"give the path of {USER_DATA[dataset]}")
+        raise InputError("upload", f"choose {USER_DATA[dataset]} you uploaded on the Data page")
     try:
         stamp = Path(path).stat().st_mtime
     except OSError:
@@ -164,7 +167,7 @@ def data_classes(dataset, path):
 def output_units(dataset, digits_text, n_classes=None):
     """The output size follows the task: 1 (sigmoid) for two classes, else one per class."""
     two_classes = str(digits_text).strip().lower() not in ("all", "")
-    return config_output_units(2 if two_classes else n_classes or CLASSES.get(dataset, 10))
+    return config_output_units(2 if two_classes else n_classes or nominal_classes(dataset))
 
 
 def _setting_widget(setting, state):
@@ -187,6 +190,15 @@ def _setting_widget(setting, state):
                    f"({'sigmoid' if outputs == 1 else 'softmax'}), set by the task")
     elif kind == "select":
         st.selectbox(setting.label, setting.choices, key=key, help=helptext)
+    elif kind == "upload":
+        uploads = {upload.id: upload for upload in list_uploads()
+                   if upload.kind == state[widget_key("dataset")]}
+        if state.get(key) not in uploads:
+            state[key] = None
+        st.selectbox(setting.label, list(uploads), key=key, format_func=lambda id_: uploads[id_].label(),
+                     index=None, placeholder="upload your data on the Data page" if not uploads
+                     else "choose an upload", help=helptext + " (a path on the server is only ever "
+                     "given at the server, with `backprop train --data-path`)")
     elif kind == "log_slider":
         st.select_slider(setting.label, log_grid(setting, state[key]), key=key,
                          format_func=lambda v: f"{v:g}", help=helptext)
@@ -221,9 +233,11 @@ def setup_sidebar(studio):
 
 
 def _data_path():
+    """The files of the upload chosen in the sidebar (None: none chosen, or not own data)."""
     state = st.session_state
-    path = str(state.get(widget_key("data_path"), "")).strip()
-    return path if state[widget_key("dataset")] in USER_DATA and path else None
+    if state[widget_key("dataset")] not in USER_DATA or not state.get(widget_key("upload")):
+        return None
+    return str(resolve_upload(state[widget_key("upload")]))
 
 
 def read_widgets(studio):
@@ -235,6 +249,6 @@ def read_widgets(studio):
     n_classes = data_classes(state[widget_key("dataset")], _data_path())
     values["layers"] = hidden + [output_units(state[widget_key("dataset")], state[widget_key("digits")],
                                               n_classes)]
-    values["data_path"] = _data_path()
+    values["data_path"] = None  # the app names its data by upload id, never by a typed path
     base = studio.config if isinstance(studio.config, TrainConfig) else TrainConfig()
     return dataclasses.replace(base, **values).validated()

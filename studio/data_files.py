@@ -232,9 +232,7 @@ def list_uploads():
 def training_config(config, upload, digits):
     """The current set-up switched to an uploaded data set: `digits` (two labels) or None (all
     classes); the output layer follows (1 sigmoid unit, or one unit per class)."""
-    classes = len(upload.class_names)
-    layers = [*list(config.layers)[:-1], 1 if digits is not None else classes]
     subset = config.subset if config.subset is not None and config.subset <= upload.n_train else None
-    return dataclasses.replace(config, dataset=upload.kind, data_path=str(upload.path),
-                               digits=tuple(digits) if digits is not None else None,
-                               layers=layers, subset=subset).validated()
+    config = dataclasses.replace(config, dataset=upload.kind, data_path=None, upload=upload.id,
+                                 digits=tuple(digits) if digits is not None else None, subset=subset)
+    return config.fit_output(2 if digits is not None else len(upload.class_names)).validated()

@@ -78,13 +78,12 @@ class Studio:
     # -- data and building ---------------------------------------------------------------
     def load_data(self, config=None):
         """The Dataset for a set-up, loaded once per distinct data choice (settings.DATA)."""
-        from backprop.data import load_task
+        from .data_files import resolve_upload
 
         config = config or self.config
         key = tuple(getattr(config, name) for name in DATA)
         if key != self._data_key:
-            self.data = load_task(dataset=config.dataset, digits=config.digits, subset=config.subset,
-                                  seed=config.seed, dtype=config.dtype, path=config.data_path)
+            self.data = config.load_data(path=resolve_upload(config.upload) if config.upload else None)
             self._data_key = key
         return self.data
 

@@ -182,14 +182,15 @@ def test_link_warnings_stay_until_dismissed():
     assert not any("Ignored from the link" in w.value for w in at.warning)
 
 
-def test_own_data_path_errors_inline_and_keep_the_run(tmp_path):
+def test_own_data_without_an_upload_errors_inline_and_keeps_the_run():
     at = open_app()
     button(at, "Reset").click().run()  # AppTests share one Studio: start from iteration 0
     button(at, "Step").click().run()
     at.selectbox(key="setup_dataset").set_value("npz").run()
-    at.text_input(key="setup_data_path").input(str(tmp_path / "missing.npz")).run()
     no_errors(at)
-    assert any("data_path" in e.value and "does not exist" in e.value for e in at.sidebar.error)
+    # no path can be typed in the browser: own data is chosen among the uploads, by id
+    assert not [w for w in at.sidebar.text_input if w.key == "setup_data_path"]
+    assert any("upload" in e.value and "Data page" in e.value for e in at.sidebar.error)
     button(at, "Step").click().run()
     assert "iteration 2 ·" in status(at)
 

@@ -152,8 +152,8 @@ def test_the_training_set_up_follows_the_upload():
                                n_train=30, n_test=10, saved_at="2026-01-01T00:00:00+00:00")
     config = dataclasses.replace(preset("tutorial"), subset=300)
     every = data_files.training_config(config, upload, None)
-    assert (every.dataset, every.data_path, every.digits, every.layers) == ("idx", str(upload.path), None,
-                                                                            [196, 3])
+    assert (every.dataset, every.upload, every.data_path, every.digits, every.layers) == (
+        "idx", upload.id, None, None, [196, 3])  # by id: a link can carry it, never the path
     assert every.subset is None  # 300 is more than the 30 images there are
     pair = data_files.training_config(config, upload, (2, 0))
     assert pair.digits == (2, 0) and pair.layers == [196, 1]
@@ -240,6 +240,8 @@ def test_data_page_puts_an_upload_into_the_set_up(data_page):
     at.selectbox(key="data_upload_second").set_value("3").run()
     at.button(key="data_upload_use").click().run()
     assert not at.exception
-    assert (data_page.config.dataset, data_page.config.data_path) == ("npz", str(saved.path))
+    # the set-up names the upload by its id (a link can carry that), never by its path
+    assert (data_page.config.dataset, data_page.config.upload, data_page.config.data_path) == (
+        "npz", saved.id, None)
     assert data_page.config.digits == (0, 3) and data_page.config.layers[-1] == 1
     assert "press **Train**" in at.success[-1].value

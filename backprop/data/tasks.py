@@ -13,6 +13,7 @@ from backprop.errors import InputError
 from backprop.paths import PROJECT_ROOT, datasets_dir
 
 from .download import EMNIST_MANIFEST, REGISTRY, is_complete
+from .download import EMNIST_VARIANTS as EMNIST_SUBSETS
 from .idx import load_idx, read_manifest
 from .toy2d import DEFAULT_FEATURES, TOY_DATASETS, is_regression, make_toy
 from .user import load_npz
@@ -33,7 +34,7 @@ FASHION_NAMES = [
     "Ankle boot",
 ]
 LETTER_NAMES = ["N/A"] + [chr(ord("A") + i) for i in range(26)]  # EMNIST letters are labelled 1..26
-EMNIST_VARIANTS = {"emnist-digits": "digits", "emnist-mnist": "mnist", "emnist-letters": "letters"}
+EMNIST_VARIANTS = {f"emnist-{variant}": variant for variant in EMNIST_SUBSETS}
 DATASETS = ("mnist", "fashion-mnist", *EMNIST_VARIANTS, "idx", "npz", *TOY_DATASETS)
 
 
@@ -293,3 +294,11 @@ def nominal_size(config) -> tuple[int, int] | None:
     if config.subset is not None:
         n_train = min(n_train, config.subset)
     return 28 * 28, n_train
+
+
+def nominal_classes(dataset: str) -> int:
+    """Classes of a named data set (2 for a 2D classification set, 1 target for a regression one),
+    known without loading it; 10 for a person's own data until it is read."""
+    if dataset in TOY_DATASETS:
+        return 1 if is_regression(dataset) else 2
+    return NAMED_SIZES.get(dataset, (0, 10))[1]
