@@ -54,8 +54,7 @@ def load_npz(path: str | Path, seed: int = 1):
         # and the scaled float64 images.
         pixels = [members[x_name] for x_name, _ in splits]
         check_bytes(sum(2 * m.nbytes + 8 * math.prod(m.shape) for m in pixels), str(path),
-                    f"the images of {path.name} ({' and '.join(str(m.shape) for m in pixels)}), as training "
-                    "data,")
+                    " and ".join(f"{m.name} of shape {m.shape}" for m in pixels) + ", as training data,")
         x = _pixels(archive.read("x"), path, "x")
         y = _labels(archive.read("y"), path, "y")
         if "x_test" in members:
