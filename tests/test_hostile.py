@@ -209,7 +209,10 @@ PAGE_LIBRARIES = textwrap.dedent("""
     # lazily while a page runs (st.dataframe, a figure's JSON)
     for path in [*sorted((root / "pages").glob("*.py")), *sorted((root / "studio").glob("*.py"))]:
         for name in imports(path):
-            __import__(name)
+            try:
+                __import__(name)
+            except Exception:  # a component that registers itself only inside a running server
+                pass
     from streamlit import dataframe_util
     import plotly.graph_objects as go
     dataframe_util.convert_anything_to_arrow_bytes([{"a": 1, "b": "x"}])
