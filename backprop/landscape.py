@@ -17,6 +17,7 @@ batched forward pass per grid point) with the network's own `evaluate`, so the c
 is the current cost on that sample, exactly.
 """
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -115,8 +116,9 @@ def pca_plane(iterations, snapshots, params, final_iteration):
     """The plane through the final weights `params` along the top two principal directions of the
     snapshots (k, n_params) minus the final weights, and the path projected onto it."""
     if len(snapshots) < MIN_SNAPSHOTS:
-        raise InputError("trajectory", f"the run has {len(snapshots)} parameter snapshots; train a few "
-                                       f"more steps (at least {MIN_SNAPSHOTS} are needed for a plane)")
+        raise InputError("trajectory", f"the run has kept {len(snapshots)} parameter snapshot(s) so far; "
+                                       f"train more steps (a plane needs {MIN_SNAPSHOTS}; small batches "
+                                       "keep one every few dozen steps at first)")
     final = flatten(params)
     M = snapshots - final.astype(np.float32)  # (k, n_params), float32: up to 32 x 10^6 numbers
     centred = M - M.mean(axis=0)
@@ -258,3 +260,43 @@ def compute_landscape(network, plane, X, Y, resolution, iteration=0, progress=No
     return Landscape(plane.kind, int(iteration), xs, ys, costs, center_cost, int(X.shape[0]),
                      time.perf_counter() - started, complete, plane.path, plane.path_iterations,
                      plane.explained)
+
+
+class LandscapeJob:
+    """compute_landscape on a background thread, so a page can show its progress and cancel it.
+
+    `done`/`total` count grid rows; `result` is the Landscape once finished (complete or
+    cancelled), `error` the InputError or other exception that stopped it."""
+
+    def __init__(self, network, plane, X, Y, resolution, iteration=0):
+        self.resolution = check_resolution(resolution)
+        self.kind = plane.kind
+        self.iteration = int(iteration)
+        self.done, self.total = 0, self.resolution
+        self.result = None
+        self.error = None
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(network.copy(), plane, X, Y),
+                                        name="backprop-landscape", daemon=True)
+        self._thread.start()
+
+    def _run(self, network, plane, X, Y):
+        try:
+            self.result = compute_landscape(network, plane, X, Y, self.resolution, self.iteration,
+                                            progress=self._progress, cancel=self._cancel)
+        except Exception as error:  # reported on the page, never lost in a thread
+            self.error = error
+
+    def _progress(self, done, total):
+        self.done, self.total = done, total
+
+    @property
+    def running(self):
+        return self._thread.is_alive()
+
+    def cancel(self):
+        self._cancel.set()
+
+    def wait(self, timeout=None):
+        self._thread.join(timeout)
+        return not self.running

@@ -1,11 +1,21 @@
 """Compare: every recorded run (app and CLI), their curves side by side, and set-up against result."""
 
+from pathlib import Path
+
+import numpy as np
 import streamlit as st
 
 from backprop.config import TrainConfig
 from backprop.errors import InputError
+from backprop.landscape import Landscape, pca_plane
 from backprop.runs import RunStore
-from studio.analysis_figures import final_accuracy, parallel_coordinates_figure, run_curves_figure
+from studio.analysis_figures import (
+    final_accuracy,
+    landscape_figure,
+    parallel_coordinates_figure,
+    path_figure,
+    run_curves_figure,
+)
 from studio.session import get_studio, route_through_app
 
 route_through_app()  # a direct link to this page on a fresh server: go through app.py
@@ -52,6 +62,59 @@ if chosen:
     else:
         st.info("No test accuracy yet for these runs: the test set is evaluated every `eval_every` "
                 "iterations (set on the Train page), so train past the first evaluation.")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def saved_path(path, modified):
+    """What a run's checkpoint keeps of its path: its last loss landscape, else its path in the PCA
+    plane of its parameter snapshots with the cost at each point, else a sentence saying why not.
+    `modified` (the file's time) makes a rewritten checkpoint load again."""
+    from backprop.checkpoint import load_checkpoint
+
+    try:
+        checkpoint = load_checkpoint(path)
+    except InputError as error:
+        return error.message
+    history = checkpoint.history
+    if history is None:
+        return "its checkpoint has no history"
+    if history.landscape is not None:
+        return history.landscape
+    last = history.last()
+    final_iteration = last["iteration"] + 1 if last else 0
+    iterations, snapshots = history.trajectory.snapshots(before=final_iteration)
+    try:
+        plane = pca_plane(iterations, snapshots, checkpoint.network.params, final_iteration)
+    except InputError as error:
+        return error.message
+    kept, costs = history.iterations, history.costs
+    nearest = np.clip(np.searchsorted(kept, plane.path_iterations), 0, len(kept) - 1)
+    return plane.path_iterations, plane.path, costs[nearest]
+
+
+def path_views(chosen_runs):
+    """The first two chosen runs' paths side by side (a landscape when one was computed for it)."""
+    with_checkpoint = [run for run in chosen_runs if run["checkpoint_path"]][:2]
+    if not with_checkpoint:
+        st.caption("Paths appear for runs that saved a checkpoint (a run saves one when it pauses or ends).")
+        return
+    for column, run in zip(st.columns(2), with_checkpoint, strict=False):
+        path = Path(run["checkpoint_path"])
+        found = saved_path(str(path), path.stat().st_mtime if path.exists() else 0.0)
+        label = f"#{run['id']} {run['name']}"[:40]
+        with column:
+            if isinstance(found, str):
+                st.info(f"{label}: no path to show: {found}.")
+            elif isinstance(found, Landscape):
+                st.plotly_chart(landscape_figure(found, title=f"{label}: {found.kind} plane"),
+                                key=f"compare_landscape_{run['id']}")
+            else:
+                st.plotly_chart(path_figure(label, *found), key=f"compare_path_{run['id']}")
+
+
+if chosen:
+    st.subheader("Paths over the loss landscape")
+    path_views([by_label[name] for name in chosen])
 parallel = parallel_coordinates_figure(runs)
 if parallel is None:
     st.caption("The set-up chart appears once a run has a test accuracy.")

@@ -1,18 +1,37 @@
-"""Inspect: what the current network gets right and wrong, and what each layer does with one image."""
+"""Inspect: what the current network gets right and wrong, what each layer does with one image
+(a test image or a digit you draw), its units' health and activations over training, and the
+loss landscape around its weights with the path training took."""
 
 import numpy as np
 import streamlit as st
 
+from backprop.drawing import FIELD, ink_from_rgba, mnist_style, png_size
+from backprop.errors import InputError
+from backprop.health import condition_of, health_reading
+from backprop.landscape import (
+    MAX_RESOLUTION,
+    MIN_RESOLUTION,
+    LandscapeJob,
+    evaluation_sample,
+    pca_plane,
+    random_plane,
+)
 from studio.analysis_figures import (
     activation_figure,
+    activation_histogram_figure,
     confusion_figure,
     confusion_matrix,
     image_figure,
+    landscape_figure,
     mosaic_figure,
     most_confident_wrong,
     probability_figure,
+    unit_health_figure,
 )
 from studio.session import get_studio, route_through_app
+
+CANVAS_SIDE = 280  # pixels: 10x the network's 28, a comfortable size for a mouse or a finger
+STROKE_WIDTH = 20  # on the 280-px canvas: about 2 px at 28, like MNIST's pen
 
 route_through_app()  # a direct link to this page on a fresh server: go through app.py
 
@@ -23,70 +42,235 @@ if trainer is None:
     st.info("There is no network to inspect yet: set one up and train it on the Train page first.")
     st.stop()
 
-with trainer.lock:
+with trainer.reading():
     network = trainer.network.copy()
     iteration = trainer.iteration
+    history = trainer.history
+    health_iterations, unit_health = history.iterations, history.unit_health()
+    activation_records = history.histograms.arrays()
+    snapshot_iterations, snapshots = history.trajectory.snapshots(before=iteration)
+    trajectory_too_large = history.trajectory.too_large
 data = trainer.data
-if len(data.y_test) == 0:
-    st.warning("This data set has no test images, so there is nothing to inspect.")
-    st.stop()
-
-probabilities = network.predict_proba(data.x_test)
-predicted = probabilities.argmax(axis=1)
 names = [str(name) for name in data.class_names]
-correct = int((predicted == data.y_test).sum())
-left, middle, right = st.columns(3)
-left.metric("Test accuracy", f"{correct / len(data.y_test):.2%}")
-middle.metric("Test images wrong", f"{len(data.y_test) - correct:,} of {len(data.y_test):,}")
-right.metric("After iterations", f"{iteration:,}")
-if iteration == 0:
-    st.caption("This network is untrained (iteration 0): its guesses are still random.")
+classifies = network.output != "linear"
 
-counts = confusion_matrix(data.y_test, predicted, data.n_classes)
-st.plotly_chart(confusion_figure(counts, names), key="inspect_confusion")
 
-st.subheader("Most confidently wrong")
-worst = most_confident_wrong(probabilities, data.y_test, k=8)
-if len(worst) == 0:
-    st.success("Every test image is classified correctly.")
-elif data.image_shape is None:
-    st.dataframe([{"test image": int(i), "true": names[data.y_test[i]], "predicted": names[predicted[i]],
-                   "probability": float(probabilities[i, predicted[i]])} for i in worst])
-else:
-    labels = [f"#{i}: {names[predicted[i]]} {probabilities[i, predicted[i]]:.0%}"
-              f"<br>(true {names[data.y_test[i]]})" for i in worst]
-    images = data.x_test[worst].reshape(len(worst), *data.image_shape)
-    st.caption("The test images the network gets wrong with the highest confidence. Above each: its "
-               "test image number, the predicted class with its probability, and the true class.")
-    st.plotly_chart(mosaic_figure(images, len(worst), "", column_labels=labels), key="inspect_wrong")
+def layer_views(activations, key):
+    """Every hidden layer's activations for one sample, two charts a row, and the output."""
+    hidden = activations[:-1]
+    for start in range(0, len(hidden), 2):  # two layers side by side: each chart has a sensible size
+        for column, (layer, A) in zip(st.columns(2), enumerate(hidden[start:start + 2], start=start + 1),
+                                      strict=False):
+            with column:
+                figure = activation_figure(A[:, 0], layer, network.n_layers)
+                st.plotly_chart(figure, width="content" if "width" in figure["layout"] else "stretch",
+                                key=f"{key}_layer_{layer}")
+    output = np.round(activations[-1][:, 0], 4).tolist()
+    st.caption(f"Output layer A[{network.n_layers}] = {output} "
+               + ("(the probability of the second class)" if network.output == "sigmoid"
+                  else "(softmax: one probability per class)" if network.output == "softmax" else ""))
 
-st.subheader("Look inside for one test image")
-last = len(data.y_test) - 1
-index = st.number_input(f"Test image number (0 to {last:,})", min_value=0, max_value=last,
-                        value=int(worst[0]) if len(worst) else 0, step=1, key="inspect_index",
-                        help="Start from one of the confidently wrong images above, or any test image.")
-index = int(min(max(index, 0), last))  # a value kept from a larger data set must not index past the end
-sample = data.x_test[index:index + 1]
-activations = network.forward(sample)
-true_class = int(data.y_test[index])
-picture, bars = st.columns([1, 2])
-with picture:
-    if data.image_shape is not None:
-        st.plotly_chart(image_figure(sample.reshape(data.image_shape), f"Test image {index}"),
-                        key="inspect_image")
-    st.write(f"True class: **{names[true_class]}**, predicted: **{names[predicted[index]]}** "
-             f"({probabilities[index, predicted[index]]:.1%})")
-with bars:
-    st.plotly_chart(probability_figure(probabilities[index], names, true_class), key="inspect_proba")
-hidden = activations[:-1]
-for start in range(0, len(hidden), 2):  # two layers side by side: each chart has a sensible size
-    for column, (layer, A) in zip(st.columns(2), enumerate(hidden[start:start + 2], start=start + 1),
-                                  strict=False):
-        with column:
-            figure = activation_figure(A[:, 0], layer, network.n_layers)
-            st.plotly_chart(figure, width="content" if "width" in figure["layout"] else "stretch",
-                            key=f"inspect_layer_{layer}")
-output = np.round(activations[-1][:, 0], 4).tolist()
-st.caption(f"Output layer A[{network.n_layers}] = {output} "
-           + ("(the probability of the second class)" if network.output == "sigmoid"
-              else "(softmax: one probability per class)"))
+
+def test_set_views():
+    """Accuracy, confusion matrix, the most confidently wrong images and a look inside one."""
+    probabilities = network.predict_proba(data.x_test)
+    predicted = probabilities.argmax(axis=1)
+    correct = int((predicted == data.y_test).sum())
+    left, middle, right = st.columns(3)
+    left.metric("Test accuracy", f"{correct / len(data.y_test):.2%}")
+    middle.metric("Test images wrong", f"{len(data.y_test) - correct:,} of {len(data.y_test):,}")
+    right.metric("After iterations", f"{iteration:,}")
+    if iteration == 0:
+        st.caption("This network is untrained (iteration 0): its guesses are still random.")
+
+    counts = confusion_matrix(data.y_test, predicted, data.n_classes)
+    st.plotly_chart(confusion_figure(counts, names), key="inspect_confusion")
+
+    st.subheader("Most confidently wrong")
+    worst = most_confident_wrong(probabilities, data.y_test, k=8)
+    if len(worst) == 0:
+        st.success("Every test image is classified correctly.")
+    elif data.image_shape is None:
+        st.dataframe([{"test image": int(i), "true": names[data.y_test[i]],
+                       "predicted": names[predicted[i]], "probability": float(probabilities[i, predicted[i]])}
+                      for i in worst])
+    else:
+        labels = [f"#{i}: {names[predicted[i]]} {probabilities[i, predicted[i]]:.0%}"
+                  f"<br>(true {names[data.y_test[i]]})" for i in worst]
+        images = data.x_test[worst].reshape(len(worst), *data.image_shape)
+        st.caption("The test images the network gets wrong with the highest confidence. Above each: its "
+                   "test image number, the predicted class with its probability, and the true class.")
+        st.plotly_chart(mosaic_figure(images, len(worst), "", column_labels=labels), key="inspect_wrong")
+
+    st.subheader("Look inside for one test image")
+    last = len(data.y_test) - 1
+    index = st.number_input(f"Test image number (0 to {last:,})", min_value=0, max_value=last,
+                            value=int(worst[0]) if len(worst) else 0, step=1, key="inspect_index",
+                            help="Start from one of the confidently wrong images above, or any test image.")
+    index = int(min(max(index, 0), last))  # a value kept from a larger data set must not index past it
+    sample = data.x_test[index:index + 1]
+    activations = network.forward(sample)
+    true_class = int(data.y_test[index])
+    picture, bars = st.columns([1, 2])
+    with picture:
+        if data.image_shape is not None:
+            st.plotly_chart(image_figure(sample.reshape(data.image_shape), f"Test image {index}"),
+                            key="inspect_image")
+        st.write(f"True class: **{names[true_class]}**, predicted: **{names[predicted[index]]}** "
+                 f"({probabilities[index, predicted[index]]:.1%})")
+    with bars:
+        st.plotly_chart(probability_figure(probabilities[index], names, true_class), key="inspect_proba")
+    layer_views(activations, "inspect")
+
+
+def drawn_digit_views():
+    """A canvas to draw on; the drawing prepared like MNIST and run through the network."""
+    from streamlit_drawable_canvas import st_canvas  # registers its component: only inside a run
+
+    st.caption("Draw with the mouse or a finger (white on black, like MNIST). It is cropped, scaled to "
+               "20 pixels on its longer side and centred by its centre of mass in 28 x 28, the way "
+               "MNIST's digits were made, then run through the network as it is now.")
+    canvas, seen = st.columns([1, 1])
+    with canvas:
+        result = st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF", background_color="#000000",
+                           height=CANVAS_SIDE, width=CANVAS_SIDE, drawing_mode="freedraw",
+                           return_image_data=True, key="draw_canvas")
+    png = result.image_bytes
+    try:
+        if png is not None and png_size(png) not in ((CANVAS_SIDE, CANVAS_SIDE),
+                                                     (2 * CANVAS_SIDE, 2 * CANVAS_SIDE)):
+            raise InputError("drawing", f"is {png_size(png)} pixels; the canvas is {CANVAS_SIDE} a side")
+        digit = None if png is None else mnist_style(ink_from_rgba(result.image_data))
+    except InputError as error:
+        st.error(f"{error.field}: {error.message}")
+        return
+    if digit is None:
+        with seen:
+            st.info("Draw a digit on the canvas: the network's answer appears here.")
+        return
+    sample = digit.reshape(1, -1)
+    activations = network.forward(sample)
+    probabilities = network.predict_proba(sample)[0]
+    best = int(probabilities.argmax())
+    with seen:
+        st.plotly_chart(image_figure(digit, f"As the network sees it ({FIELD}x{FIELD})", height=240),
+                        key="draw_input")
+        st.markdown(f"The network says: **{names[best]}** ({probabilities[best]:.1%})")
+    st.plotly_chart(probability_figure(probabilities, names), key="draw_proba")
+    layer_views(activations, "draw")
+
+
+def health_views():
+    """Unit health and the activations' spread over the recorded steps."""
+    condition = condition_of(network.activation)
+    if network.n_layers < 2:
+        st.caption("This network has no hidden layer: there are no hidden units to look at.")
+        return
+    if condition is None:
+        st.caption(f"{network.activation} units are never dead or saturated.")
+    else:
+        st.plotly_chart(unit_health_figure(health_iterations, unit_health, network.activation, height=320),
+                        key="inspect_unit_health")
+        reading = health_reading(unit_health[-1]) if len(unit_health) else None
+        st.caption(reading or f"No layer is mostly {condition}: a unit counts as "
+                   + ("dead when it is zero for every sample of the batch."
+                      if condition == "dead" else "saturated when its output is within 1% of a limit "
+                      "for most samples; sigmoid'(Z) < 0.01 there."))
+    iterations, low, high, shares = activation_records
+    layer = st.selectbox("Layer", range(network.n_layers - 1), format_func=lambda l: f"hidden layer {l + 1}",
+                         key="inspect_histogram_layer")
+    layer = min(int(layer), network.n_layers - 2)
+    st.plotly_chart(activation_histogram_figure(iterations, low, high, shares, layer),
+                    key="inspect_activation_histograms")
+
+
+def start_landscape(kind, resolution, seed):
+    """A LandscapeJob for the chosen plane, or an error message."""
+    params = network.params
+    if kind == "pca":
+        if trajectory_too_large:
+            return f"This network has too many parameters ({network.n_parameters():,}) to keep its path."
+        try:
+            plane = pca_plane(snapshot_iterations, snapshots, params, iteration)
+        except InputError as error:
+            return error.message
+    else:
+        plane = random_plane(params, seed=int(seed))
+    index = evaluation_sample(len(data.y_train))
+    x, y = data.x_train[index], data.y_train[index]
+    st.session_state.landscape_job = LandscapeJob(network, plane, x, y, resolution, iteration)
+    st.session_state.landscape_saved = False
+    return None
+
+
+def landscape_views():
+    plane_names = {"random": "around the weights now (two random directions)",
+                   "pca": "over the path training took (PCA of the weights along the run)"}
+    left, middle, right = st.columns([2, 2, 1])
+    kind = left.radio("Plane", list(plane_names), format_func=plane_names.get, key="landscape_kind")
+    sides = list(range(MIN_RESOLUTION, MAX_RESOLUTION + 1, 2))
+    resolution = middle.select_slider("Grid points per side", sides, value=25, key="landscape_resolution",
+                                     help="Each point is one forward pass over 2,000 training images.")
+    seed = right.number_input("Directions seed", min_value=0, max_value=2**31 - 1, value=0, step=1,
+                              key="landscape_seed", disabled=kind != "random",
+                              help="Another seed draws two other random directions.")
+    job = st.session_state.get("landscape_job")
+    if st.button("Compute landscape", key="landscape_compute", disabled=job is not None and job.running):
+        problem = start_landscape(kind, resolution, seed)
+        if problem:
+            st.warning(problem)
+    job = st.session_state.get("landscape_job")
+    # Redrawn every half second only while a job runs; one that finishes triggers a full run,
+    # which draws its result with no more polling.
+    st.fragment(landscape_progress, run_every=0.5 if job is not None and job.running else None)()
+
+
+def landscape_progress():
+    """The running job's progress and Cancel, then its picture."""
+    job = st.session_state.get("landscape_job")
+    if job is None:
+        return
+    if not job.running and st.session_state.get("landscape_polling"):
+        st.session_state.landscape_polling = False
+        st.rerun()
+    if job.running:
+        st.session_state.landscape_polling = True
+        st.progress(job.done / job.total, text=f"Computing the {job.kind} plane: row {job.done} of "
+                                               f"{job.total} ({job.resolution} x {job.resolution} points)")
+        if st.button("Cancel", key="landscape_cancel"):
+            job.cancel()
+        return
+    if job.error is not None:
+        st.error(f"The landscape stopped: {job.error}")
+        return
+    landscape = job.result
+    if not st.session_state.get("landscape_saved"):
+        st.session_state.landscape_saved = True
+        with trainer.reading():
+            if studio.trainer is trainer:  # kept with the run: its checkpoint carries it to Compare
+                trainer.history.landscape = landscape
+    st.plotly_chart(landscape_figure(landscape), key="landscape_chart")
+    done = "" if landscape.complete else " Cancelled: the rest of the grid was not computed."
+    st.caption(f"Cost on a fixed sample of {landscape.samples:,} training images at iteration "
+               f"{landscape.iteration:,}: {landscape.center_cost:.5f} at the centre (the star). "
+               f"{landscape.costs.size:,} points in {landscape.seconds:.1f} s.{done}"
+               + (" Li et al. (2018): filter-normalised directions, so a step of 1 changes each "
+                  "unit's weights by their own size." if landscape.kind == "random" else ""))
+
+
+if classifies and len(data.y_test):
+    test_set_views()
+elif classifies:
+    st.warning("This data set has no test images: the test-set views are left out.")
+
+if classifies and data.image_shape == (FIELD, FIELD):
+    st.subheader("Draw a digit")
+    drawn_digit_views()
+
+st.subheader("Unit health and activations over training")
+health_views()
+
+st.subheader("Loss landscape")
+st.caption("The cost over a plane of weights through the network's weights now (Li, Xu, Taylor, Studer "
+           "and Goldstein, 2018). A sharp, narrow valley or a flat one, and how training moved across it.")
+landscape_views()

@@ -3,6 +3,10 @@ Compare and Data pages. No Streamlit here, so everything is testable without a b
 
 import numpy as np
 
+from backprop.health import HEALTH_STATS, condition_of
+from studio.figures import LAYER_COLOURS, _empty_state, _mode, _series, downsample
+from studio.figures import _layout as _live_layout
+
 GRAY = "Greys"
 MARGIN = {"l": 50, "r": 20, "t": 40, "b": 45}
 
@@ -77,12 +81,16 @@ def activation_figure(values, layer, n_layers):
 
 
 def probability_figure(probabilities, class_names, true_class=None):
+    """Bars per class; with a true class, it is green and the others red."""
     names = [str(name) for name in class_names]
     colors = ["#e45756" if true_class is not None and i != true_class else "#54a24b"
               for i in range(len(names))]
+    if true_class is None:
+        colors = ["#4c78a8"] * len(names)
+    title = "Output probabilities" + (" (green: the true class)" if true_class is not None else "")
     return {"data": [{"type": "bar", "x": names, "y": np.round(probabilities, 4).tolist(),
                       "marker": {"color": colors}}],
-            "layout": _layout("Output probabilities (green: the true class)", height=260,
+            "layout": _layout(title, height=260,
                               xaxis={"type": "category"},
                               yaxis={"range": [0, 1], "title": {"text": "probability"}})}
 
@@ -228,3 +236,137 @@ def mosaic_figure(images, columns, title, column_labels=None, row_labels=None):
                        "xaxis": xaxis, "yaxis": yaxis,
                        "height": int(max(120, grid.shape[0] * min(6.0, 900 / grid.shape[1]) + top + 10)),
                        "margin": {"l": 60 if row_labels else 5, "r": 5, "t": top, "b": 5}}}
+
+
+# -- Unit health, activations over time, loss landscape -------------------------------------------
+def unit_health_figure(iterations, health, activation, height=380):
+    """Per hidden layer, the share of units dead (ReLU, leaky ReLU) or saturated (sigmoid, tanh) at
+    each recorded step, in percent: a live chart for the Train page, beside the gradient sizes.
+
+    `health` is History.unit_health(): (steps, hidden layers, 2) in HEALTH_STATS order."""
+    condition = condition_of(activation)
+    iterations = np.asarray(iterations)
+    health = np.asarray(health, dtype=np.float64)
+    traces = []
+    if condition is not None and health.shape[1]:
+        shares = 100 * health[:, :, HEALTH_STATS.index(f"{condition}_share")]
+        index = downsample(iterations, shares.max(axis=1) if len(shares) else shares[:, 0])
+        for l in range(shares.shape[1]):
+            traces.append({"type": "scatter", "mode": _mode(len(index)), "name": f"layer {l + 1}",
+                           "x": iterations[index], "y": _series(shares[index, l]),
+                           "line": {"color": LAYER_COLOURS[l % len(LAYER_COLOURS)]}})
+    what = {"dead": "Dead units per hidden layer (zero for every sample)",
+            "saturated": "Saturated units per hidden layer (output within 1% of a limit for most samples)",
+            None: f"Unit health: a {activation} layer is never dead or saturated"}[condition]
+    if not health.shape[1]:
+        what = "Unit health: this network has no hidden layer"
+    layout = _live_layout("unit-health", height, title={"text": what, "font": {"size": 13}},
+                          xaxis={"title": {"text": "iteration"}},
+                          yaxis={"title": {"text": f"% of units {condition or ''}".strip()},
+                                 "range": [-2, 102]})
+    if not traces:  # nothing this activation can show: fixed axes, no "press Train" hint
+        layout.update(xaxis={"title": {"text": "iteration"}, "range": [0, max(10, len(iterations))]})
+        return {"data": traces, "layout": layout}
+    return {"data": traces, "layout": _empty_state(layout, len(iterations), [-2, 102])}
+
+
+def _common_bins(low, high, bins):
+    """Edges of `bins` equal bins spanning every record's [low, high]."""
+    lo, hi = float(np.nanmin(low)), float(np.nanmax(high))
+    if not hi > lo:
+        lo, hi = lo - 0.5, lo + 0.5
+    return np.linspace(lo, hi, bins + 1)
+
+
+def rebin(shares, low, high, edges):
+    """A histogram over equal bins on [low, high] moved onto other `edges`, its mass spread
+    evenly within each bin (through the cumulative shares): records with different ranges line up."""
+    own = np.linspace(low, high, len(shares) + 1)
+    cumulative = np.concatenate([[0.0], np.cumsum(shares)])
+    return np.diff(np.interp(edges, own, cumulative))
+
+
+def activation_histogram_figure(iterations, low, high, shares, layer, bins=60, height=320):
+    """How one hidden layer's activations are spread at each recorded step: a heatmap of
+    iteration x activation value, the colour the share of values (TensorBoard's histograms over
+    time as one picture). Arrays from History.histograms.arrays(); `layer` counts from 0."""
+    iterations = np.asarray(iterations)
+    title = f"Layer {layer + 1}: activations A[{layer + 1}] over training"
+    if not len(iterations):
+        layout = _layout(title, height=height, xaxis={"title": {"text": "iteration"}},
+                         yaxis={"title": {"text": "activation"}})
+        return {"data": [], "layout": _empty_state(layout, 0, [0, 1])}
+    edges = _common_bins(low[:, layer], high[:, layer], bins)
+    z = np.array([rebin(shares[i, layer], low[i, layer], high[i, layer], edges)
+                  for i in range(len(iterations))]).T  # (value bins, records)
+    centres = (edges[:-1] + edges[1:]) / 2
+    return {"data": [{"type": "heatmap", "x": iterations.tolist(), "y": np.round(centres, 5).tolist(),
+                      "z": np.round(100 * z, 3).tolist(), "colorscale": "Viridis",
+                      "colorbar": {"title": {"text": "% of values"}, "thickness": 12},
+                      "hovertemplate": "iteration %{x}<br>A ≈ %{y}: %{z}% of values<extra></extra>"}],
+            "layout": _layout(title, height=height, xaxis={"title": {"text": "iteration"}},
+                              yaxis={"title": {"text": "activation value"}})}
+
+
+def _contour_levels(costs, levels=25):
+    """25 levels from the lowest cost to the 90th percentile: far from the centre a cost can be 100x
+    the centre's and would squeeze every interesting level into one band."""
+    finite = costs[np.isfinite(costs)]
+    spec = {"coloring": "heatmap", "showlines": True}
+    if finite.size:
+        low, high = float(finite.min()), float(np.percentile(finite, 90))
+        if high > low:
+            spec.update(start=low, end=high, size=(high - low) / levels)
+    return spec
+
+
+def landscape_figure(landscape, title=None, height=460):
+    """Contours of the cost over a plane (backprop.landscape.Landscape), the centre (the weights
+    now) as a star and, on the PCA plane, the path training took, from its start to the centre."""
+    if landscape.kind == "pca":
+        explained = landscape.explained or (float("nan"), float("nan"))
+        axes = [f"PCA direction {j + 1} ({share:.1%} of the path's variance)"
+                for j, share in enumerate(explained)]
+    else:
+        axes = ["random direction 1 (filter-normalised)", "random direction 2 (filter-normalised)"]
+    costs = np.where(np.isfinite(landscape.costs), landscape.costs, np.nan)
+    traces = [{"type": "contour", "x": landscape.xs.tolist(), "y": landscape.ys.tolist(),
+               "z": [[None if np.isnan(v) else round(float(v), 6) for v in row] for row in costs],
+               "colorscale": "Viridis", "contours": _contour_levels(costs), "name": "cost",
+               "colorbar": {"title": {"text": "cost"}, "thickness": 12},
+               "hovertemplate": "(%{x:.3g}, %{y:.3g}): cost %{z:.5g}<extra></extra>"}]
+    if landscape.path is not None:
+        traces.append({"type": "scatter", "mode": "lines+markers", "name": "path taken",
+                       "x": landscape.path[:, 0].tolist(), "y": landscape.path[:, 1].tolist(),
+                       "customdata": landscape.path_iterations.tolist(),
+                       "line": {"color": "#ffffff", "width": 2},
+                       "marker": {"color": "#e45756", "size": 6, "line": {"color": "#ffffff", "width": 1}},
+                       "hovertemplate": "iteration %{customdata}<extra>path</extra>"})
+    traces.append({"type": "scatter", "mode": "markers", "name": f"now (iteration {landscape.iteration})",
+                   "x": [0.0], "y": [0.0], "marker": {"symbol": "star", "size": 16, "color": "#ffd700",
+                                                      "line": {"color": "#000000", "width": 1}},
+                   "hovertemplate": f"the weights now: cost {landscape.center_cost:.5g}<extra></extra>"})
+    state = "" if landscape.complete else " (cancelled: part of the grid)"
+    title = title or ("Cost around the weights now, random filter-normalised plane"
+                      if landscape.kind == "random" else "Cost over the plane of the path taken (PCA)")
+    return {"data": traces,
+            "layout": _layout(title + state, height=height, showlegend=True,
+                              legend={"orientation": "h", "y": -0.18, "yanchor": "top"},
+                              margin={"l": 60, "r": 20, "t": 50, "b": 90},
+                              xaxis={"title": {"text": axes[0]}}, yaxis={"title": {"text": axes[1]}})}
+
+
+def path_figure(run_label, iterations, path, costs, height=380):
+    """A run's path in its own PCA plane, coloured by the cost at each point (for Compare, when
+    no landscape was computed for the run)."""
+    return {"data": [{"type": "scatter", "mode": "lines+markers", "name": run_label,
+                      "x": path[:, 0].tolist(), "y": path[:, 1].tolist(),
+                      "customdata": np.stack([iterations, costs], axis=1).tolist(),
+                      "marker": {"color": costs.tolist(), "colorscale": "Viridis", "size": 8,
+                                 "colorbar": {"title": {"text": "cost"}, "thickness": 12}},
+                      "line": {"color": "#999999"},
+                      "hovertemplate": "iteration %{customdata[0]}: cost %{customdata[1]:.4g}"
+                                       "<extra></extra>"}],
+            "layout": _layout(f"{run_label}: path in its PCA plane", height=height,
+                              xaxis={"title": {"text": "PCA direction 1"}},
+                              yaxis={"title": {"text": "PCA direction 2"}})}

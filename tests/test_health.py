@@ -225,3 +225,31 @@ def test_the_observer_is_only_attached_during_a_step(activation):
     trainer.step(2)
     assert net.activation_observer is None
     assert net.copy().activation_observer is None
+
+
+def test_the_unit_health_chart_shows_one_line_per_hidden_layer_in_percent():
+    from studio.analysis_figures import unit_health_figure
+
+    health = np.full((3, 2, 2), np.nan)
+    health[:, :, SATURATED] = [[0.1, 0.9], [0.2, 0.8], [0.3, 0.7]]
+    figure = unit_health_figure(np.array([0, 1, 2]), health, "sigmoid")
+    assert [trace["name"] for trace in figure["data"]] == ["layer 1", "layer 2"]
+    np.testing.assert_allclose(figure["data"][1]["y"], [90, 80, 70])
+    assert "Saturated" in figure["layout"]["title"]["text"] and figure["layout"]["height"] == 380
+    empty = unit_health_figure(np.zeros(0, dtype=int), np.zeros((0, 2, 2)), "relu")
+    assert empty["data"][0]["y"].size == 0 and "annotations" in empty["layout"]  # "No steps yet"
+    assert unit_health_figure(np.array([0]), np.full((1, 1, 2), np.nan), "linear")["data"] == []
+
+
+def test_histograms_with_different_ranges_line_up_on_one_value_axis():
+    from studio.analysis_figures import activation_histogram_figure, rebin
+
+    moved = rebin(np.array([0.5, 0.5]), 0.0, 2.0, np.array([0.0, 1.0, 2.0, 4.0]))
+    np.testing.assert_allclose(moved, [0.5, 0.5, 0.0])
+    shares = np.zeros((2, 1, HISTOGRAM_BINS))
+    shares[:, 0, 0] = 1.0  # all values in the lowest bin
+    low, high = np.array([[0.0], [0.0]]), np.array([[1.0], [3.0]])
+    figure = activation_histogram_figure(np.array([0, 10]), low, high, shares, layer=0, bins=30)
+    z = np.array(figure["data"][0]["z"])
+    assert z.shape == (30, 2) and np.allclose(z.sum(axis=0), 100)
+    assert figure["data"][0]["y"][-1] < 3.0 and figure["data"][0]["x"] == [0, 10]

@@ -168,3 +168,17 @@ def test_the_evaluation_sample_is_fixed_and_bounded():
     np.testing.assert_array_equal(first, second)
     assert len(first) == 2000 and len(set(first)) == 2000 and (np.diff(first) > 0).all()
     np.testing.assert_array_equal(evaluation_sample(50), np.arange(50))
+
+
+def test_the_landscape_figure_draws_contours_the_path_and_the_centre(trained):
+    from studio.analysis_figures import landscape_figure
+
+    iterations, snapshots = trained.history.trajectory.snapshots(before=trained.iteration)
+    plane = pca_plane(iterations, snapshots, trained.network.params, trained.iteration)
+    landscape = compute_landscape(trained.network, plane, trained.x_train[:60], trained.y_train[:60], 5,
+                                  iteration=trained.iteration)
+    figure = landscape_figure(landscape)
+    kinds = [trace["type"] for trace in figure["data"]]
+    assert kinds == ["contour", "scatter", "scatter"]
+    assert figure["data"][1]["x"][-1] == 0.0 and figure["data"][1]["customdata"][-1] == trained.iteration
+    assert "PCA direction 1" in figure["layout"]["xaxis"]["title"]["text"]

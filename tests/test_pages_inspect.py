@@ -127,3 +127,64 @@ def test_compare_shows_a_stepped_run_as_paused_and_explains_a_missing_accuracy(u
     assert not at.exception
     assert any("No test accuracy yet" in info.value for info in at.info)
     studio.release()
+
+
+def test_inspect_shows_unit_health_and_activations_over_training(use_studio, trained):
+    use_studio(trained)
+    at = run("pages/inspect.py")
+    assert "Unit health and activations over training" in [h.value for h in at.subheader]
+    keys = {chart.proto.id for chart in at.get("plotly_chart")}
+    assert any("inspect_unit_health" in key for key in keys), keys
+    assert any("inspect_activation_histograms" in key for key in keys), keys
+    assert any("No layer is mostly saturated" in caption.value for caption in at.caption)
+
+
+def test_the_landscape_is_computed_in_the_background_drawn_and_kept_with_the_run(use_studio):
+    config = dataclasses.replace(preset("tutorial"), subset=2000, eval_every=1000)
+    studio = use_studio(session.Studio(config=config, store=RunStore()))
+    studio.step(40)  # full batches of ~1,700 images: a snapshot every 16 steps, 3 by now
+    at = run("pages/inspect.py")
+    at.select_slider(key="landscape_resolution").set_value(5)
+    at.button(key="landscape_compute").click().run()
+    assert not at.exception
+    job = at.session_state["landscape_job"]
+    assert job.wait(timeout=120) and job.error is None
+    at.run()
+    assert not at.exception
+    landscape = studio.trainer.history.landscape
+    assert landscape is job.result and landscape.kind == "random" and landscape.complete
+    assert landscape.costs.shape == (5, 5) and landscape.costs[2, 2] == landscape.center_cost
+    assert any("(the star)" in caption.value for caption in at.caption)
+
+    at.radio(key="landscape_kind").set_value("pca")
+    at.button(key="landscape_compute").click().run()
+    job = at.session_state["landscape_job"]
+    assert job.wait(timeout=120) and job.error is None
+    at.run()
+    assert studio.trainer.history.landscape.kind == "pca"
+    assert tuple(studio.trainer.history.landscape.path[-1]) == (0.0, 0.0)
+    studio.release()
+
+
+def test_the_pca_landscape_asks_for_more_steps_when_the_run_is_too_short(use_studio, trained):
+    use_studio(trained)
+    at = run("pages/inspect.py")
+    at.radio(key="landscape_kind").set_value("pca")
+    at.button(key="landscape_compute").click().run()
+    assert not at.exception
+    assert any("parameter snapshot" in warning.value for warning in at.warning)
+
+
+def test_compare_shows_a_saved_run_path(use_studio):
+    config = dataclasses.replace(preset("tutorial"), subset=2000, eval_every=1000)
+    studio = use_studio(session.Studio(config=config, store=RunStore()))
+    studio.step(40)  # stepped, not trained by a thread: the run is saved with its checkpoint
+    at = run("pages/compare.py")
+    label = next(option for option in at.multiselect(key="compare_runs").options
+                 if option.startswith(f"#{studio.run_id} "))
+    at.multiselect(key="compare_runs").set_value([label]).run()
+    assert not at.exception
+    assert "Paths over the loss landscape" in [h.value for h in at.subheader]
+    keys = {chart.proto.id for chart in at.get("plotly_chart")}
+    assert any(f"compare_path_{studio.run_id}" in key for key in keys), keys
+    studio.release()
