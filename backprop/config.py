@@ -8,6 +8,7 @@ speak this one format, so a set-up made anywhere can be reproduced anywhere.
 import copy
 import dataclasses
 
+from .data.tasks import nominal_classes
 from .errors import InputError
 from .optimizers import OPTIMIZERS
 from .setting import Setting
@@ -42,19 +43,19 @@ def _validated(self):
         if c.layers[-1] != 1:
             raise InputError("layers", f"a regression task has 1 output unit (linear); end the layers with "
                                        f"1, got {c.layers[-1]}")
-    elif c.digits is None and c.layers[-1] < 2:
+    elif c.digits is None and c.layers[-1] < 2 and nominal_classes(c.dataset) > 2:
         raise InputError("layers", "an all-classes task ends with one unit per class, e.g. 10")
     return c
 
 
 def _output(self):
     """The output layer and its cost follow the task: linear + squared error for a regression
-    data set, sigmoid + cross-entropy for two classes, softmax + cross-entropy for more."""
+    data set, sigmoid + cross-entropy for two classes (one unit), softmax + cross-entropy for more."""
     from .data.toy2d import is_regression
 
     if is_regression(self.dataset):
         return "linear"
-    return "sigmoid" if self.digits is not None else "softmax"
+    return "sigmoid" if self.digits is not None or self.layers[-1] == 1 else "softmax"
 
 
 def _optimizer_knobs(self):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .errors import InputError
 
-KINDS = ("int", "float", "choice", "int_list", "classes", "text", "flag")
+KINDS = ("int", "float", "choice", "choice_list", "int_list", "classes", "text", "flag")
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ class Setting:
         """What this setting allows, in words, for messages and help."""
         if self.kind == "choice":
             return "one of " + ", ".join(map(str, self.choices))
+        if self.kind == "choice_list":
+            return "one or more of " + ", ".join(map(str, self.choices)) + " separated by commas"
         if self.kind in ("int", "float"):
             text = self._range_text()
         elif self.kind == "int_list":
@@ -131,6 +133,15 @@ class Setting:
             self._refuse(value, f"is not one of {', '.join(map(str, self.choices))}")
         return text
 
+    def _parse_choice_list(self, value):
+        """Some of the choices, at least one, as a tuple in the declared order."""
+        items = list(value) if isinstance(value, (list, tuple)) else _text(value).split(",")
+        chosen = {_text(item) for item in items if _text(item)}
+        unknown = sorted(chosen - set(self.choices))
+        if unknown or not chosen:
+            self._refuse(value, f"must be {self.allowed()}")
+        return tuple(choice for choice in self.choices if choice in chosen)
+
     def _parse_text(self, value):
         if value is None:
             return None
@@ -192,6 +203,8 @@ class Setting:
             return self.none_word or ""
         if self.kind in ("int_list", "classes"):
             return ",".join(str(int(v)) for v in value)
+        if self.kind == "choice_list":
+            return ",".join(value)
         if self.kind == "float":
             return repr(float(value))  # the shortest text that reads back as the same number
         if self.kind == "flag":

@@ -10,6 +10,7 @@ uses it.
 from .activations import ACTIVATIONS
 from .data.tasks import DATASETS
 from .data.toy2d import (
+    DEFAULT_FEATURES,
     FEATURES,
     MAX_NOISE,
     MAX_POINTS,
@@ -62,9 +63,9 @@ _BASE = [
     Setting("train_share", "int", 50, "Training share (%)", "2D data sets: the percentage of points "
             "used for training; the rest are test points", group="task", low=MIN_TRAIN_SHARE,
             high=MAX_TRAIN_SHARE, data=True, datasets=TOY_DATASETS),
-    Setting("features", "text", "x1,x2", "Input features", "2D data sets: what the network sees of "
-            f"a point, any of {', '.join(FEATURES)} separated by commas (the input size follows)",
-            group="task", data=True, datasets=TOY_DATASETS),
+    Setting("features", "choice_list", DEFAULT_FEATURES, "Input features", "2D data sets: what the "
+            "network sees of a point (the input size follows)", group="task", choices=tuple(FEATURES),
+            data=True, datasets=TOY_DATASETS),
     # -- the network ---------------------------------------------------------------------
     Setting("layers", "int_list", [196, 1], "Layer sizes", "Hidden sizes then the output size, without "
             "the input, e.g. 196,1", group="network", low=1, high=MAX_UNITS, sweep=True),

@@ -25,7 +25,6 @@ from backprop.data.toy2d import (
     TOY_DATASETS,
     check_features,
 )
-from backprop.errors import InputError
 from studio import figures
 from studio import playground_figures as pf
 from studio.live_plot import live_plot
@@ -101,9 +100,7 @@ def from_widgets():
 def apply_setup():
     """Take the widgets' set-up: the rate and penalties at the next step; a new network at once
     for anything else (TensorFlow Playground's way)."""
-    config = from_widgets()
-    if config.features == "":
-        raise InputError("features", "choose at least one input feature")
+    config = from_widgets()  # no feature at all: the table's check names "features"
     waiting = studio.propose(config)
     if waiting:
         studio.reset()

@@ -36,6 +36,8 @@ def widget_kind(setting):
         return "upload"
     if setting.kind == "choice":
         return "select"
+    if setting.kind == "choice_list":
+        return "multi"
     if setting.kind == "float" and setting.log:
         return "log_slider"
     if setting.kind == "int" and setting.none_word is None:
@@ -52,6 +54,8 @@ def widget_value(setting, value):
         return value if value in setting.choices else setting.default
     if kind == "upload":
         return value
+    if kind == "multi":
+        return list(value)
     if kind == "log_slider":
         return float(value)
     if kind == "number":
@@ -190,6 +194,8 @@ def _setting_widget(setting, state):
                    f"({'sigmoid' if outputs == 1 else 'softmax'}), set by the task")
     elif kind == "select":
         st.selectbox(setting.label, setting.choices, key=key, help=helptext)
+    elif kind == "multi":
+        st.multiselect(setting.label, setting.choices, key=key, help=helptext)
     elif kind == "upload":
         uploads = {upload.id: upload for upload in list_uploads()
                    if upload.kind == state[widget_key("dataset")]}

@@ -4,6 +4,7 @@ live settings, Regenerate, speed, and the note on linear models."""
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from backprop.config import TrainConfig
 from backprop.paths import PROJECT_ROOT
 from backprop.runs import RunStore
 from studio import session
@@ -73,12 +74,12 @@ def test_features_are_a_setting_and_none_is_refused(studio):
     at = run()
     by_key(at.checkbox, "pg_feature_x1x2").check()
     at = run(at.run())
-    assert studio.config.features == "x1,x2,x1x2"
+    assert studio.config.features == ("x1", "x2", "x1x2")
     for name in ("x1", "x2", "x1x2"):
         by_key(at.checkbox, f"pg_feature_{name}").uncheck()
         at = run(at.run())
     assert any("features" in e.value for e in at.error)
-    assert studio.config.features == "x1x2"  # the last accepted set-up is kept
+    assert studio.config.features == ("x1x2",)  # the last accepted set-up is kept
 
 
 def test_learning_rate_applies_at_the_next_step_without_a_new_network(studio):
@@ -115,3 +116,29 @@ def test_a_train_page_link_is_refused_with_a_message(studio):
     at = run(dataset="mnist", digits="5,8", layers="196,1")
     assert studio.config.dataset == "circle"
     assert any("2D data sets" in w.value for w in at.warning)
+
+
+@pytest.fixture(scope="module")
+def spiral_on_the_train_page():
+    config = TrainConfig(dataset="spiral", digits=(0, 1), layers=[8, 8, 1], activation="tanh", batch_size=10,
+                         learning_rate=0.03, iterations=200, eval_every=50).validated()
+    studio = session.Studio(config=config, store=RunStore())
+    studio.build()
+    studio.step(100)
+    studio.release()
+    return studio
+
+
+@pytest.mark.parametrize("path", ["pages/train.py", "pages/inspect.py", "pages/math.py", "pages/gradients.py",
+                                  "pages/compare.py", "pages/data.py"])
+def test_the_other_pages_take_a_2d_task(path, spiral_on_the_train_page, monkeypatch):
+    monkeypatch.setattr(session, "_cached_studio", lambda name="train": spiral_on_the_train_page)
+    at = AppTest.from_file(str(PROJECT_ROOT / path), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    for button in at.button:
+        if button.label == "Run gradient check":
+            button.click()
+            at.run()
+            assert not at.exception, [e.value for e in at.exception]
+            assert any("Checked at iteration" in m.value for m in at.markdown + at.caption + at.success)
