@@ -19,7 +19,9 @@ from PIL import Image  # noqa: F401
 with contextlib.suppress(ImportError):
     import orjson  # noqa: F401  (plotly's optional JSON engine, which it imports on first use)
 
-demo = st.query_params.get("demo", "") in ("1", "true")  # a demo link opens without the sidebar
+from studio.url_state import demo_from_query  # noqa: E402 (after the libraries above)
+
+demo = demo_from_query(st.query_params.to_dict())  # a demo link opens without the sidebar
 st.set_page_config(page_title="Backprop Studio", page_icon=":material/neurology:", layout="wide",
                    initial_sidebar_state="collapsed" if demo else "auto")
 st.navigation([
