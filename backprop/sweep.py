@@ -24,6 +24,7 @@ the random and TPE strategies, on the setting's own scale (log for a learning ra
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import json
@@ -562,7 +563,10 @@ class Sweep:
         self._message = None
         self._views = {}
         self._best = []
-        self._recorders = {}  # number -> (attempt, RunRecorder)
+        self._runs = {}  # number -> _TrialRun of its running attempt
+        self._to_tell = collections.deque()  # results whose runs are written (see _finish)
+        self._finishing = 0  # trials ended whose results Optuna has not heard yet
+        self._writer = _Writer()
         self._asked = {}  # number -> optuna Trial
         self._pruned = set()
         self._reported = {}  # number -> last step reported to Optuna
@@ -622,15 +626,15 @@ class Sweep:
         capacity, capacity_checked = 1, 0.0
         try:
             while True:
-                self._drain()
-                for future in [f for f in in_flight if f.done()]:
-                    self._drain()
+                done = [f for f in in_flight if f.done()]
+                self._drain()  # after looking at the futures: a done trial's rows are all in the queue
+                for future in done:
                     self._finish(future, in_flight.pop(future))
-                    if on_change:
-                        on_change(self.snapshot())
+                self._tell()
+                busy = len(in_flight) + self._finishing
                 if self._cancel.is_set():
                     self._stop_trials(all_trials=True)
-                    if not in_flight:
+                    if not busy:
                         break
                 else:
                     if time.monotonic() - capacity_checked > 1.0:
@@ -639,11 +643,12 @@ class Sweep:
                     # A trial more per worker waits at the scheduler, so a worker that finishes one
                     # starts the next at once (TPE: one in all, so it learns from more results).
                     ahead = 1 if self.spec.strategy == "tpe" else capacity
-                    while len(in_flight) < capacity + ahead and self._remaining(len(in_flight)) > 0:
+                    while len(in_flight) < capacity + ahead and self._remaining(busy) > 0:
                         future, number = self._submit(client, scattered, channel)
                         in_flight[future] = number
                         future.add_done_callback(lambda _: self._ended.set())
-                    if not in_flight and self._remaining(0) <= 0:
+                        busy += 1
+                    if not busy and self._remaining(0) <= 0:
                         break
                     if capacity == 0 and not in_flight:
                         self._set_status("running", "waiting for workers to join the scheduler")
@@ -653,9 +658,10 @@ class Sweep:
                 if on_change:
                     on_change(self.snapshot())
         finally:
-            for _, recorder in self._recorders.values():
-                if not recorder.closed:
-                    recorder.close(status="stopped")
+            for run in self._runs.values():
+                self._writer.put(lambda run=run: run.recorder and run.recorder.close(status="stopped"))
+            self._writer.close()
+            self._tell()  # what ended before an interruption is kept
             client.close()
             if cluster is not None:
                 cluster.close()
@@ -707,7 +713,7 @@ class Sweep:
         status = {TrialState.COMPLETE: "finished", TrialState.PRUNED: "pruned",
                   TrialState.FAIL: attrs.get("status", "failed"), TrialState.WAITING: "queued",
                   TrialState.RUNNING: "queued"}[frozen.state]
-        return TrialView(frozen.number, params, status, attrs.get("run_id"), attrs.get("test_cost"),
+        return TrialView(frozen.number, params, status, None, attrs.get("test_cost"),
                          attrs.get("test_accuracy"), attrs.get("train_accuracy"), attrs.get("seconds"),
                          reason=attrs.get("reason"))
 
@@ -744,24 +750,33 @@ class Sweep:
     def _on_started(self, number, attempt, worker):
         from .runs import RunRecorder
 
-        previous = self._recorders.get(number)
+        previous = self._runs.get(number)
         if previous is not None:  # its worker died: the scheduler runs it again
-            previous[1].close(metrics={"error": "its worker died; the trial was run again"}, status="failed")
+            self._writer.put(lambda: previous.recorder and previous.recorder.close(
+                metrics={"error": "its worker died; the trial was run again"}, status="failed"))
         config = self.spec.trial_config(self._asked[number].params)
-        run_id = self.store.create(config.to_dict(), source="sweep", sweep_id=self.sweep_id, trial=number,
-                                   name=f"sweep {self.sweep_id} trial {number}")
-        self._recorders[number] = (attempt, RunRecorder(self.store, run_id))
+        run = self._runs[number] = _TrialRun(attempt)
+
+        def create():
+            run.run_id = self.store.create(config.to_dict(), source="sweep", sweep_id=self.sweep_id,
+                                           trial=number, name=f"sweep {self.sweep_id} trial {number}")
+            run.recorder = RunRecorder(self.store, run.run_id)
+            with self._lock:
+                if self._runs.get(number) is run or self._views[number].run_id is None:
+                    self._views[number].run_id = run.run_id
+        self._writer.put(create)
         with self._lock:
             view = self._views[number]
-            view.status, view.run_id, view.worker = "running", run_id, worker
+            view.status, view.worker = "running", worker
             view.curve, view.evaluations = [], []
 
     def _on_rows(self, number, attempt, rows):
-        current = self._recorders.get(number)
-        if current is None or current[0] != attempt:
+        run = self._runs.get(number)
+        if run is None or run.attempt != attempt:
             return  # from an attempt whose worker died
-        current[1].add([{"iteration": r[0], "epoch": r[1], "cost": r[2], "test_cost": r[3],
-                         "test_accuracy": r[4]} for r in rows])
+        records = [{"iteration": r[0], "epoch": r[1], "cost": r[2], "test_cost": r[3], "test_accuracy": r[4]}
+                   for r in rows]
+        self._writer.put(lambda: run.recorder.add(records))
         trial = self._asked[number]
         evaluations = [(r[0] + 1, r[3], r[4]) for r in rows if r[3] is not None]
         with self._lock:
@@ -793,7 +808,7 @@ class Sweep:
         from optuna.trial import TrialState
 
         trial = self._asked.pop(number)
-        recorder = self._recorders.pop(number, (None, None))[1]
+        run = self._runs.pop(number, None)
         reason = None
         try:
             outcome = future.result()
@@ -816,23 +831,46 @@ class Sweep:
             attrs = {key: metrics.get(key) for key in ("test_cost", "test_accuracy", "train_accuracy",
                                                        "seconds")}
             reason = None if status in ("finished", "pruned", "cancelled") else reason
-        attrs.update(status=status, reason=reason, run_id=self._views[number].run_id)
+        attrs.update(status=status, reason=reason)
         trial.set_user_attr("result", attrs)  # one journal write per trial
         if status == "cancelled":
             trial.set_user_attr("requeued", True)
-        checkpoint = None
-        if status == "finished" and outcome.network is not None:
-            checkpoint = self._save(number, outcome)
-        if recorder is not None and not recorder.closed:
-            metrics = dict(outcome.metrics) if outcome is not None else {"error": reason}
-            recorder.close(metrics, status=run_status, checkpoint_path=checkpoint)
+        value = None
         if status == "finished":
             value = outcome.metrics.get("test_cost", outcome.metrics.get("train_cost"))
-            self.study.tell(trial, value)
-        else:
-            self.study.tell(trial, state=state)
-        if status == "cancelled":
-            self.study.enqueue_trial(trial.params, skip_if_exists=False)
+        config = self.spec.trial_config(trial.params)
+        metrics = dict(outcome.metrics) if outcome is not None else {"error": reason}
+
+        def close():
+            # The run is complete in the store (with its checkpoint) before Optuna hears of it,
+            # so a client killed in between leaves a trial that is run again, never a finished
+            # trial without its run.
+            try:
+                if run is not None:
+                    checkpoint = None
+                    if status == "finished" and outcome.network is not None:
+                        checkpoint = self._save(number, outcome, config)
+                    run.recorder.close(metrics, status=run_status, checkpoint_path=checkpoint)
+            finally:
+                self._to_tell.append((number, trial, status, state, value, reason, attrs))
+                self._ended.set()
+        self._finishing += 1
+        self._writer.put(close)
+
+    def _tell(self):
+        """Tell Optuna the trials whose runs are written (see _finish)."""
+        while self._to_tell:
+            number, trial, status, state, value, reason, attrs = self._to_tell.popleft()
+            self._finishing -= 1
+            if status == "finished":
+                self.study.tell(trial, value)
+            else:
+                self.study.tell(trial, state=state)
+            if status == "cancelled":
+                self.study.enqueue_trial(trial.params, skip_if_exists=False)
+            self._record_result(number, status, reason, attrs)
+
+    def _record_result(self, number, status, reason, attrs):
         with self._lock:
             view = self._views[number]
             view.status, view.reason = status, reason
@@ -843,21 +881,53 @@ class Sweep:
                     not self._best or view.test_cost < self._best[-1][1]):
                 self._best.append((view.ended_at, view.test_cost, view.test_accuracy))
 
-    def _save(self, number, outcome):
+    def _save(self, number, outcome, config):
         from .checkpoint import save_checkpoint
 
         folder = paths.studio_home() / "checkpoints"
         folder.mkdir(parents=True, exist_ok=True)
-        config = self.spec.trial_config(self._params_of(number))
         try:
             return save_checkpoint(folder / f"sweep-{self.sweep_id}-trial-{number}.npz", outcome.network,
                                    config, outcome.history)
         except OSError:
             return None
 
-    def _params_of(self, number):
-        return self.study._storage.get_trial(self.study._storage.get_trial_id_from_study_id_trial_number(
-            self.study._study_id, number)).params
+
+
+@dataclass
+class _TrialRun:
+    """The run store's record of one attempt at a trial (filled in by the writer thread)."""
+
+    attempt: str
+    run_id: int | None = None
+    recorder: object = None
+
+
+class _Writer:
+    """The run store's and the checkpoints' writes of a sweep, in order, on their own thread: SQLite
+    transactions and file syncs then cost the client loop (tell, ask, submit) nothing."""
+
+    def __init__(self):
+        import queue
+
+        self._jobs = queue.Queue()
+        self.error = None
+        self._thread = threading.Thread(target=self._work, name="backprop-sweep-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, job):
+        self._jobs.put(job)
+
+    def _work(self):
+        while (job := self._jobs.get()) is not None:
+            try:
+                job()
+            except Exception as error:  # a full disk must not stop the sweep; the runs say what is kept
+                self.error = error
+
+    def close(self):
+        self._jobs.put(None)
+        self._thread.join()
 
 
 def recorded_snapshot(sweep_id, store=None, curves=True):
@@ -891,6 +961,9 @@ def recorded_snapshot(sweep_id, store=None, curves=True):
         better = view.test_cost is not None and (not best or view.test_cost < best[-1][1])
         if view.status == "finished" and better:
             best.append((view.ended_at or 0.0, view.test_cost, view.test_accuracy))
+    runs = {run["trial"]: run["id"] for run in store.sweep_runs(sweep_id)}  # the last run of each trial
+    for _, view in views:
+        view.run_id = runs.get(view.number)
     if curves:
         for _, view in views:
             if view.run_id is not None:

@@ -159,6 +159,47 @@ def test_a_killed_worker_loses_only_its_trial_which_runs_again():
     assert "worker died" in lost[0]["metrics"]["error"]
 
 
+def test_a_trial_whose_worker_dies_twice_is_marked_failed_with_the_reason():
+    from distributed import Client
+
+    store = RunStore()
+    spec = SweepSpec.build(tiny_base(), ["learning_rate=0.1"], iterations=100_000)
+    sweep = Sweep(create_sweep(spec, store), store, workers=2)
+    thread, result = start_in_thread(sweep)
+    with Client(wait_for(lambda: sweep.address, 60, "the cluster"), timeout="5s",
+                set_as_default=False) as client:
+        killed = set()
+        for attempt in range(2):
+            def running_elsewhere():
+                return [t for t in sweep.snapshot().trials
+                        if t.status == "running" and t.worker not in killed and t.curve]
+            trial = wait_for(running_elsewhere, 60, f"attempt {attempt + 1}")[0]
+            killed.add(trial.worker)
+            os.kill(client.run(os.getpid)[trial.worker], signal.SIGKILL)
+    thread.join(60)
+    assert "error" not in result, result.get("error")
+    (trial,) = result["snapshot"].trials
+    assert trial.status == "failed"
+    assert "worker process died twice" in trial.reason
+    assert result["snapshot"].status == "finished"
+
+
+def test_data_only_the_client_has_is_sent_to_the_workers(tmp_path):
+    import numpy as np
+
+    rng = np.random.RandomState(0)
+    x = rng.rand(120, 4)
+    y = (x[:, 0] > 0.5).astype(int)
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=x, y=y)
+    base = dataclasses.replace(preset("tutorial"), dataset="npz", data_path=str(path), digits=(0, 1),
+                               layers=[3, 1])
+    store = RunStore()
+    spec = SweepSpec.build(base, ["learning_rate=0.5,1"], iterations=20)
+    snapshot = Sweep(create_sweep(spec, store), store, workers=2).run()
+    assert [t.status for t in snapshot.trials] == ["finished", "finished"]
+
+
 def test_cancel_stops_every_running_trial_within_two_seconds():
     store = RunStore()
     spec = SweepSpec.build(tiny_base(), ["learning_rate=0.1,0.2,0.3"], iterations=200_000)
