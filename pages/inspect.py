@@ -130,6 +130,7 @@ def drawn_digit_views():
     st.caption("Draw with the mouse or a finger (white on black, like MNIST). It is cropped, scaled to "
                "20 pixels on its longer side and centred by its centre of mass in 28 x 28, the way "
                "MNIST's digits were made, then run through the network as it is now.")
+    st.html('<div style="height: 1.6rem"></div>')  # room for the canvas's toolbar, which sits above it
     canvas, seen = st.columns([1, 1])
     with canvas:
         result = st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF", background_color="#000000",
