@@ -442,7 +442,12 @@ def format_runs_table(runs):
                       ",".join(map(str, config.get("layers", []))), str(config.get("optimizer", "-")),
                       f"{config['learning_rate']:g}" if "learning_rate" in config else "-",
                       "-" if steps is None else str(steps + 1), _cell(cost), _cell(accuracy)))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return text_table(lines)
+
+
+def text_table(lines):
+    """Rows of text cells (the first is the header) as aligned columns with a rule under the header."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
             for line in lines]
     text.insert(1, "  ".join("-" * width for width in widths))

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from . import paths
 from .config import TrainConfig
 from .errors import InputError
+from .setting import Setting
 from .settings import DATA, SETTINGS, SWEEPABLE
 
 STRATEGIES = ("grid", "random", "tpe")
@@ -55,6 +56,13 @@ EVALUATIONS_PER_TRIAL = 10  # test evaluations per trial: the pruner's intermedi
 # the parallelism (see backprop/blas_threads.py and backprop/parallel.py).
 WORKER_ENV = {"BACKPROP_ENGINE_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
               "MKL_NUM_THREADS": "1"}
+# The sweep's own settings, declared like the training settings (backprop/setting.py).
+TRIALS = Setting("trials", "int", None, "Trials", "How many trials (random and TPE; a grid runs all its "
+                 "set-ups, or at most this many)", low=1, high=MAX_TRIALS, none_word="")
+SAMPLER_SEED = Setting("seed", "int", 0, "Sampler seed", "The same seed, space and strategy choose the "
+                       "same trials", low=0, high=2**32 - 1)
+WORKERS = Setting("workers", "int", None, "Local worker processes", "Default: one per core", low=1, high=64,
+                  none_word="")
 TRIAL_STATUSES = ("queued", "running", "finished", "pruned", "failed", "diverged", "cancelled")
 
 
@@ -184,19 +192,7 @@ class SweepSpec:
             if ranged is not None:
                 raise InputError(ranged.name, "a grid needs a list of values (e.g. 0.01,0.1,1), not a "
                                               "range; ranges suit --strategy random or tpe")
-        try:
-            seed = int(seed)
-        except (TypeError, ValueError):
-            raise InputError("seed", f"{seed!r} is not a whole number") from None
-        if not 0 <= seed < 2**32:
-            raise InputError("seed", f"a whole number from 0 to {2**32 - 1}, got {seed}")
-        if trials is not None:
-            try:
-                trials = int(trials)
-            except (TypeError, ValueError):
-                raise InputError("trials", f"{trials!r} is not a whole number") from None
-            if not 1 <= trials <= MAX_TRIALS:
-                raise InputError("trials", f"from 1 to {MAX_TRIALS} trials, got {trials}")
+        seed, trials = SAMPLER_SEED.parse(seed), TRIALS.parse(trials)
         spec = cls(base, space, strategy, trials, seed, pruner)
         if spec.total() > MAX_TRIALS:
             raise InputError("vary", f"the grid has {spec.grid_size()} set-ups; at most {MAX_TRIALS} "
@@ -401,14 +397,8 @@ def connect(scheduler=None, workers=None):
     if scheduler:
         address = check_address(scheduler)
     else:
-        count = default_workers() if workers is None else workers
-        try:
-            count = int(count)
-        except (TypeError, ValueError):
-            raise InputError("workers", f"{workers!r} is not a whole number") from None
-        if not 1 <= count <= 64:
-            raise InputError("workers", f"from 1 to 64 worker processes, got {count}")
-        cluster = LocalClusterProcess(count)
+        count = WORKERS.parse(workers)
+        cluster = LocalClusterProcess(default_workers() if count is None else count)
         address = cluster.address
     try:
         client = Client(address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)

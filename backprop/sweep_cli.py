@@ -7,24 +7,16 @@ prints a progress line (trials done, running, pruned, best so far) while it runs
 best trials at the end. `--resume ID` continues a sweep whose client stopped (Ctrl-C, a crash).
 """
 
-import argparse
 import json
 import signal
 import sys
 import time
 from pathlib import Path
 
+from .cli import EXIT_INPUT, EXIT_INTERRUPTED, ArgumentParser
 from .errors import InputError
 
-EXIT_INPUT, EXIT_INTERRUPTED = 2, 130
 SHOWN_BEST = 10
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose errors are one line naming the option, exit code 2 (like `backprop train`)."""
-
-    def error(self, message):
-        self.exit(EXIT_INPUT, f"error: {message}\n(see {self.prog} --help)\n")
 
 
 def build_parser():
@@ -102,6 +94,7 @@ def _cell(value, digits=4):
 
 def best_table(snapshot, settings, n=SHOWN_BEST):
     """The best finished trials (lowest test cost) and every failed one's reason."""
+    from .runs import text_table
     from .settings import SETTINGS
 
     names = [d.name for d in snapshot.space]
@@ -111,10 +104,7 @@ def best_table(snapshot, settings, n=SHOWN_BEST):
         lines.append((str(trial.number), *(SETTINGS[name].encode(trial.params.get(name)) for name in names),
                       _cell(trial.test_accuracy), _cell(trial.test_cost), _cell(trial.seconds, 2),
                       f"#{trial.run_id}" if trial.run_id else "-"))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-            for line in lines]
-    text.insert(1, "  ".join("-" * width for width in widths))
+    text = text_table(lines).split("\n")
     if len(lines) == 1:
         text.append("(no trial finished)")
     for trial in snapshot.trials:

@@ -7,14 +7,10 @@ studio.analysis_figures, so the page only lays them out and tests read them dire
 import math
 
 from backprop.settings import SETTINGS
+from studio.analysis_figures import _layout
 
 MAX_CURVES = 12  # cost curves drawn at once: the running trials, then the best finished ones
 STATUS_ORDER = ("running", "queued", "finished", "pruned", "diverged", "failed", "cancelled")
-
-
-def _layout(title, **extra):
-    return {"title": {"text": title}, "margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "height": 340,
-            **extra}
 
 
 def _encode(name, value):
