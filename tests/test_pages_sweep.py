@@ -2,6 +2,8 @@
 page runs on a real local Dask cluster (started from the app's process), fills the trials table and
 the parallel-coordinates chart, and its best trial loads into the Train page's Studio."""
 
+import time
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -64,3 +66,26 @@ def test_a_sweep_started_from_the_page_fills_the_table_and_loads_into_train(stud
     assert studio.config.learning_rate == best.params["learning_rate"]
     assert studio.config.dataset == "spiral"
     assert studio.trainer is not None and studio.trainer.iteration == 40  # its trained network
+
+
+def test_cancel_from_the_page_stops_the_sweep_and_offers_resume(studio):
+    at = page()
+    at.selectbox(key="sweep_base").select("2D playground: spiral")
+    at.text_input(key="sweep_vary_learning_rate").input("0.01,0.1,0.3")
+    at.number_input(key="sweep_iterations").set_value(100_000)
+    at.number_input(key="sweep_workers").set_value(2)
+    at.button(key="sweep_start").click()
+    at.run()
+    sweep_id = at.session_state["sweep_id"]
+    deadline = time.monotonic() + 60
+    while sweep_runner.snapshot(sweep_id).count("running") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    at.run()
+    asked = time.monotonic()
+    at.button(key="sweep_cancel").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert sweep_runner.snapshot(sweep_id).count("running") == 0
+    assert time.monotonic() - asked < 20  # the page waits for the cluster to close too
+    assert RunStore().get_sweep(sweep_id)["status"] == "cancelled"
+    assert at.button(key="sweep_resume").label == "Resume"
