@@ -141,4 +141,6 @@ def test_the_other_pages_take_a_2d_task(path, spiral_on_the_train_page, monkeypa
             button.click()
             at.run()
             assert not at.exception, [e.value for e in at.exception]
-            assert any("Checked at iteration" in m.value for m in at.markdown + at.caption + at.success)
+            shown = [element.value for kind in (at.markdown, at.caption, at.success, at.info)
+                     for element in kind]
+            assert any("Checked at iteration" in text for text in shown), shown

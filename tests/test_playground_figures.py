@@ -10,11 +10,14 @@ from backprop.data.toy2d import feature_map
 from backprop.network import Network
 from studio.playground_figures import (
     PLANE_RESOLUTION,
+    THUMB,
     THUMB_STEP,
     boundary_figure,
     linear_note,
     network_figure,
     neuron_figure,
+    node_map,
+    node_positions,
     plane_maps,
 )
 
@@ -69,17 +72,28 @@ def test_boundary_figure_shows_the_map_the_points_and_test_points_on_a_toggle(ta
 def test_network_figure_draws_every_neuron_and_shows_every_weight_on_hover(task, network):
     maps = plane_maps(network.params, "tanh", "sigmoid", task.features)
     figure = network_figure(maps, network.params, selected=(1, 2))
-    heatmaps = [t for t in figure["data"] if t["type"] == "heatmap"]
-    assert len(heatmaps) == 3 + 4 + 2 + 1
-    thumb = -(-PLANE_RESOLUTION // THUMB_STEP)
-    assert decoded(heatmaps[0]["z"]).shape == (thumb, thumb)
+    (mosaic,) = [t for t in figure["data"] if t["type"] == "heatmap"]  # every neuron's map: one image
+    cells = decoded(mosaic["z"])
+    columns = node_positions([3, 4, 2, 1])
+    assert [len(column) for column in columns] == [3, 4, 2, 1]
+    for column in columns:
+        for node in column:
+            shown = cells[node.row:node.row + THUMB, node.column:node.column + THUMB]
+            assert np.allclose(shown, node_map(maps, node.layer, node.unit)[::THUMB_STEP, ::THUMB_STEP],
+                               atol=1e-6)
+            # its centre in the graph's coordinates is the middle of its cells
+            assert mosaic["x0"] + (node.column + (THUMB - 1) / 2) * mosaic["dx"] == pytest.approx(node.x)
+            assert mosaic["y0"] + (node.row + (THUMB - 1) / 2) * mosaic["dy"] == pytest.approx(node.y)
+    assert np.isnan(cells).sum() == cells.size - 10 * THUMB * THUMB  # nothing drawn between neurons
+    assert columns[1][0].y > columns[1][1].y and columns[1][0].y == columns[0][0].y  # from the top
     (weights,) = [t for t in figure["data"] if t.get("name") == "weights"]
     assert len(weights["text"]) == 3 * 4 + 4 * 2 + 2 * 1
     W1 = network.params[0][0]
     assert f"w = {W1[2, 0]:.3f}<br>x₁ → layer 1, unit 3" in weights["text"]
     assert "x₁²" in [a["text"] for a in figure["layout"]["annotations"]]
     (frame,) = figure["layout"]["shapes"]
-    assert frame["x0"] < heatmaps[3 + 2]["x0"] < frame["x1"]  # layer 1, unit 3 is framed
+    selected = columns[1][2]
+    assert frame["x0"] < selected.x < frame["x1"] and frame["y0"] < selected.y < frame["y1"]
     edges = [t for t in figure["data"] if t.get("name") == "edges"]
     assert sum(len(t["x"]) for t in edges) == 3 * 22
     assert {t["line"]["color"] for t in edges} <= {"#0877bd", "#f59322"}
