@@ -585,6 +585,10 @@ class Sweep:
         """Run the sweep to its end; returns the final snapshot. on_change(snapshot) after events."""
         try:
             self._run(on_change)
+        except KeyboardInterrupt:
+            self._set_status("cancelled")
+            self.store.update_sweep(self.sweep_id, status="cancelled", message="interrupted (Ctrl-C)")
+            raise
         except BaseException as error:
             self._set_status("failed", _describe(error))
             self.store.update_sweep(self.sweep_id, status="failed", message=_describe(error))

@@ -2,6 +2,7 @@
 goes back to the Train page."""
 
 import dataclasses
+import os
 
 import streamlit as st
 
@@ -19,6 +20,8 @@ route_through_app()  # a direct link to this page on a fresh server: go through 
 TRAIN_BASE = "The Train page's set-up"
 PLAYGROUND = "2D playground: "
 LIVE_SECONDS = 1.0
+CLUSTER_VARIABLE = "BACKPROP_SWEEP_SCHEDULERS"  # addresses the page may offer, separated by spaces
+CLUSTERS = os.environ.get(CLUSTER_VARIABLE, "").split()
 EXAMPLES = {"layers": "e.g. 8,1 | 16,8,1", "learning_rate": "e.g. 0.01,0.1,1 or 1e-3:1 (range)",
             "batch_size": "e.g. full,64,256", "seed": "e.g. 1,2,3", "l2": "e.g. 0,1e-4,1e-3"}
 
@@ -83,10 +86,14 @@ with st.expander("New sweep", expanded=not store.list_sweeps()):
                                    "halving: successive halving. Both on the test cost.")
     seed = right.number_input("Sampler seed", 0, 2**31, 0, key="sweep_seed")
     workers = right.number_input("Local worker processes", 1, 64, default_workers(), key="sweep_workers")
-    scheduler = st.text_input("Dask scheduler (empty: local workers)", key="sweep_scheduler",
-                              placeholder="tcp://host:8786",
-                              help="An existing cluster: `dask scheduler` and `dask worker` processes with "
-                                   "this package installed on each")
+    # Dask unpickles what a scheduler sends, so only the server's operator names one (an address
+    # typed into the page could make the server run anything); visitors choose among these.
+    places = ["local workers", *CLUSTERS]
+    place = right.selectbox("Where", places, key="sweep_place", disabled=len(places) == 1,
+                            help=f"Local worker processes, or a Dask cluster the server's operator named "
+                                 f"in {CLUSTER_VARIABLE} (`dask scheduler` and `dask worker` processes with "
+                                 f"this package installed on each)")
+    scheduler = "" if place == places[0] else place
     if st.button("Start sweep", type="primary", key="sweep_start"):
         try:
             spec = SweepSpec.build(base_config(base_choice), vary, strategy, trials if strategy != "grid"
@@ -132,6 +139,12 @@ def load_into_train(trial, snapshot):
     st.switch_page("pages/train.py")
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_importances(sweep_id, done):
+    """Optuna's fANOVA importances, computed again only when more trials are done."""
+    return importances(sweep_id)
+
+
 @st.fragment(run_every=LIVE_SECONDS if sweep_runner.is_running(shown_id) else None)
 def sweep_view(sweep_id):
     snapshot = sweep_runner.snapshot(sweep_id, store)
@@ -167,7 +180,7 @@ def sweep_view(sweep_id):
     if best_figure is not None:
         left.plotly_chart(best_figure, key="sweep_best")
     if not live or done >= total:
-        importance = sweep_figures.importance_figure(importances(sweep_id))
+        importance = sweep_figures.importance_figure(cached_importances(sweep_id, done))
         if importance is not None:
             right.plotly_chart(importance, key="sweep_importance")
 
@@ -184,7 +197,8 @@ if sweep_runner.is_running(shown_id):
 elif record["status"] in ("cancelled", "interrupted", "failed", "created"):
     if buttons[0].button("Resume", key="sweep_resume", help="Finished trials are kept; the rest run"):
         try:
-            sweep_runner.resume_sweep(shown_id, scheduler=state.get("sweep_scheduler", "").strip() or None,
+            place = state.get("sweep_place")
+            sweep_runner.resume_sweep(shown_id, scheduler=place if place in CLUSTERS else None,
                                       workers=state.get("sweep_workers"))
             st.rerun()
         except InputError as error:
