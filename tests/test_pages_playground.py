@@ -70,16 +70,32 @@ def test_plus_and_minus_change_layers_and_units_within_the_limits(studio):
     assert studio.trainer.network.sizes == [2, 1] and by_key(at.button, "pg_remove_layer").disabled
 
 
-def test_features_are_a_setting_and_none_is_refused(studio):
+def test_features_set_the_input_size_and_none_is_refused(studio):
     at = run()
     by_key(at.checkbox, "pg_feature_x1x2").check()
     at = run(at.run())
     assert studio.config.features == ("x1", "x2", "x1x2")
+    assert studio.trainer.network.sizes[0] == 3 and studio.data.features == ("x1", "x2", "x1x2")
     for name in ("x1", "x2", "x1x2"):
         by_key(at.checkbox, f"pg_feature_{name}").uncheck()
         at = run(at.run())
     assert any("features" in e.value for e in at.error)
     assert studio.config.features == ("x1x2",)  # the last accepted set-up is kept
+
+
+def test_data_settings_draw_new_points_and_regression_trains_a_linear_output(studio):
+    at = run()
+    by_key(at.number_input, "pg_points").set_value(200)
+    at = run(at.run())
+    by_key(at.slider, "pg_train_share").set_value(70)
+    at = run(at.run())
+    assert len(studio.data.y_train) == 140 and len(studio.data.y_test) == 60
+    by_key(at.selectbox, "pg_problem").set_value("Regression")
+    at = run(at.run())
+    assert studio.config.dataset == "plane" and studio.trainer.network.output == "linear"
+    by_key(at.button, "pg_step").click()
+    run(at.run())
+    assert studio.trainer.iteration == 1 and studio.data.regression
 
 
 def test_learning_rate_applies_at_the_next_step_without_a_new_network(studio):
