@@ -23,7 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .activations import ACTIVATIONS
 from .errors import InputError
+from .network import Network
+from .parallel import chunk_bounds
 
 SAMPLE_SIZE = 2000
 MIN_RESOLUTION, MAX_RESOLUTION = 3, 51
@@ -98,11 +101,14 @@ class Plane:
     path_iterations: np.ndarray | None = None  # (k,) the iteration of each path point
     explained: tuple | None = None  # PCA: the share of the path's variance along each direction
 
-    def point(self, x, y):
-        """The parameters at (x, y): center + x * first direction + y * second."""
+    def point(self, x, y, first_layer=0):
+        """The parameters at (x, y): center + x * first direction + y * second (of the layers from
+        `first_layer` on, counted from 0). Python floats: a NumPy float64 would turn float32 weights
+        into float64."""
+        x, y, layers = float(x), float(y), slice(first_layer, None)
         return [(W + x * dW + y * eW, b + x * db + y * eb)
-                for (W, b), (dW, db), (eW, eb) in zip(self.center, self.x_direction, self.y_direction,
-                                                     strict=True)]
+                for (W, b), (dW, db), (eW, eb) in zip(self.center[layers], self.x_direction[layers],
+                                                     self.y_direction[layers], strict=True)]
 
 
 def random_plane(params, seed=0):
@@ -228,6 +234,33 @@ class Landscape:
         return landscape
 
 
+def _plane_costs(network, plane, X, Y):
+    """cost(x, y) on the plane for the sample X, Y, batched through the first layer's linearity:
+    Z1 = (W1 + x D1 + y E1) A0 + b1(x, y) = W1 A0 + x (D1 A0) + y (E1 A0) + b1(x, y), so the three
+    products are computed once for the whole grid and each point costs element-wise work plus the
+    later layers, which a network of the layers after the first evaluates from A1. Its chunks and
+    sums are those of `network.evaluate`, so the centre's cost is the same number."""
+    if network.n_layers < 2:
+        def whole_network_cost(x, y):
+            network.params = plane.point(x, y)
+            return network.evaluate(X, Y)[0]
+        return whole_network_cost
+    rest = Network(network.sizes[1:], activation=network.activation, output=network.output,
+                   dtype=network.dtype)
+    bounds = chunk_bounds(X.shape[0]) or [(0, X.shape[0])]
+    first = [np.concatenate([np.matmul(W, X[start:stop].T) for start, stop in bounds], axis=1)
+             for W in (plane.center[0][0], plane.x_direction[0][0], plane.y_direction[0][0])]
+    activation = ACTIVATIONS[network.activation]
+
+    def cost(x, y):
+        Z1 = first[0] + x * first[1]
+        Z1 += y * first[2]
+        Z1 += plane.center[0][1] + x * plane.x_direction[0][1] + y * plane.y_direction[0][1]  # b1
+        rest.params = plane.point(x, y, first_layer=1)
+        return rest.evaluate(activation(Z1, out=Z1).T, Y)[0]
+    return cost
+
+
 def compute_landscape(network, plane, X, Y, resolution, iteration=0, progress=None, cancel=None):
     """The cost of `network` (its architecture; the weights come from the plane) over a grid on
     `plane`, evaluated on X, Y (a fixed sample, see evaluation_sample).
@@ -243,6 +276,7 @@ def compute_landscape(network, plane, X, Y, resolution, iteration=0, progress=No
     costs = np.full((len(ys), len(xs)), np.nan)
     twin.params = list(plane.center)
     center_cost = float(twin.evaluate(X, Y)[0])
+    cost_at = _plane_costs(twin, plane, X, Y)
     complete = True
     with np.errstate(all="ignore"):  # far from the centre a cost may overflow: drawn as a gap
         for row, y in enumerate(ys):
@@ -250,8 +284,7 @@ def compute_landscape(network, plane, X, Y, resolution, iteration=0, progress=No
                 if cancel is not None and cancel.is_set():
                     complete = False
                     break
-                twin.params = plane.point(x, y)
-                costs[row, column] = twin.evaluate(X, Y)[0]
+                costs[row, column] = cost_at(float(x), float(y))  # Python floats keep float32 float32
             if not complete:
                 break
             if progress is not None:

@@ -8,6 +8,11 @@ and the wall time. Target: <= 3% slower.
 
     python benchmarks/bench_health.py                 # tutorial, tutorial-deep, mnist10
     python benchmarks/bench_health.py --presets tutorial --rounds 9
+    python benchmarks/bench_health.py --landscape      # also: a 25 x 25 loss landscape, tutorial set-up
+
+The landscape figure is the time of a 25 x 25 grid (625 forward passes over the fixed 2,000-image
+sample) for the tutorial's network after 20 steps, on both planes (target: under 30 s each), next
+to the time of one full-batch training step as its peer.
 """
 
 import argparse
@@ -18,6 +23,7 @@ from backprop.config import preset
 from backprop.data import load_task
 from backprop.health import UnitHealthCounter
 from backprop.history import Trajectory
+from backprop.landscape import compute_landscape, evaluation_sample, pca_plane, random_plane
 from backprop.trainer import Trainer
 
 STEPS = {"tutorial": 12, "tutorial-deep": 6, "mnist10": 60}  # steps per block
@@ -67,11 +73,32 @@ def measure(name, rounds):
     return max(cpu_on / cpu_off, total_on / total_off)
 
 
+def landscape_seconds(resolution=25):
+    config = preset("tutorial")
+    trainer = Trainer.from_config(config, load_task(config.dataset, digits=config.digits))
+    started = time.perf_counter()
+    trainer.step(20)
+    step = (time.perf_counter() - started) / 20
+    index = evaluation_sample(len(trainer.y_train))
+    X, Y = trainer.x_train[index], trainer.y_train[index]
+    iterations, snapshots = trainer.history.trajectory.snapshots(before=trainer.iteration)
+    planes = [random_plane(trainer.network.params, seed=0),
+              pca_plane(iterations, snapshots, trainer.network.params, trainer.iteration)]
+    for plane in planes:
+        landscape = compute_landscape(trainer.network, plane, X, Y, resolution, trainer.iteration)
+        print(f"landscape {plane.kind:6s} {resolution}x{resolution} on {landscape.samples:,} images: "
+              f"{landscape.seconds:5.1f} s (target < 30 s; one full-batch training step: "
+              f"{1000 * step:.0f} ms, {landscape.seconds / step:.0f} steps' time)", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default="tutorial,tutorial-deep,mnist10")
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--landscape", action="store_true", help="also time a 25 x 25 loss landscape")
     args = parser.parse_args()
+    if args.landscape:
+        landscape_seconds()
     ratios = [measure(name.strip(), args.rounds) for name in args.presets.split(",")]
     print(f"worst CPU-time ratio (median step or total) {max(ratios):.3f} (target <= 1.030)")
 

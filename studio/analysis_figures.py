@@ -255,12 +255,12 @@ def unit_health_figure(iterations, health, activation, height=380):
             traces.append({"type": "scatter", "mode": _mode(len(index)), "name": f"layer {l + 1}",
                            "x": iterations[index], "y": _series(shares[index, l]),
                            "line": {"color": LAYER_COLOURS[l % len(LAYER_COLOURS)]}})
-    what = {"dead": "Dead units per hidden layer (zero for every sample)",
-            "saturated": "Saturated units per hidden layer (output within 1% of a limit for most samples)",
-            None: f"Unit health: a {activation} layer is never dead or saturated"}[condition]
+    # Short titles: the chart sits in a narrow column beside the gradient chart.
+    what = {"dead": "Dead units per hidden layer", "saturated": "Saturated units per hidden layer",
+            None: f"{activation} units: never dead or saturated"}[condition]
     if not health.shape[1]:
         what = "Unit health: this network has no hidden layer"
-    layout = _live_layout("unit-health", height, title={"text": what, "font": {"size": 13}},
+    layout = _live_layout("unit-health", height, title={"text": what},
                           xaxis={"title": {"text": "iteration"}},
                           yaxis={"title": {"text": f"% of units {condition or ''}".strip()},
                                  "range": [-2, 102]})

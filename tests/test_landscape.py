@@ -42,14 +42,13 @@ def trained():
 
 def test_the_centre_of_a_random_plane_is_the_current_cost_exactly(trained):
     net = trained.network
-    index = evaluation_sample(len(trained.y_train), size=500)
-    X, Y = trained.x_train[index], trained.y_train[index]
+    X, Y = trained.x_train, trained.y_train  # 600 samples: evaluated in chunks, like a real sample
     landscape = compute_landscape(net, random_plane(net.params, seed=3), X, Y, 7, iteration=trained.iteration)
     middle = landscape.costs[list(landscape.ys).index(0.0), list(landscape.xs).index(0.0)]
     assert middle == landscape.center_cost == net.evaluate(X, Y)[0]
     assert landscape.complete and landscape.costs.shape == (7, 7) and np.isfinite(landscape.costs).all()
     assert landscape.costs.min() <= middle < landscape.costs.max()
-    assert landscape.samples == 500 and landscape.iteration == 40
+    assert landscape.samples == 600 and landscape.iteration == 40
 
 
 def test_random_directions_are_filter_normalised_with_zero_bias_directions(trained):
@@ -182,3 +181,12 @@ def test_the_landscape_figure_draws_contours_the_path_and_the_centre(trained):
     assert kinds == ["contour", "scatter", "scatter"]
     assert figure["data"][1]["x"][-1] == 0.0 and figure["data"][1]["customdata"][-1] == trained.iteration
     assert "PCA direction 1" in figure["layout"]["xaxis"]["title"]["text"]
+
+
+
+def test_a_float32_network_is_evaluated_in_float32_and_its_centre_is_exact():
+    data = toy()
+    net = Network([8, 12, 6, 1], activation="relu", init="he", seed=4, dtype="float32")
+    landscape = compute_landscape(net, random_plane(net.params), data.x_train, data.y_train, 5)
+    assert landscape.costs[2, 2] == landscape.center_cost == net.evaluate(data.x_train, data.y_train)[0]
+    assert all(W.dtype == np.float32 for W, _ in random_plane(net.params).point(np.float64(0.5), 0.5))
