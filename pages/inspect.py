@@ -5,7 +5,7 @@ loss landscape around its weights with the path training took."""
 import numpy as np
 import streamlit as st
 
-from backprop.drawing import FIELD, ink_from_rgba, mnist_style, png_size
+from backprop.drawing import FIELD, MAX_SIDE, ink_from_rgba, mnist_style, png_size
 from backprop.errors import InputError
 from backprop.health import condition_of, health_reading
 from backprop.landscape import (
@@ -138,9 +138,10 @@ def drawn_digit_views():
                            return_image_data=True, key="draw_canvas")
     png = result.image_bytes
     try:
-        if png is not None and png_size(png) not in ((CANVAS_SIDE, CANVAS_SIDE),
-                                                     (2 * CANVAS_SIDE, 2 * CANVAS_SIDE)):
-            raise InputError("drawing", f"is {png_size(png)} pixels; the canvas is {CANVAS_SIDE} a side")
+        # The size is read from the PNG's header before it is unpacked: a browser sends the canvas at
+        # its screen's pixel ratio (280, 560, 840 ... pixels), anything past MAX_SIDE is refused.
+        if png is not None and max(png_size(png)) > MAX_SIDE:
+            raise InputError("drawing", f"is {png_size(png)} pixels; at most {MAX_SIDE} a side")
         digit = None if png is None else mnist_style(ink_from_rgba(result.image_data))
     except InputError as error:
         st.error(f"{error.field}: {error.message}")
@@ -200,6 +201,7 @@ def start_landscape(kind, resolution, seed):
     index = evaluation_sample(len(data.y_train))
     x, y = data.x_train[index], data.y_train[index]
     st.session_state.landscape_job = LandscapeJob(network, plane, x, y, resolution, iteration)
+    st.session_state.landscape_trainer = trainer  # the run it belongs to
     st.session_state.landscape_saved = False
     return None
 
@@ -231,6 +233,10 @@ def landscape_progress():
     job = st.session_state.get("landscape_job")
     if job is None:
         return
+    if st.session_state.get("landscape_trainer") is not studio.trainer:  # a Reset or a new run since
+        job.cancel()
+        st.session_state.landscape_job = None
+        return
     if not job.running and st.session_state.get("landscape_polling"):
         st.session_state.landscape_polling = False
         st.rerun()
@@ -247,9 +253,8 @@ def landscape_progress():
     landscape = job.result
     if not st.session_state.get("landscape_saved"):
         st.session_state.landscape_saved = True
-        with trainer.reading():
-            if studio.trainer is trainer:  # kept with the run: its checkpoint carries it to Compare
-                trainer.history.landscape = landscape
+        with trainer.reading():  # kept with the run: its checkpoint carries it to Compare
+            trainer.history.landscape = landscape
     st.plotly_chart(landscape_figure(landscape), key="landscape_chart")
     done = "" if landscape.complete else " Cancelled: the rest of the grid was not computed."
     st.caption(f"Cost on a fixed sample of {landscape.samples:,} training images at iteration "

@@ -188,3 +188,20 @@ def test_compare_shows_a_saved_run_path(use_studio):
     keys = {chart.proto.id for chart in at.get("plotly_chart")}
     assert any(f"compare_path_{studio.run_id}" in key for key in keys), keys
     studio.release()
+
+
+def test_a_landscape_of_a_network_since_reset_is_dropped_not_kept_with_the_new_run(use_studio):
+    config = dataclasses.replace(preset("tutorial"), subset=300, eval_every=1000)
+    studio = use_studio(session.Studio(config=config, store=RunStore()))
+    studio.step(2)
+    at = run("pages/inspect.py")
+    at.select_slider(key="landscape_resolution").set_value(5)
+    at.button(key="landscape_compute").click().run()
+    at.session_state["landscape_job"].wait(timeout=120)
+    studio.build()  # what Reset does: a new network and run
+    studio.step(1)
+    at.run()
+    assert not at.exception
+    assert at.session_state["landscape_job"] is None and studio.trainer.history.landscape is None
+    assert not any("(the star)" in caption.value for caption in at.caption)
+    studio.release()
