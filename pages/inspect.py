@@ -251,7 +251,7 @@ def landscape_progress():
         st.error(f"The landscape stopped: {job.error}")
         return
     landscape = job.result
-    if not st.session_state.get("landscape_saved"):
+    if landscape.complete and not st.session_state.get("landscape_saved"):
         st.session_state.landscape_saved = True
         with trainer.reading():  # kept with the run: its checkpoint carries it to Compare
             trainer.history.landscape = landscape
@@ -259,7 +259,8 @@ def landscape_progress():
     done = "" if landscape.complete else " Cancelled: the rest of the grid was not computed."
     st.caption(f"Cost on a fixed sample of {landscape.samples:,} training images at iteration "
                f"{landscape.iteration:,}: {landscape.center_cost:.5f} at the centre (the star). "
-               f"{landscape.costs.size:,} points in {landscape.seconds:.1f} s.{done}"
+               f"{int(np.isfinite(landscape.costs).sum()):,} of {landscape.costs.size:,} points in "
+               f"{landscape.seconds:.1f} s.{done}"
                + (" Li et al. (2018): filter-normalised directions, so a step of 1 changes each "
                   "unit's weights by their own size." if landscape.kind == "random" else ""))
 

@@ -205,3 +205,20 @@ def test_a_landscape_of_a_network_since_reset_is_dropped_not_kept_with_the_new_r
     assert at.session_state["landscape_job"] is None and studio.trainer.history.landscape is None
     assert not any("(the star)" in caption.value for caption in at.caption)
     studio.release()
+
+
+
+def test_a_cancelled_landscape_is_shown_but_not_kept_with_the_run(use_studio):
+    config = dataclasses.replace(preset("tutorial"), subset=300, eval_every=1000)
+    studio = use_studio(session.Studio(config=config, store=RunStore()))
+    studio.step(2)
+    at = run("pages/inspect.py")
+    at.button(key="landscape_compute").click().run()
+    job = at.session_state["landscape_job"]
+    job.cancel()
+    job.wait(timeout=120)
+    at.run()
+    assert not at.exception and not job.result.complete
+    assert any("Cancelled" in caption.value and "of 625 points" in caption.value for caption in at.caption)
+    assert studio.trainer.history.landscape is None
+    studio.release()

@@ -79,7 +79,7 @@ def test_the_landscape_shows_progress_then_contours(open_app):
     app.page.screenshot(path=str(screenshot_dir() / "inspect-landscape-progress.png"))  # quick: the viewport
     app.page.wait_for_function(
         f"() => ({PLOTLY_CHART})('landscape_chart')?.data?.[0]?.type === 'contour'", timeout=120_000)
-    expect(app.page.get_by_text(re.compile(r"625 points in [\d.]+ s"))).to_be_visible()
+    expect(app.page.get_by_text(re.compile(r"625 of 625 points in [\d.]+ s"))).to_be_visible()
     expect(app.page.locator('[data-testid="stProgress"]')).to_have_count(0)
     app.wait_until_idle()
     app.screenshot("inspect-landscape")
