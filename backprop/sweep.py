@@ -519,6 +519,21 @@ def _AskTellGridSampler(*args, **kwargs):  # noqa: N802 (a class, made when optu
     return _grid_sampler_class()(*args, **kwargs)
 
 
+def view_of(spec, frozen):
+    """A recorded Optuna trial as a TrialView (None for one that is asked again)."""
+    from optuna.trial import TrialState
+
+    if _requeued(frozen):
+        return None
+    params = {d.name: d.value(frozen.params[d.name]) for d in spec.space if d.name in frozen.params}
+    attrs = frozen.user_attrs.get("result", {})
+    status = {TrialState.COMPLETE: "finished", TrialState.PRUNED: "pruned",
+              TrialState.FAIL: attrs.get("status", "failed"), TrialState.WAITING: "queued",
+              TrialState.RUNNING: "queued"}[frozen.state]
+    return TrialView(frozen.number, params, status, None, attrs.get("test_cost"), attrs.get("test_accuracy"),
+                     attrs.get("train_accuracy"), attrs.get("seconds"), reason=attrs.get("reason"))
+
+
 def _requeued(frozen):
     return frozen.user_attrs.get("requeued", False)
 
@@ -690,26 +705,9 @@ class Sweep:
                 if point not in covered:
                     study.enqueue_trial(dict(zip(names, point, strict=True)))
         for frozen in study.get_trials(deepcopy=False):
-            self._views[frozen.number] = self._view_of(frozen)
+            self._views[frozen.number] = view_of(self.spec, frozen)
         self._views = {n: v for n, v in self._views.items() if v is not None}
         return study
-
-    def _view_of(self, frozen):
-        from optuna.trial import TrialState
-
-        if _requeued(frozen):
-            return None
-        params = {}
-        for dimension in self.spec.space:
-            if dimension.name in frozen.params:
-                params[dimension.name] = dimension.value(frozen.params[dimension.name])
-        attrs = frozen.user_attrs.get("result", {})
-        status = {TrialState.COMPLETE: "finished", TrialState.PRUNED: "pruned",
-                  TrialState.FAIL: attrs.get("status", "failed"), TrialState.WAITING: "queued",
-                  TrialState.RUNNING: "queued"}[frozen.state]
-        return TrialView(frozen.number, params, status, None, attrs.get("test_cost"),
-                         attrs.get("test_accuracy"), attrs.get("train_accuracy"), attrs.get("seconds"),
-                         reason=attrs.get("reason"))
 
     def _remaining(self, in_flight):
         done = sum(1 for view in self._views.values() if view.status not in ("queued", "running"))
@@ -934,15 +932,13 @@ def recorded_snapshot(sweep_id, store=None, curves=True):
     store = store or RunStore()
     record = store.get_sweep(sweep_id)
     spec = SweepSpec.from_dict(record["spec"])
-    sweep = Sweep.__new__(Sweep)  # only _view_of's reading of the spec
-    sweep.spec = spec
     try:
         trials = open_study(sweep_id).get_trials(deepcopy=False)
     except Exception:  # no study yet (refused before it started)
         trials = []
     views, first = [], None
     for frozen in trials:
-        view = sweep._view_of(frozen)
+        view = view_of(spec, frozen)
         if view is None or frozen.state == TrialState.WAITING:
             continue
         if frozen.datetime_start is not None:

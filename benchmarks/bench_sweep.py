@@ -91,15 +91,15 @@ def overhead(workers):
           f"{verdict(per_trial <= OVERHEAD_TARGET)}")
 
 
-def search(workers):
+def search(workers, vary, iterations):
     from backprop.config import preset
     from backprop.sweep import SweepSpec
 
-    spec = SweepSpec.build(preset("mnist10"), MNIST10_SEARCH, iterations=MNIST10_ITERATIONS)
+    spec = SweepSpec.build(preset("mnist10"), vary, iterations=iterations)
     sweep, snapshot, wall = run_sweep(spec, workers)
     own = sum(t.seconds for t in snapshot.trials if t.seconds)
-    print(f"2. mnist10 search ({' '.join('--vary ' + v for v in MNIST10_SEARCH)} --iterations "
-          f"{MNIST10_ITERATIONS}): {len(snapshot.trials)} trials, wall {wall:.1f} s on {workers} workers "
+    print(f"2. mnist10 search (--preset mnist10 {' '.join('--vary ' + v for v in vary)} --iterations "
+          f"{iterations}): {len(snapshot.trials)} trials, wall {wall:.1f} s on {workers} workers "
           f"against {own:.1f} s of trials (ideal {own / workers:.1f} s): ratio {wall / (own / workers):.2f}")
     for trial in snapshot.best():
         print(f"   trial {trial.number} {trial.params}: test accuracy {trial.test_accuracy:.4f}, "
@@ -154,13 +154,16 @@ def main():
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--vary", action="append",
+                        help=f"the mnist10 search's space (default: {MNIST10_SEARCH})")
+    parser.add_argument("--iterations", type=int, default=MNIST10_ITERATIONS, help="per trial of the search")
     args = parser.parse_args()
     os.environ.setdefault("BACKPROP_STUDIO_HOME", tempfile.mkdtemp(prefix="bench-sweep-"))
     if not args.skip_overhead:
         overhead(args.workers)
     if args.skip_search:
         return
-    chosen = search(args.workers)
+    chosen = search(args.workers, args.vary or MNIST10_SEARCH, args.iterations)
     seconds, accuracy = ours(chosen)
     print(f"3. chosen set-up trained with every core: test accuracy {accuracy:.4f} in {seconds:.1f} s "
           f"(target >= {ACCURACY_TARGET})")

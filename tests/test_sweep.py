@@ -21,7 +21,7 @@ from backprop.config import preset
 from backprop.errors import InputError
 from backprop.paths import PROJECT_ROOT
 from backprop.runs import RunStore
-from backprop.sweep import Sweep, SweepSpec, create_sweep, open_study
+from backprop.sweep import Sweep, SweepSpec, create_sweep, open_study, recorded_snapshot
 
 pytestmark = pytest.mark.timeout(120)
 SUBSET = 200
@@ -102,6 +102,11 @@ def test_grid_sweep_gives_the_grid_and_the_same_results_as_backprop_train(tmp_pa
     assert {run["source"] for run in runs} == {"sweep"} and {run["status"] for run in runs} == {"finished"}
     assert all(run["checkpoint_path"] for run in runs)
     assert store.get_sweep(sweep_id)["status"] == "finished"
+    # As recorded (what a page shows after a restart): the same trials, results and runs.
+    recorded = recorded_snapshot(sweep_id, store)
+    assert [(t.number, t.status, t.test_accuracy, t.run_id, t.params) for t in recorded.trials] == \
+        [(t.number, t.status, t.test_accuracy, t.run_id, t.params) for t in snapshot.trials]
+    assert len(recorded.trials[0].curve) == 30 and recorded.best_so_far
 
 
 def test_sweep_through_a_dask_scheduler_and_two_dask_workers(tmp_path):
