@@ -42,6 +42,8 @@ class TrainingView:
     dW_norm: np.ndarray  # (steps, layers)
     dW_mean_abs: np.ndarray
     update_ratio: np.ndarray
+    unit_health: np.ndarray  # (steps, hidden layers, 2): dead and saturated shares (backprop.health)
+    activation: str  # the hidden layers' activation (what unit health can show)
     evaluations: list  # {iteration (steps done), test_cost, test_accuracy}
     markers: list  # {iteration, setting, old, new}
     running: bool
@@ -262,7 +264,8 @@ class Studio:
                 knobs=trainer.optimizer.knobs(), l2=trainer.l2, diverged=trainer.diverged,
                 last=history.last(), iterations=history.iterations, costs=history.costs,
                 dW_norm=history.layer_stat("dW_norm"), dW_mean_abs=history.layer_stat("dW_mean_abs"),
-                update_ratio=history.layer_stat("update_ratio"), evaluations=list(history.evaluations),
+                update_ratio=history.layer_stat("update_ratio"), unit_health=history.unit_health(),
+                activation=trainer.network.activation, evaluations=list(history.evaluations),
                 markers=list(history.markers), running=running,
                 iterations_per_second=self.runner.iterations_per_second() if running else 0.0,
                 budget=self.config.iterations, image_shape=getattr(trainer.data, "image_shape", None))

@@ -66,7 +66,7 @@ def test_step_step10_and_reset_count_exactly():
     button(at, "Step ×10").click().run()
     assert "iteration 11 ·" in status(at)
     charts = live_charts(at)
-    assert set(charts) == {"cost_chart", "gradient_chart", "ratio_chart"}
+    assert set(charts) == {"cost_chart", "gradient_chart", "ratio_chart", "unit_health_chart"}
     assert len(charts["cost_chart"]["data"][0]["x"]) == 11
     assert len(at.get("plotly_chart")) == 1  # the heatmap, interactive while paused
     button(at, "Reset").click().run()
@@ -220,12 +220,12 @@ def test_histograms_are_drawn_only_while_their_expander_is_open():
     at = open_app()
     button(at, "Step").click().run()
     assert "histograms" in at.expander[0].label and at.session_state["histograms_open"] is False
-    assert set(live_charts(at)) == {"cost_chart", "gradient_chart", "ratio_chart"}
+    assert set(live_charts(at)) == {"cost_chart", "gradient_chart", "ratio_chart", "unit_health_chart"}
     at.session_state["histograms_open"] = True
     at.run()
     no_errors(at)
     charts = live_charts(at)
-    assert set(charts) == {"cost_chart", "gradient_chart", "ratio_chart", "weight_histogram",
-                           "gradient_histogram"}
+    assert set(charts) == {"cost_chart", "gradient_chart", "ratio_chart", "unit_health_chart",
+                           "weight_histogram", "gradient_histogram"}
     assert charts["weight_histogram"]["layout"]["title"]["text"] == "W1: now vs at init"
     button(at, "Reset").click().run()
