@@ -6,39 +6,19 @@ tests/browser/test_hostile.py."""
 import base64
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from backprop.config import TrainConfig
 from backprop.errors import InputError
 from backprop.runs import RunStore
 from studio.session import Studio, active_training_threads
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from tests.test_app_train import _stop_threads, button, no_errors, open_app  # noqa: F401 (autouse fixture)
 
 
 def small(**changes):
     return TrainConfig(**{"subset": 300, "layers": [16, 1], "iterations": 100_000, **changes}).validated()
-
-
-def open_app(**query):
-    at = AppTest.from_file(APP, default_timeout=90)
-    for key, value in {"subset": "300", **query}.items():
-        at.query_params[key] = value
-    return at.run()
-
-
-def no_exceptions(at):
-    assert not at.exception, [e.value for e in at.exception]
-
-
-@pytest.fixture(autouse=True)
-def _no_thread_left():
-    yield
-    assert active_training_threads() == 0
 
 
 def test_the_default_cap_is_4_training_threads_and_a_refused_train_leaves_no_run(tmp_path, monkeypatch):
@@ -73,12 +53,12 @@ def heatmap(at):
 
 def test_the_dw_toggle_shows_the_gradient_on_the_same_view():
     at = open_app()
-    next(b for b in at.button if b.label == "Step ×10").click().run()
-    no_exceptions(at)
+    button(at, "Step ×10").click().run()
+    no_errors(at)
     caption, W = heatmap(at)
     assert caption.startswith("**W1**")
     at.toggle(key="show_dW").set_value(True).run()
-    no_exceptions(at)
+    no_errors(at)
     caption, dW = heatmap(at)
     assert caption.startswith("**dW1**") and dW.shape == W.shape
     # the tiles (NaN between them) now show the gradients, much smaller than the weights
@@ -89,7 +69,7 @@ def test_the_dw_toggle_shows_the_gradient_on_the_same_view():
 
 def test_markdown_in_a_refused_link_value_is_shown_as_typed():
     at = open_app(layers="[click](http://evil.example)", activation="![x](http://evil.example/x.png)")
-    no_exceptions(at)
+    no_errors(at)
     warnings = " ".join(w.value for w in at.warning)
     assert "evil" in warnings
     assert "](http" not in warnings  # escaped: no live link or image
@@ -100,12 +80,12 @@ def test_a_null_byte_or_a_path_in_a_link_is_a_message():
     for query in ({"dataset": "npz", "upload": "/tmp/a\x00b.npz"}, {"dataset": "npz", "upload": "../../etc"},
                   {"dataset": "npz", "data_path": "/etc/passwd"}):
         at = open_app(**query)
-        no_exceptions(at)
+        no_errors(at)
         shown = " ".join(w.value for w in at.warning)
         field = "upload" if "upload" in query else "data_path"
         assert f"Ignored from the link: {field}" in shown.replace("\\", ""), shown
     # a typed path in the browser: there is no widget for one
     at = open_app()
     at.selectbox(key="setup_dataset").set_value("npz").run()
-    no_exceptions(at)
+    no_errors(at)
     assert not [w for w in at.sidebar.text_input if w.key == "setup_data_path"]
