@@ -32,6 +32,7 @@ CELL = NODE / THUMB
 # the gaps between neurons are whole cells.
 COLUMN_CELLS, ROW_CELLS = 54, 23  # from one layer's column to the next; from one neuron to the next
 COLUMN_GAP, ROW_GAP = COLUMN_CELLS * CELL, ROW_CELLS * CELL
+MIN_COLUMNS, MIN_ROWS = 4, 6  # the network graph has room for at least this many
 MAX_EDGE_WIDTH = 6.0
 
 
@@ -191,12 +192,17 @@ def network_figure(maps: PlaneMaps, params, selected=None, discretize=False, hei
     shapes = [{"type": "rect", "x0": node.x - margin, "x1": node.x + margin, "y0": node.y - margin,
                "y1": node.y + margin, "line": {"color": "#333333", "width": 2}}
               for column in columns for node in column if selected == (node.layer, node.unit)]
-    top = ((max(sizes) - 1) * ROW_CELLS + THUMB) * CELL
-    right = ((len(columns) - 1) * COLUMN_CELLS + THUMB) * CELL
+    # Square cells, and at least the room of 4 columns of 6 neurons, so a small network's neurons
+    # are drawn no larger than a big one's (centred across, from the top like the others).
+    width = max(len(columns) - 1, MIN_COLUMNS - 1) * COLUMN_GAP + NODE + 1.1
+    middle = (columns[0][0].x + columns[-1][0].x) / 2 - 0.35  # a little room for the features' names
+    top = ((max(sizes) - 1) * ROW_CELLS + THUMB) * CELL + 0.7
+    bottom = top - 0.7 - max(max(sizes), MIN_ROWS) * ROW_GAP - 0.3
     layout = {"uirevision": "playground-network", "height": height, "showlegend": False,
               "hovermode": "closest", "margin": {"l": 50, "r": 10, "t": 10, "b": 10, "autoexpand": False},
-              "xaxis": {"visible": False, "range": [-CELL / 2 - 0.9, right + 0.2], "fixedrange": True},
-              "yaxis": {"visible": False, "range": [-CELL / 2 - 0.3, top + 0.7], "fixedrange": True},
+              "xaxis": {"visible": False, "range": [middle - width / 2, middle + width / 2],
+                        "fixedrange": True},
+              "yaxis": {"visible": False, "range": [bottom, top], "fixedrange": True, "scaleanchor": "x"},
               "annotations": annotations, "shapes": shapes}
     return {"data": traces, "layout": layout}
 
