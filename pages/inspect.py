@@ -255,6 +255,8 @@ def landscape_progress():
         st.session_state.landscape_saved = True
         with trainer.reading():  # kept with the run: its checkpoint carries it to Compare
             trainer.history.landscape = landscape
+        if not studio.running:  # a paused run's checkpoint is written again now (a running one's
+            studio.recorder.pause()  # is at its next pause)
     st.plotly_chart(landscape_figure(landscape), key="landscape_chart")
     done = "" if landscape.complete else " Cancelled: the rest of the grid was not computed."
     st.caption(f"Cost on a fixed sample of {landscape.samples:,} training images at iteration "

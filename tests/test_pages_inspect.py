@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from backprop.checkpoint import load_checkpoint
 from backprop.config import preset
 from backprop.paths import PROJECT_ROOT
 from backprop.runs import RunRecorder, RunStore
@@ -163,6 +164,29 @@ def test_the_landscape_is_computed_in_the_background_drawn_and_kept_with_the_run
     at.run()
     assert studio.trainer.history.landscape.kind == "pca"
     assert tuple(studio.trainer.history.landscape.path[-1]) == (0.0, 0.0)
+    studio.release()
+
+
+def test_a_kept_landscape_reaches_the_runs_checkpoint_and_compare(use_studio):
+    """Needs the recorder to write a paused run's checkpoint again once a landscape was kept after
+    its last save (studio/recorder.py: the saved-key includes the history's landscape)."""
+    config = dataclasses.replace(preset("tutorial"), subset=2000, eval_every=1000)
+    studio = use_studio(session.Studio(config=config, store=RunStore()))
+    studio.step(40)
+    at = run("pages/inspect.py")
+    at.select_slider(key="landscape_resolution").set_value(5)
+    at.radio(key="landscape_kind").set_value("pca")
+    at.button(key="landscape_compute").click().run()
+    assert at.session_state["landscape_job"].wait(timeout=120)
+    at.run()
+    saved = load_checkpoint(RunStore().get(studio.run_id)["checkpoint_path"])  # the paused run's, again
+    assert saved.history.landscape is not None and saved.history.landscape.kind == "pca"
+    at = run("pages/compare.py")
+    label = next(option for option in at.multiselect(key="compare_runs").options
+                 if option.startswith(f"#{studio.run_id} "))
+    at.multiselect(key="compare_runs").set_value([label]).run()
+    keys = {chart.proto.id for chart in at.get("plotly_chart")}
+    assert any(f"compare_landscape_{studio.run_id}" in key for key in keys), keys
     studio.release()
 
 
