@@ -37,14 +37,11 @@ LIVE_CHARTS = ("pg_boundary", "pg_network", "pg_cost")
 
 LOOP = """
 import sys, time
-from backprop.data import load_task
 from backprop.trainer import Trainer
 from studio.url_state import query_to_config
 config, _, problems = query_to_config(dict(a.split("=", 1) for a in sys.argv[2:]))
 assert not problems, problems
-data = load_task(config.dataset, config.digits, config.subset, config.seed, config.dtype, config.data_path,
-                 points=config.points, noise=config.noise, train_share=config.train_share,
-                 features=config.features)
+data = config.load_data()
 trainer = Trainer.from_config(config, data)
 trainer.step(100)
 start, seconds = time.perf_counter(), float(sys.argv[1])
