@@ -206,19 +206,19 @@ with right:
     with network_side:
         head = st.columns([1.4, 0.6, 0.6, 3])
         head[0].markdown(f"**{len(hidden)} hidden layer{'s' if len(hidden) != 1 else ''}**")
-        head[1].button(":material/add:", key="pg_add_layer", on_click=resize, args=(None, 1),
+        head[1].button("+", key="pg_add_layer", on_click=resize, args=(None, 1),
                        disabled=len(hidden) >= MAX_HIDDEN_LAYERS, help="Add a hidden layer")
-        head[2].button(":material/remove:", key="pg_remove_layer", on_click=resize, args=(None, -1),
+        head[2].button("−", key="pg_remove_layer", on_click=resize, args=(None, -1),
                        disabled=not hidden, help="Remove the last hidden layer")
         if hidden:
             units = st.columns(len(hidden))
             for l, size in enumerate(hidden):
                 inner = units[l].columns(2)
-                inner[0].button(":material/add:", key=f"pg_add_unit_{l}", on_click=resize, args=(l, 1),
+                inner[0].button("+", key=f"pg_add_unit_{l}", on_click=resize, args=(l, 1),
                                 disabled=size >= MAX_UNITS, help=f"Add a unit to layer {l + 1}")
-                inner[1].button(":material/remove:", key=f"pg_remove_unit_{l}", on_click=resize, args=(l, -1),
+                inner[1].button("−", key=f"pg_remove_unit_{l}", on_click=resize, args=(l, -1),
                                 disabled=size <= 1, help=f"Remove a unit from layer {l + 1}")
-                units[l].caption(f"layer {l + 1}: {size} unit{'s' if size != 1 else ''}")
+                units[l].caption(f"{size} unit{'s' if size != 1 else ''}")
         chosen = [name for name in FEATURES if state[f"pg_feature_{name}"]]
         note = pf.linear_note(state.pg_dataset, chosen, hidden, state.pg_activation)
         if note:
