@@ -141,9 +141,12 @@ def show_upload():
     if upload is None:
         return
     classes = upload.class_names
+    facts = (f"**{upload.name}** (id `{upload.id}`): {upload.n_train:,} training and {upload.n_test:,} "
+             f"test images, classes {', '.join(classes)}.")
     if st.session_state.get("data_upload_saved") == upload.id:
-        st.success(f"Saved **{upload.name}** (id `{upload.id}`): {upload.n_train:,} training and "
-                   f"{upload.n_test:,} test images, classes {', '.join(classes)}.")
+        st.success(f"Saved {facts}")
+    else:
+        st.info(f"Chosen: {facts}")
     everything = f"All {len(classes)} classes"
     choice = st.radio("Learn", [everything, "Two classes"], horizontal=True, key="data_upload_classes")
     digits = None

@@ -182,7 +182,7 @@ def save_upload(files, name):
         upload = Upload(id=upload_id, name=label, kind=kind, file=data_path.name if kind == "npz" else "",
                         class_names=tuple(data.class_names), n_train=len(data.y_train),
                         n_test=len(data.y_test),
-                        saved_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                        saved_at=datetime.now(timezone.utc).isoformat(timespec="microseconds"))
         (staging / UPLOAD_INFO).write_text(json.dumps(dataclasses.asdict(upload)))
         os.replace(staging, home / upload_id)  # one rename: the folder is complete or absent
     finally:

@@ -235,7 +235,7 @@ def test_data_page_puts_an_upload_into_the_set_up(data_page):
     at = AppTest.from_file(str(PROJECT_ROOT / "pages/data.py"), default_timeout=60)
     at.session_state["data_upload"] = saved
     at.run()
-    assert "classes 0, 1, 2, 3" in at.success[0].value
+    assert "classes 0, 1, 2, 3" in at.info[0].value and saved.id in at.info[0].value
     at.radio(key="data_upload_classes").set_value("Two classes").run()
     at.selectbox(key="data_upload_second").set_value("3").run()
     at.button(key="data_upload_use").click().run()
@@ -245,3 +245,18 @@ def test_data_page_puts_an_upload_into_the_set_up(data_page):
         "npz", saved.id, None)
     assert data_page.config.digits == (0, 3) and data_page.config.layers[-1] == 1
     assert "press **Train**" in at.success[-1].value
+
+
+def test_data_page_offers_earlier_uploads_by_name_and_id(data_page):
+    rng = np.random.RandomState(3)
+    first = data_files.save_upload([("same.npz", npz_bytes(x=rng.rand(30, 4), y=np.arange(30) % 2))], "same")
+    second = data_files.save_upload([("same.npz", npz_bytes(x=rng.rand(30, 4), y=np.arange(30) % 3))], "same")
+    at = open_data_page()
+    earlier = at.selectbox(key="data_upload_earlier")
+    labels = " ".join(earlier.options)  # newest first, both named "same", told apart by their ids
+    assert labels.index(second.id) < labels.index(first.id) and labels.count("same (npz") == 2
+    earlier.set_value(first.id).run()
+    assert not at.exception
+    assert first.id in at.info[0].value and "classes 0, 1." in at.info[0].value
+    at.selectbox(key="data_upload_earlier").set_value(second.id).run()
+    assert second.id in at.info[0].value and "classes 0, 1, 2." in at.info[0].value
