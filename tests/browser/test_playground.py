@@ -34,6 +34,16 @@ FIRST_WEIGHT = """() => {
   return {x: box.left + inner.left + xa._offset + xa.l2p(trace.x[0]),
           y: box.top + inner.top + ya._offset + ya.l2p(trace.y[0]), text: trace.text[0]};
 }"""
+# The plotting area of a live chart on the page, in CSS pixels; and its x axis range.
+PLOT_AREA = """(key) => {
+  const frame = document.querySelector(`.st-key-${key} iframe`);
+  const plot = frame.contentDocument.querySelector('.js-plotly-plot');
+  const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis;
+  const box = frame.getBoundingClientRect(), inner = plot.getBoundingClientRect();
+  return {x: box.left + inner.left + xa._offset, y: box.top + inner.top + ya._offset,
+          width: xa._length, height: ya._length};
+}"""
+X_RANGE = """(key) => (""" + KEYED_PLOT + """)(key)._fullLayout.xaxis.range.slice()"""
 HOVER_TEXT = """() => {
   const frame = document.querySelector('.st-key-pg_network iframe');
   const layer = frame.contentDocument.querySelector('.hoverlayer');
@@ -66,6 +76,19 @@ def test_spiral_learns_live_and_every_weight_can_be_read(open_app):
     seconds = time.monotonic() - started
     assert len(probes) >= 5, f"the output map was redrawn with new values only {len(probes)} times"
     app.screenshot("playground-01-spiral-learnt")
+
+    # A zoom into the output map survives the refreshes that follow (the layout's uirevision).
+    box = app.page.evaluate(PLOT_AREA, "pg_boundary")
+    app.page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+    app.page.mouse.down()
+    app.page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6, steps=8)
+    app.page.mouse.up()
+    zoomed = app.page.evaluate(X_RANGE, "pg_boundary")
+    assert zoomed[1] - zoomed[0] < 6, zoomed
+    before = app.page.evaluate(OUTPUT_PROBE)
+    wait_for(lambda: app.page.evaluate(OUTPUT_PROBE) != before, 10, lambda: "the output map stopped changing")
+    time.sleep(1)
+    assert app.page.evaluate(X_RANGE, "pg_boundary") == pytest.approx(zoomed), "a refresh undid the zoom"
     app.click("Pause")
     app.page.get_by_role("button", name="Train", exact=True).wait_for()
     time.sleep(1.5)  # the last refresh lands
