@@ -61,10 +61,12 @@ class ProgressLine:
     def update(self, snapshot, force=False):
         now = time.monotonic()
         text = progress_text(snapshot)
+        counts = text.rsplit(" | ", 1)[0]  # without the seconds: a log gets a line when trials change
         period = 0.2 if self.terminal else 5
-        if self.quiet or text == self._text or (not force and now - self._last < period):
+        if self.quiet or (not force and (now - self._last < period or
+                                         (not self.terminal and counts == self._text))):
             return
-        self._last, self._text = now, text
+        self._last, self._text = now, counts
         self.stream.write(("\r" + text.ljust(100)) if self.terminal else text + "\n")
         self.stream.flush()
 
