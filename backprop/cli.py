@@ -6,6 +6,7 @@ and test accuracy. Bad input ends with one line `error: <field>: <message>` and 
 """
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -188,16 +189,27 @@ def train_command(args):
     try:
         if args.save:
             from .checkpoint import save_checkpoint
-            checkpoint_path = save_checkpoint(args.save, trainer.network, config, trainer.history)
+            with _naming_the_option("save", args.save):
+                checkpoint_path = save_checkpoint(args.save, trainer.network, config, trainer.history)
             say(f"Saved checkpoint to {checkpoint_path}")
         if args.json:
-            write_json(args.json, config, history, result, seconds, status, trainer)
+            with _naming_the_option("json", args.json):
+                write_json(args.json, config, history, result, seconds, status, trainer)
             say(f"Wrote {args.json}")
     finally:  # a --save or --json that failed does not make a finished run look interrupted
         if recorder is not None:
             metrics = {**result, "iterations": trainer.iteration, "seconds": seconds}
             recorder.close(metrics, status=status, checkpoint_path=checkpoint_path)
     return {"finished": 0, "diverged": EXIT_DIVERGED, "stopped": EXIT_INTERRUPTED}[status]
+
+
+@contextlib.contextmanager
+def _naming_the_option(option, path):
+    """A file that cannot be written: a message naming the option, not a bare OSError."""
+    try:
+        yield
+    except OSError as error:
+        raise InputError(option, f"cannot write {path}: {error.strerror or error}") from None
 
 
 def _divergence_message(trainer, config):

@@ -79,7 +79,7 @@ def find_learning_rate(config, data, network=None, min_lr=1e-6, max_lr=10.0, ste
     knobs = config.optimizer_knobs()
     knobs["learning_rate"] = float(min_lr)
     trainer = Trainer(network, make_optimizer(config.optimizer, **knobs), sample,
-                      batch_size=config.batch_size, l2=config.l2, eval_every=10**9,
+                      batch_size=config.batch_size, l2=config.l2, l1=config.l1, eval_every=10**9,
                       shuffle_seed=config.seed, history_capacity=steps + 1)
 
     learning_rates = np.geomspace(min_lr, max_lr, steps)

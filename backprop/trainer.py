@@ -24,9 +24,11 @@ from .network import Network
 from .optimizers import make_optimizer
 from .settings import SETTINGS
 
+PENALTIES = ("l2", "l1")  # weight penalties: settings that apply at the next step, as the cost's terms
+
 
 class Trainer:
-    def __init__(self, network, optimizer, data, batch_size=None, l2=0.0, eval_every=100,
+    def __init__(self, network, optimizer, data, batch_size=None, l2=0.0, l1=0.0, eval_every=100,
                  shuffle_seed=0, history_capacity=100_000, lr_schedule="constant",
                  schedule_iterations=None):
         _check_schedule(lr_schedule, schedule_iterations)
@@ -42,6 +44,7 @@ class Trainer:
         n = self.x_train.shape[0]
         self.batch_size = None if batch_size is None or batch_size >= n else int(batch_size)
         self.l2 = float(l2)
+        self.l1 = float(l1)
         self.eval_every = int(eval_every)
         self.iteration = 0  # the next step's number; steps count from 0 like the tutorial's loop
         self.samples_seen = 0
@@ -95,22 +98,27 @@ class Trainer:
         net = Network(sizes, activation=config.activation, output=config.output, init=config.init,
                       seed=config.seed, dtype=config.dtype)
         optimizer = make_optimizer(config.optimizer, **config.optimizer_knobs())
-        return cls(net, optimizer, data, batch_size=config.batch_size, l2=config.l2,
+        return cls(net, optimizer, data, batch_size=config.batch_size, l2=config.l2, l1=config.l1,
                    eval_every=config.eval_every, shuffle_seed=config.seed,
                    lr_schedule=config.lr_schedule, schedule_iterations=config.iterations, **kwargs)
 
     # -- steering ------------------------------------------------------------------------
     def set_knob(self, name, value):
-        """Change an optimizer setting (or l2) before the next step; marks the history."""
+        """Change an optimizer setting (or a penalty) before the next step; marks the history."""
         with self.lock:
-            if name == "l2":
-                value = SETTINGS["l2"].parse(value)
-                old, self.l2 = self.l2, value
+            if name in PENALTIES:
+                value = SETTINGS[name].parse(value)
+                old = getattr(self, name)
+                setattr(self, name, value)
             else:
                 old = self.optimizer.knobs().get(name)
                 value = self.optimizer.set(name, value)
             if old != value:
                 self.history.add_marker(self.iteration, name, old, value)
+
+    def penalties(self):
+        """The weight penalties as keyword arguments of Network.loss_and_gradients."""
+        return {name: getattr(self, name) for name in PENALTIES}
 
     def apply_live(self, config):
         """Take a set-up's settings that apply at the next step (settings.LIVE): the optimizer
@@ -121,7 +129,8 @@ class Trainer:
             else:
                 for name, value in config.optimizer_knobs().items():
                     self.set_knob(name, value)
-            self.set_knob("l2", config.l2)
+            for name in PENALTIES:
+                self.set_knob(name, getattr(config, name))
             self.eval_every = config.eval_every
             self.set_schedule(config.lr_schedule, config.iterations)  # a cosine decays over the budget
 
@@ -185,7 +194,7 @@ class Trainer:
         net.activation_observer = self._unit_health.start(
             X.shape[0], histogram=self.history.histograms.wants(self.iteration, X.shape[0]))
         with np.errstate(all="ignore"):
-            cost, grads = net.loss_and_gradients(X, Y, l2=self.l2)
+            cost, grads = net.loss_and_gradients(X, Y, **self.penalties())
         iteration = self.iteration
         net.activation_observer = None
         # Squared norms serve twice: the NaN/Inf check (a sum is finite only if every term is)
@@ -266,7 +275,7 @@ class Trainer:
         with self.lock:
             return {"iteration": self.iteration, "epoch": self.epoch, "seconds": self.seconds,
                     "params": list(self.network.params), "knobs": self.optimizer.knobs(),
-                    "l2": self.l2, "diverged": self.diverged, "last": self.history.last()}
+                    **self.penalties(), "diverged": self.diverged, "last": self.history.last()}
 
 
 def _check_schedule(lr_schedule, schedule_iterations):

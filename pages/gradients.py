@@ -31,11 +31,11 @@ max_entries = int(right.number_input("Entries checked per W and per b", min_valu
                                      help="Large layers are checked on a seeded random sample"))
 if st.button("Run gradient check", key="gradcheck_run", type="primary"):
     with trainer.lock:
-        network, l2 = trainer.network.copy(), trainer.l2
+        network, penalties = trainer.network.copy(), trainer.penalties()
         X, Y = trainer.x_train[:n_samples], trainer.y_train[:n_samples]
     with st.spinner("Comparing gradients..."):
         st.session_state["gradcheck_report"] = (trainer.iteration, gradient_check(
-            network, X, Y, l2=l2, max_entries=max_entries))
+            network, X, Y, **penalties, max_entries=max_entries))
 result = st.session_state.get("gradcheck_report")
 if result is None:
     st.caption("Press the button to check the current network's gradients.")

@@ -335,7 +335,10 @@ def status_text(view):
     if last is not None:
         parts.append(f"cost {last['cost']:.4f}")
     if view.evaluations:
-        parts.append(f"test accuracy {view.evaluations[-1]['test_accuracy']:.2%}")
+        last_test = view.evaluations[-1]
+        accuracy = last_test["test_accuracy"]  # NaN for a regression task: its test cost instead
+        parts.append(f"test cost {last_test['test_cost']:.4f}" if accuracy is None or math.isnan(accuracy)
+                     else f"test accuracy {accuracy:.2%}")
     return " · ".join(parts)
 
 

@@ -35,6 +35,7 @@ class TrainingView:
     initial_params: list | None  # [(W, b)] at initialisation
     knobs: dict  # the optimizer's settings now
     l2: float
+    l1: float
     diverged: dict | None
     last: dict | None  # the last step's row (iteration, epoch, cost)
     iterations: np.ndarray  # the recorded steps' numbers
@@ -261,7 +262,7 @@ class Studio:
             return TrainingView(
                 iteration=trainer.iteration, epoch=trainer.epoch, seconds=trainer.seconds,
                 params=list(trainer.network.params), initial_params=self.initial_params,
-                knobs=trainer.optimizer.knobs(), l2=trainer.l2, diverged=trainer.diverged,
+                knobs=trainer.optimizer.knobs(), l2=trainer.l2, l1=trainer.l1, diverged=trainer.diverged,
                 last=history.last(), iterations=history.iterations, costs=history.costs,
                 dW_norm=history.layer_stat("dW_norm"), dW_mean_abs=history.layer_stat("dW_mean_abs"),
                 update_ratio=history.layer_stat("update_ratio"), unit_health=history.unit_health(),
@@ -278,13 +279,13 @@ class Studio:
             return None
         with trainer.reading():
             network = trainer.network.copy()
-            X, Y, l2 = trainer.x_train, trainer.y_train, trainer.l2
+            X, Y, penalties = trainer.x_train, trainer.y_train, trainer.penalties()
         if params is not None:
             network.set_params(params)
         if max_samples is not None:
             X, Y = X[:max_samples], Y[:max_samples]
         with np.errstate(all="ignore"):
-            _, grads = network.loss_and_gradients(X, Y, l2=l2)
+            _, grads = network.loss_and_gradients(X, Y, **penalties)
         return grads
 
     def initial_gradients(self, max_samples=None):

@@ -1,6 +1,7 @@
 """The step-by-step trainer: divergence, steering between steps, batches, history, threads."""
 
 import copy
+import dataclasses
 import math
 import threading
 import time
@@ -107,9 +108,9 @@ def batches_seen(trainer, steps):
     seen = []
     real = trainer.network.loss_and_gradients
 
-    def spy(X, Y, l2=0.0):
+    def spy(X, Y, **penalties):
         seen.append(np.rint(X[:, 0] * 50).astype(int).tolist())
-        return real(X, Y, l2=l2)
+        return real(X, Y, **penalties)
     trainer.network.loss_and_gradients = spy
     trainer.step(steps)
     return seen
@@ -305,3 +306,19 @@ def test_switching_optimizer_or_schedule_between_steps_is_marked_and_checked():
         "optimizer", "learning_rate", "lr_schedule")
     assert trainer.optimizer.name == "adam" and trainer.lr_schedule == "cosine"  # unchanged
     assert len(trainer.history.markers) == 2
+
+
+def test_l1_is_trained_with_and_applies_at_the_next_step():
+    """L1 reaches the step's cost (and gradients), and a change between steps is marked like L2's."""
+    from backprop.data import load_task
+
+    config = TrainConfig(dataset="xor", digits=None, layers=[4, 1], activation="tanh",
+                         iterations=5).validated()
+    data = load_task("xor", digits=None, points=100)
+    plain = Trainer.from_config(config, data)
+    penalised = Trainer.from_config(dataclasses.replace(config, l1=0.1).validated(), data)
+    weights = sum(np.abs(W).sum() for W, _ in penalised.network.params)  # the same seed: the same weights
+    cost_plain, cost_l1 = plain.step(1)[0]["cost"], penalised.step(1)[0]["cost"]
+    assert cost_l1 == pytest.approx(cost_plain + 0.1 * weights, rel=1e-12)
+    penalised.set_knob("l1", 0.0)
+    assert penalised.history.markers[-1] == {"iteration": 1, "setting": "l1", "old": 0.1, "new": 0.0}
