@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from .config import PRESET_NOTES, PRESETS, preset
+from .data.toy2d import TOY_DATASETS
 from .errors import InputError
 from .settings import SETTINGS
 
@@ -78,8 +79,8 @@ def config_from_args(args):
         value = getattr(args, name, None)
         if setting.cli and value is not None:
             setattr(config, name, setting.parse(value))
-    if args.classes == "all":
-        config.digits = None
+    if args.classes == "all" or (args.digits is None and config.dataset in TOY_DATASETS):
+        config.digits = None  # a 2D data set's classes are 0 and 1 (or a regression target)
     if args.layers is None and config.digits is None and config.layers[-1] == 1:
         config.layers = [*config.layers[:-1], 10]  # a two-class preset moved to all classes
     return config.validated()
@@ -180,9 +181,10 @@ def train_command(args):
     elif status == "stopped":
         print(f"Stopped by Ctrl-C after {trainer.iteration} of {config.iterations} iterations; "
               "the results below and any --json/--save files hold what was trained.", file=sys.stderr)
-    print(f"Train accuracy: {result['train_accuracy']!r}")
-    if "test_accuracy" in result:
-        print(f"Test accuracy: {result['test_accuracy']!r}")
+    measure = "cost" if data.regression else "accuracy"  # a regression target has no accuracy
+    print(f"Train {measure}: {result[f'train_{measure}']!r}")
+    if f"test_{measure}" in result:
+        print(f"Test {measure}: {result[f'test_{measure}']!r}")
     say(f"Seconds: {seconds:.2f} (training and final evaluation)")
 
     checkpoint_path = None

@@ -195,3 +195,12 @@ def test_module_entry_point_runs(tmp_path):
     assert result.stderr.strip() == "error: learning_rate: must be a positive finite number " \
                                     "(e.g. 0.1), got -1.0"
     assert result.stdout == ""  # refused before any data was loaded or anything trained
+
+
+def test_a_2d_data_set_needs_no_classes_and_regression_reports_its_cost(capsys):
+    code, out, err = run(capsys, "train", "--no-record", "--quiet", "--dataset", "spiral", "--layers", "8,1",
+                         "--iterations", "3")
+    assert code == 0 and "Test accuracy: " in out, err
+    code, out, err = run(capsys, "train", "--no-record", "--quiet", "--dataset", "plane", "--layers", "4,1",
+                         "--iterations", "3")
+    assert code == 0 and "Train cost: " in out and "accuracy" not in out, (out, err)
