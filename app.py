@@ -19,18 +19,11 @@ from PIL import Image  # noqa: F401
 with contextlib.suppress(ImportError):
     import orjson  # noqa: F401  (plotly's optional JSON engine, which it imports on first use)
 
-from studio.url_state import demo_from_query  # noqa: E402 (after the libraries above)
+from studio.pages import PAGES  # noqa: E402 (after the libraries above)
+from studio.url_state import demo_from_query  # noqa: E402
 
 demo = demo_from_query(st.query_params.to_dict())  # a demo link opens without the sidebar
 st.set_page_config(page_title="Backprop Studio", page_icon=":material/neurology:", layout="wide",
                    initial_sidebar_state="collapsed" if demo else "auto")
-st.navigation([
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:", default=True),
-    st.Page("pages/playground.py", title="Playground", icon=":material/scatter_plot:"),
-    st.Page("pages/inspect.py", title="Inspect", icon=":material/search:"),
-    st.Page("pages/math.py", title="Math", icon=":material/functions:"),
-    st.Page("pages/gradients.py", title="Gradient check", icon=":material/trending_down:"),
-    st.Page("pages/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
-    st.Page("pages/sweep.py", title="Sweep", icon=":material/tune:"),
-    st.Page("pages/data.py", title="Data", icon=":material/image:"),
-]).run()
+st.navigation([st.Page(page.path, title=page.title, icon=page.icon, default=page is PAGES[0])
+               for page in PAGES]).run()

@@ -4,6 +4,8 @@ not take over."""
 
 from playwright.sync_api import expect
 
+from studio.pages import PAGES
+
 
 def test_first_request_to_a_page_link_shows_the_apps_menu(open_app):
     app = open_app("compare")  # this module's server is fresh: no one has opened "/" yet
@@ -12,4 +14,4 @@ def test_first_request_to_a_page_link_shows_the_apps_menu(open_app):
     links = page.locator('[data-testid="stSidebarNav"] a')
     expect(links.first).to_contain_text("Train", timeout=30_000)
     titles = [link.inner_text().strip().splitlines()[-1].strip() for link in links.all()]
-    assert titles == ["Train", "Inspect", "Math", "Gradient check", "Compare runs", "Data"], titles
+    assert titles == [page.title for page in PAGES], titles

@@ -6,18 +6,20 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from studio.pages import PAGES
+
 QUICK = "subset=300"
 # Pages that need a network say so and point to the Train page until one exists.
 NEED_A_NETWORK = {"Inspect", "Math", "Gradient check"}
 # Pages that draw without a network (they show the data of the set-up).
-DRAW_WITHOUT_A_NETWORK = {"Data"}
+DRAW_WITHOUT_A_NETWORK = {"Data", "Playground"}  # Playground: its own network, built at once
 # Buttons a page needs pressed before it draws its results (they run on the trained network), each
 # with the text its result shows (waiting for it keeps the next click from interrupting the run).
 ACTIONS = {"Gradient check": [("Run gradient check", "Checked at iteration"),
                          ("Find a learning rate", "Suggested learning rate")]}
-# What a page draws: Plotly charts, images, tables, dataframes, LaTeX.
+# What a page draws: Plotly charts, images, tables, dataframes, LaTeX, the Playground's live network.
 DRAWN = ('[data-testid="stPlotlyChart"], [data-testid="stImage"], [data-testid="stTable"], '
-         '[data-testid="stDataFrame"], .katex')
+         '[data-testid="stDataFrame"], .katex, .st-key-pg_network iframe')
 
 
 def slug(title):
@@ -32,7 +34,9 @@ def pages(browser, streamlit_server):
         page = context.new_page()
         page.goto(streamlit_server.url)
         links = page.locator('[data-testid="stSidebarNav"] a')
-        expect(links.first).to_be_visible(timeout=60_000)
+        # Before app.py's navigation arrives a fresh server may list the pages/ folder's files: wait
+        # for the app's own menu (its last page's title).
+        expect(links.last).to_contain_text(PAGES[-1].title, timeout=60_000)
         # A link's text starts with its icon's name (e.g. "model_training"); the title is the last line.
         found = [(link.inner_text().strip().splitlines()[-1].strip(), link.get_attribute("href"))
                  for link in links.all()]
