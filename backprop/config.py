@@ -10,6 +10,7 @@ import dataclasses
 
 from .data.tasks import nominal_classes
 from .errors import InputError
+from .network import EVAL_BLOCK
 from .optimizers import OPTIMIZERS
 from .setting import Setting
 from .settings import DATA, LR_SCHEDULES, MAX_LAYERS, MAX_UNITS, SETTINGS  # noqa: F401 (re-exported)
@@ -76,7 +77,7 @@ def _check_memory(self, n_features, n_train):
     sizes = [int(n_features), *self.layers]
     state = OPTIMIZERS[self.optimizer].state_arrays
     full = self.batch_size is None or self.batch_size >= n_train
-    per_step = n_train if full else self.batch_size
+    per_step = n_train if full else max(self.batch_size, min(n_train, EVAL_BLOCK))  # or an evaluation
     field = "batch_size" if largest_fitting_batch(sizes, self.dtype, state, most=1) else "layers"
     return check_training_memory(sizes, per_step, self.dtype, state, field=field, full_batch=full)
 

@@ -14,6 +14,7 @@ from .activations import ACTIVATIONS, BACKWARD, sigmoid, softmax
 from .errors import InputError
 from .parallel import chunk_bounds, map_chunks
 
+EVAL_BLOCK = 8192  # samples per forward pass when evaluating (what the memory budget counts for it)
 OUTPUTS = ("sigmoid", "softmax", "linear")
 INITS = {
     "seed": "LeCun normal, randn / sqrt(fan_in) from NumPy's legacy seeded RNG (the tutorial's)",
@@ -306,10 +307,14 @@ class Network:
             predicted = (A[0] > 0.5).astype(np.int64) if self.output == "sigmoid" else A.argmax(axis=0)
             return self._cost_sum(Z_out, Y[start:stop]), int(np.count_nonzero(predicted == Y[start:stop]))
 
-        bounds = chunk_bounds(n)
-        if bounds is None:
-            results = [cost_and_correct(0, n)]
-        else:
-            results = map_chunks(lambda part: cost_and_correct(*bounds[part]), len(bounds))
+        results = []
+        for block in range(0, n, EVAL_BLOCK):  # memory of one block at a time, whatever n is
+            size = min(EVAL_BLOCK, n - block)
+            bounds = chunk_bounds(size)
+            if bounds is None:
+                results.append(cost_and_correct(block, block + size))
+            else:
+                results += map_chunks(lambda part, block=block, bounds=bounds: cost_and_correct(
+                    block + bounds[part][0], block + bounds[part][1]), len(bounds))
         accuracy = float("nan") if self.output == "linear" else sum(k for _, k in results) / n
         return sum(c for c, _ in results) / n, accuracy
