@@ -20,32 +20,35 @@ SHOWN_BEST = 10
 
 
 def build_parser():
-    from .config import PRESETS
+    from .cli import add_setting_options
     from .settings import SWEEPABLE
     from .sweep import PRUNERS, STRATEGIES
 
-    parser = ArgumentParser(prog="backprop sweep", description=(
-        "Train many set-ups at once with Dask and let Optuna choose them. Each --vary names a "
+    # The base set-up takes every option of `backprop train` (the same table of settings); the
+    # sweep's own --seed (the sampler's) replaces the training seed's, which --vary seed=... sets.
+    parser = ArgumentParser(prog="backprop sweep", conflict_handler="resolve", description=(
+        "Train many set-ups at once with Dask and let Optuna choose them. The base set-up is a preset "
+        "with any `backprop train` option laid over it. Each --vary names a "
         f"sweepable setting ({', '.join(SWEEPABLE)}) and its values: a list (learning_rate=0.01,0.1,1; "
         "layer sizes as alternatives: layers=196,1|64,1) or, for random/tpe, a range low:high "
         "(learning_rate=1e-3:1, on the setting's own scale; add :log or :linear)."))
-    parser.add_argument("--preset", default="tutorial", choices=list(PRESETS), help="the base set-up")
-    parser.add_argument("--dataset", help="the base set-up's data set (e.g. a 2D playground task)")
-    parser.add_argument("--subset", help="train each trial on this many images (stratified, seeded)")
-    parser.add_argument("--vary", action="append", default=[], metavar="NAME=VALUES",
-                        help="a setting and its values (repeat for more settings)")
-    parser.add_argument("--strategy", default="grid", choices=STRATEGIES)
-    parser.add_argument("--iterations", help="training steps per trial (default: the preset's)")
-    parser.add_argument("--trials", help="how many trials (random/tpe: default 16; grid: at most this many)")
-    parser.add_argument("--workers", help="local worker processes (default: one per core)")
-    parser.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster, e.g. "
-                                                             "tcp://host:8786")
-    parser.add_argument("--seed", default="0", help="the sampler's seed (a reproducible sweep)")
-    parser.add_argument("--pruner", default="none", choices=PRUNERS,
-                        help="stop bad trials early on their test cost: median or successive halving")
-    parser.add_argument("--json", metavar="PATH", help="write every trial's set-up and results")
-    parser.add_argument("--resume", metavar="ID", help="continue a recorded sweep (its space is kept)")
-    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    add_setting_options(parser)
+    sweep = parser.add_argument_group("sweep")
+    sweep.add_argument("--vary", action="append", default=[], metavar="NAME=VALUES",
+                       help="a setting and its values (repeat for more settings)")
+    sweep.add_argument("--strategy", default="grid", choices=STRATEGIES)
+    sweep.add_argument("--trials", help="how many trials (random/tpe: default 16; grid: at most this many)")
+    sweep.add_argument("--workers", help="local worker processes (default: one per core)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on an existing Dask cluster, e.g. tcp://host:8786")
+    sweep.add_argument("--seed", dest="sampler_seed", default="0", metavar="N",
+                       help="the sampler's seed (a reproducible sweep); vary the training seed with "
+                            "--vary seed=1,2,3")
+    sweep.add_argument("--pruner", default="none", choices=PRUNERS,
+                       help="stop bad trials early on their test cost: median or successive halving")
+    sweep.add_argument("--json", metavar="PATH", help="write every trial's set-up and results")
+    sweep.add_argument("--resume", metavar="ID", help="continue a recorded sweep (its space is kept)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress line")
     return parser
 
 
@@ -132,18 +135,17 @@ def write_json(path, snapshot):
 
 
 def base_config(args):
-    import dataclasses
+    """The preset with the given options laid over it, exactly as `backprop train` makes it."""
+    from .cli import config_from_args, fit_output_to_task
+    from .sweep import load_config_data
 
-    from .config import preset
-    from .settings import SETTINGS
-
-    base = preset(args.preset)
-    changes = {}
-    if args.dataset is not None:
-        changes["dataset"] = SETTINGS["dataset"].parse(args.dataset)
-    if args.subset is not None:
-        changes["subset"] = SETTINGS["subset"].parse(args.subset)
-    return dataclasses.replace(base, **changes).validated()
+    config = config_from_args(args)
+    if args.layers is None:
+        try:
+            config = fit_output_to_task(config, args, load_config_data(config))
+        except InputError:  # data only the workers have: the set-up is checked there
+            pass
+    return config
 
 
 def sweep_command(argv):
@@ -156,8 +158,8 @@ def sweep_command(argv):
         if args.resume is not None:
             sweep_id = int(store.get_sweep(args.resume)["id"])
         else:
-            spec = SweepSpec.build(base_config(args), args.vary, args.strategy, args.trials, args.seed,
-                                   args.pruner, iterations=args.iterations)
+            spec = SweepSpec.build(base_config(args), args.vary, args.strategy, args.trials,
+                                   args.sampler_seed, args.pruner)
             sweep_id = create_sweep(spec, store)
         sweep = Sweep(sweep_id, store, scheduler=args.scheduler, workers=args.workers)
         print(f"Sweep {sweep_id}: {sweep.spec.total()} trials, {sweep.spec.strategy}, "

@@ -346,3 +346,14 @@ def test_a_run_store_from_before_sweeps_opens_and_gains_the_sweep_columns(tmp_pa
     sweep_id = store.create_sweep({"vary": ["learning_rate=0.1"]})
     store.create({"layers": [8, 1]}, source="sweep", sweep_id=sweep_id, trial=0)
     assert [r["trial"] for r in store.sweep_runs(sweep_id)] == [0]
+
+
+def test_a_2d_playground_task_as_the_base_set_up_from_the_cli(tmp_path):
+    out = tmp_path / "spiral.json"
+    result = cli("sweep", "--dataset", "spiral", "--layers", "8,1", "--activation", "tanh", "--iterations", "40",
+                 "--vary", "learning_rate=0.1,1", "--workers", "2", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    document = json.loads(out.read_text())
+    assert [t["status"] for t in document["trials"]] == ["finished", "finished"]
+    runs = RunStore().sweep_runs(document["sweep"])
+    assert {run["config"]["dataset"] for run in runs} == {"spiral"}
