@@ -350,8 +350,8 @@ def test_a_run_store_from_before_sweeps_opens_and_gains_the_sweep_columns(tmp_pa
 
 def test_a_2d_playground_task_as_the_base_set_up_from_the_cli(tmp_path):
     out = tmp_path / "spiral.json"
-    result = cli("sweep", "--dataset", "spiral", "--layers", "8,1", "--activation", "tanh", "--iterations", "40",
-                 "--vary", "learning_rate=0.1,1", "--workers", "2", "--json", str(out))
+    result = cli("sweep", "--dataset", "spiral", "--layers", "8,1", "--activation", "tanh",
+                 "--iterations", "40", "--vary", "learning_rate=0.1,1", "--workers", "2", "--json", str(out))
     assert result.returncode == 0, result.stderr
     document = json.loads(out.read_text())
     assert [t["status"] for t in document["trials"]] == ["finished", "finished"]
