@@ -22,20 +22,23 @@ from .landscape import Landscape
 LAYER_STATS = ("dW_norm", "db_norm", "W_norm", "dW_mean_abs", "update_ratio")
 HISTOGRAM_CAPACITY = 200  # activation histograms kept (per layer), halved past this
 # The records start with a stride of the smallest power of two whose steps see at least this many
-# samples, so their cost stays a small share of a step's at any batch size (a step's work grows with
-# its batch, a histogram's or a snapshot's does not): full batches of the tutorial's 11,272 images
-# keep histograms every step and snapshots every 2nd at first, batches of 512 every 8th and 32nd.
-HISTOGRAM_SAMPLES_APART = 4096
-SNAPSHOT_SAMPLES_APART = 16384
+# samples (at most MAX_FIRST_STRIDE), so their cost stays a small share of a step's at any batch size
+# (a step's work grows with its batch, a histogram's or a snapshot's does not): full batches of the
+# tutorial's 11,272 images keep histograms every 2nd step and snapshots every 8th at first, batches
+# of 512 every 32nd and 64th. Measured (benchmarks/bench_health.py) while training on both cores, a
+# snapshot of the deep preset's 404,153 parameters takes about 20 ms: 8 steps apart, under 1%.
+HISTOGRAM_SAMPLES_APART = 16384
+SNAPSHOT_SAMPLES_APART = 65536
+MAX_FIRST_STRIDE = 64
 SNAPSHOT_BYTES = 8 * 2**20  # the trajectory's parameter snapshots, as float16 differences
 MAX_SNAPSHOTS = 32
 MIN_SNAPSHOTS = 4  # fewer fit in SNAPSHOT_BYTES: the network is too large for a trajectory
 
 
 def first_stride(samples_apart, batch_size):
-    """The smallest power of two s with s * batch_size >= samples_apart."""
+    """The smallest power of two s with s * batch_size >= samples_apart, at most MAX_FIRST_STRIDE."""
     stride = 1
-    while stride * max(1, int(batch_size)) < samples_apart:
+    while stride * max(1, int(batch_size)) < samples_apart and stride < MAX_FIRST_STRIDE:
         stride *= 2
     return stride
 
