@@ -28,6 +28,7 @@ import collections
 import dataclasses
 import itertools
 import json
+import math
 import os
 import re
 import subprocess
@@ -820,8 +821,9 @@ class Sweep:
             state, status, run_status = TrialState.FAIL, "cancelled", "stopped"
         if outcome is not None:
             metrics = outcome.metrics
-            attrs = {key: metrics.get(key) for key in ("test_cost", "test_accuracy", "train_accuracy",
-                                                       "seconds")}
+            # NaN accuracy: a regression task has none.
+            attrs = {key: _finite(metrics.get(key))
+                     for key in ("test_cost", "test_accuracy", "train_accuracy", "seconds")}
             reason = None if status in ("finished", "pruned", "cancelled") else reason
         attrs.update(status=status, reason=reason)
         trial.set_user_attr("result", attrs)  # one journal write per trial
@@ -968,6 +970,10 @@ def recorded_snapshot(sweep_id, store=None, curves=True):
     return SweepSnapshot(int(sweep_id), record["status"], spec.total(),
                          [view for _, view in sorted(views, key=lambda pair: pair[1].number)], elapsed, best,
                          record["message"], spec.space)
+
+
+def _finite(value):
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def _describe(error):

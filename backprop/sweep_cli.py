@@ -83,8 +83,11 @@ def progress_text(snapshot):
     done = snapshot.done
     filled = int(width * done / max(1, snapshot.total))
     best = snapshot.best(1)
-    best_text = (f"best #{best[0].number} test acc {best[0].test_accuracy:.4f} cost {best[0].test_cost:.4f}"
-                 if best and best[0].test_accuracy is not None else "best -")
+    best_text = "best -"
+    if best:
+        accuracy = "" if best[0].test_accuracy is None else f" test acc {best[0].test_accuracy:.4f}"
+        best_text = f"best #{best[0].number}{accuracy} cost {best[0].test_cost:.4f}"
+
     return (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{snapshot.total} done, "
             f"{snapshot.count('running')} running, {snapshot.count('pruned')} pruned, "
             f"{snapshot.count('failed') + snapshot.count('diverged')} failed | {best_text} | "

@@ -159,8 +159,9 @@ def sweep_view(sweep_id):
                 text=f"**{snapshot.status}** · {done}/{total} done · {snapshot.count('running')} running · "
                      f"{snapshot.count('pruned')} pruned · "
                      f"{snapshot.count('failed') + snapshot.count('diverged')} failed · "
-                     + (f"best: trial {best[0].number}, test accuracy {best[0].test_accuracy:.2%}"
-                        if best and best[0].test_accuracy is not None else "best: -")
+                     + ("best: -" if not best else f"best: trial {best[0].number}, " + (
+                         f"test accuracy {best[0].test_accuracy:.2%}" if best[0].test_accuracy is not None
+                         else f"test cost {best[0].test_cost:.4g}"))
                      + f" · {snapshot.elapsed:.0f} s")
     if snapshot.message and snapshot.status == "failed":
         st.error(snapshot.message)

@@ -77,31 +77,44 @@ def _dimension(name, values):
             "ticktext": names}
 
 
+def _result(trials):
+    """(label, values per trial, axis format): test accuracy, or test cost for a task without classes."""
+    if all(t.test_accuracy is not None for t in trials):
+        return "test accuracy", [t.test_accuracy for t in trials], ".1%"
+    return "test cost", [t.test_cost for t in trials], ""
+
+
 def parallel_coordinates_figure(snapshot):
     """Each finished trial's settings against its final test accuracy (None before the first)."""
-    done = [t for t in snapshot.trials if t.status == "finished" and t.test_accuracy is not None]
+    done = [t for t in snapshot.trials if t.status == "finished" and t.test_cost is not None]
     if not done:
         return None
     dimensions = [_dimension(d.name, [t.params[d.name] for t in done]) for d in snapshot.space]
-    accuracy = [t.test_accuracy for t in done]
-    dimensions.append({"label": "test accuracy", "values": accuracy})
+    label, values, _ = _result(done)
+    dimensions.append({"label": label, "values": values})
     return {"data": [{"type": "parcoords", "dimensions": dimensions,
-                      "line": {"color": accuracy, "colorscale": "Viridis", "showscale": True}}],
-            "layout": _layout("Settings against final test accuracy", height=380,
+                      "line": {"color": values, "colorscale": "Viridis", "showscale": True,
+                               "reversescale": label == "test cost"}}],
+            "layout": _layout(f"Settings against final {label}", height=380,
                               margin={"l": 70, "r": 70, "t": 70, "b": 30})}
 
 
 def best_so_far_figure(snapshot):
-    """The best test accuracy found so far (of the lowest-test-cost trial) against time."""
+    """The best trial so far (lowest final test cost): its test accuracy (or cost) against time."""
     if not snapshot.best_so_far:
         return None
-    last = snapshot.best_so_far[-1]
-    seconds = [point[0] for point in snapshot.best_so_far] + [max(snapshot.elapsed, last[0])]
-    accuracy = [point[2] for point in snapshot.best_so_far] + [snapshot.best_so_far[-1][2]]
+    points = snapshot.best_so_far + [(max(snapshot.elapsed, snapshot.best_so_far[-1][0]),
+                                      *snapshot.best_so_far[-1][1:])]
+    with_accuracy = all(point[2] is not None for point in points)
+    label = "test accuracy" if with_accuracy else "test cost"
+    values = [point[2] if with_accuracy else point[1] for point in points]
+    axis = {"title": {"text": label}}
+    if with_accuracy:
+        axis.update(tickformat=".1%", range=[min(values) - 0.02, min(1.0, max(values) + 0.02)])
     return {"data": [{"type": "scatter", "mode": "lines+markers", "line": {"shape": "hv"},
-                      "x": seconds, "y": accuracy, "name": "best so far"}],
+                      "x": [point[0] for point in points], "y": values, "name": "best so far"}],
             "layout": _layout("Best so far", xaxis={"title": {"text": "seconds since the sweep started"}},
-                              yaxis={"title": {"text": "test accuracy"}, "tickformat": ".1%"})}
+                              yaxis=axis)}
 
 
 def importance_figure(importances):

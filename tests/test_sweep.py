@@ -357,3 +357,28 @@ def test_a_2d_playground_task_as_the_base_set_up_from_the_cli(tmp_path):
     assert [t["status"] for t in document["trials"]] == ["finished", "finished"]
     runs = RunStore().sweep_runs(document["sweep"])
     assert {run["config"]["dataset"] for run in runs} == {"spiral"}
+
+
+def test_figures_of_a_sweep_with_and_without_accuracies():
+    from backprop.sweep import SweepSnapshot, TrialView
+    from studio import sweep_figures
+
+    spec = SweepSpec.build(tiny_base(), ["learning_rate=0.1,1", "layers=8,1|4,1"])
+    finished = TrialView(0, {"learning_rate": 0.1, "layers": [8, 1]}, "finished", 1, 0.3, 0.9, 0.92, 1.0,
+                         curve=[(0, 0.7), (1, 0.5)], ended_at=1.0)
+    running = TrialView(1, {"learning_rate": 1.0, "layers": [4, 1]}, "running", 2, curve=[(0, 0.7)])
+    snapshot = SweepSnapshot(1, "running", 4, [finished, running], 2.0, [(1.0, 0.3, 0.9)], None, spec.space)
+    rows = sweep_figures.trials_table(snapshot)
+    assert [row["status"] for row in rows] == ["running", "finished"]
+    assert rows[1]["layers"] == "8,1" and rows[1]["test accuracy"] == 0.9
+    parallel = sweep_figures.parallel_coordinates_figure(snapshot)["data"][0]
+    assert [d["label"] for d in parallel["dimensions"]] == ["log10 learning_rate", "layers", "test accuracy"]
+    assert len(sweep_figures.cost_curves_figure(snapshot)["data"]) == 2
+    assert sweep_figures.best_so_far_figure(snapshot)["data"][0]["y"] == [0.9, 0.9]
+    # A regression task has no accuracy: the charts show the test cost.
+    no_accuracy = dataclasses.replace(finished, test_accuracy=None)
+    snapshot = dataclasses.replace(snapshot, trials=[no_accuracy], best_so_far=[(1.0, 0.3, None)])
+    last_axis = sweep_figures.parallel_coordinates_figure(snapshot)["data"][0]["dimensions"][-1]
+    assert last_axis["label"] == "test cost"
+    assert sweep_figures.best_so_far_figure(snapshot)["data"][0]["y"] == [0.3, 0.3]
+    assert sweep_figures.importance_figure({}) is None
