@@ -205,6 +205,17 @@ def test_data_only_the_client_has_is_sent_to_the_workers(tmp_path):
     assert [t.status for t in snapshot.trials] == ["finished", "finished"]
 
 
+def test_a_worker_without_the_data_set_fails_the_trial_naming_what_is_missing():
+    store = RunStore()
+    base = dataclasses.replace(preset("tutorial"), dataset="fashion-mnist")  # never downloaded in tests
+    spec = SweepSpec.build(base, ["learning_rate=0.1"], iterations=5)
+    snapshot = Sweep(create_sweep(spec, store), store, workers=1).run()
+    (trial,) = snapshot.trials
+    assert trial.status == "failed"
+    assert trial.reason.startswith("dataset: on worker tcp://127.0.0.1:")
+    assert "fashion-mnist is not downloaded" in trial.reason
+
+
 def test_cancel_stops_every_running_trial_within_two_seconds():
     store = RunStore()
     spec = SweepSpec.build(tiny_base(), ["learning_rate=0.1,0.2,0.3"], iterations=200_000)
