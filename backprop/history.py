@@ -25,11 +25,11 @@ HISTOGRAM_CAPACITY = 200  # activation histograms kept (per layer), halved past 
 # samples (at most MAX_FIRST_STRIDE), so their cost stays a small share of a step's at any batch size
 # (a step's work grows with its batch, a histogram's or a snapshot's does not): full batches of the
 # tutorial's 11,272 images keep histograms every 2nd step and snapshots every 8th at first, batches
-# of 512 every 32nd and 64th. Measured (benchmarks/bench_health.py) while training on both cores, a
+# of 512 both every 32nd. Measured (benchmarks/bench_health.py) while training on both cores, a
 # snapshot of the deep preset's 404,153 parameters takes about 20 ms: 8 steps apart, under 1%.
 HISTOGRAM_SAMPLES_APART = 16384
 SNAPSHOT_SAMPLES_APART = 65536
-MAX_FIRST_STRIDE = 64
+MAX_FIRST_STRIDE = 32
 SNAPSHOT_BYTES = 8 * 2**20  # the trajectory's parameter snapshots, as float16 differences
 MAX_SNAPSHOTS = 32
 MIN_SNAPSHOTS = 4  # fewer fit in SNAPSHOT_BYTES: the network is too large for a trajectory

@@ -124,7 +124,7 @@ def pca_plane(iterations, snapshots, params, final_iteration):
     if len(snapshots) < MIN_SNAPSHOTS:
         raise InputError("trajectory", f"the run has kept {len(snapshots)} parameter snapshot(s) so far; "
                                        f"train more steps (a plane needs {MIN_SNAPSHOTS}; small batches "
-                                       "keep one every few dozen steps at first)")
+                                       "keep one every 32 steps at first)")
     final = flatten(params)
     M = snapshots - final.astype(np.float32)  # (k, n_params), float32: up to 32 x 10^6 numbers
     centred = M - M.mean(axis=0)

@@ -300,8 +300,11 @@ def activation_histogram_figure(iterations, low, high, shares, layer, bins=60, h
     z = np.array([rebin(shares[i, layer], low[i, layer], high[i, layer], edges)
                   for i in range(len(iterations))]).T  # (value bins, records)
     centres = (edges[:-1] + edges[1:]) / 2
+    # The colours top out at the 99th percentile: ReLU's spike of zeros (often half the values)
+    # would otherwise leave the rest of the distribution black.
+    top = max(float(np.percentile(100 * z, 99)), 1e-9)
     return {"data": [{"type": "heatmap", "x": iterations.tolist(), "y": np.round(centres, 5).tolist(),
-                      "z": np.round(100 * z, 3).tolist(), "colorscale": "Viridis",
+                      "z": np.round(100 * z, 3).tolist(), "colorscale": "Viridis", "zmin": 0, "zmax": top,
                       "colorbar": {"title": {"text": "% of values"}, "thickness": 12},
                       "hovertemplate": "iteration %{x}<br>A ≈ %{y}: %{z}% of values<extra></extra>"}],
             "layout": _layout(title, height=height, xaxis={"title": {"text": "iteration"}},

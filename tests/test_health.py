@@ -213,9 +213,9 @@ def test_a_network_too_large_for_the_budget_keeps_no_trajectory():
 
 
 def test_the_records_start_further_apart_for_small_batches():
-    assert first_stride(65536, 11272) == 8 and first_stride(65536, 512) == 64
-    assert first_stride(16384, 11272) == 2 and first_stride(16384, 512) == 32
-    assert first_stride(16384, 40) == 64 and first_stride(16384, 0) == 64  # at most 64 steps apart
+    assert first_stride(65536, 11272) == 8 and first_stride(65536, 4096) == 16
+    assert first_stride(16384, 11272) == 2 and first_stride(16384, 1024) == 16
+    assert first_stride(65536, 512) == 32 and first_stride(16384, 0) == 32  # at most 32 steps apart
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "relu"])

@@ -143,7 +143,7 @@ def test_inspect_shows_unit_health_and_activations_over_training(use_studio, tra
 def test_the_landscape_is_computed_in_the_background_drawn_and_kept_with_the_run(use_studio):
     config = dataclasses.replace(preset("tutorial"), subset=1000, eval_every=1000)
     studio = use_studio(session.Studio(config=config, store=RunStore()))
-    studio.step(130)  # full batches of ~860 images: a snapshot every 64 steps, 3 by now
+    studio.step(70)  # full batches of ~860 images: a snapshot every 32 steps, 3 by now
     at = run("pages/inspect.py")
     at.select_slider(key="landscape_resolution").set_value(5)
     at.button(key="landscape_compute").click().run()
@@ -172,7 +172,7 @@ def test_a_kept_landscape_reaches_the_runs_checkpoint_and_compare(use_studio):
     its last save (studio/recorder.py: the saved-key includes the history's landscape)."""
     config = dataclasses.replace(preset("tutorial"), subset=1000, eval_every=1000)
     studio = use_studio(session.Studio(config=config, store=RunStore()))
-    studio.step(130)
+    studio.step(70)
     at = run("pages/inspect.py")
     at.select_slider(key="landscape_resolution").set_value(5)
     at.radio(key="landscape_kind").set_value("pca")
@@ -202,7 +202,7 @@ def test_the_pca_landscape_asks_for_more_steps_when_the_run_is_too_short(use_stu
 def test_compare_shows_a_saved_run_path(use_studio):
     config = dataclasses.replace(preset("tutorial"), subset=1000, eval_every=1000)
     studio = use_studio(session.Studio(config=config, store=RunStore()))
-    studio.step(130)  # stepped, not trained by a thread: the run is saved with its checkpoint
+    studio.step(70)  # stepped, not trained by a thread: the run is saved with its checkpoint
     at = run("pages/compare.py")
     label = next(option for option in at.multiselect(key="compare_runs").options
                  if option.startswith(f"#{studio.run_id} "))
