@@ -140,15 +140,41 @@ def test_inspect_shows_unit_health_and_activations_over_training(use_studio, tra
     assert any("No layer is mostly saturated" in caption.value for caption in at.caption)
 
 
-def test_the_landscape_is_computed_in_the_background_drawn_and_kept_with_the_run(use_studio):
-    config = dataclasses.replace(preset("tutorial"), subset=1000, eval_every=1000)
+def stepped_studio(use_studio, subset, steps):
+    """This session's Studio on the tutorial set-up with `subset` images, stepped `steps` times (a
+    paused run, saved with its checkpoint)."""
+    config = dataclasses.replace(preset("tutorial"), subset=subset, eval_every=1000)
     studio = use_studio(session.Studio(config=config, store=RunStore()))
-    studio.step(70)  # full batches of ~860 images: a snapshot every 32 steps, 3 by now
-    at = run("pages/inspect.py")
-    at.select_slider(key="landscape_resolution").set_value(5)
+    studio.step(steps)
+    return studio
+
+
+def start_landscape(at=None, resolution=None, kind=None):
+    """The Inspect page (run again, or `at`) with its Compute landscape button pressed: (at, job)."""
+    at = at or run("pages/inspect.py")
+    if resolution is not None:
+        at.select_slider(key="landscape_resolution").set_value(resolution)
+    if kind is not None:
+        at.radio(key="landscape_kind").set_value(kind)
     at.button(key="landscape_compute").click().run()
     assert not at.exception
-    job = at.session_state["landscape_job"]
+    return at, (at.session_state["landscape_job"] if "landscape_job" in at.session_state else None)
+
+
+def compare_own_run(studio):
+    """The Compare page with this session's run chosen: its chart keys."""
+    at = run("pages/compare.py")
+    label = next(option for option in at.multiselect(key="compare_runs").options
+                 if option.startswith(f"#{studio.run_id} "))
+    at.multiselect(key="compare_runs").set_value([label]).run()
+    assert not at.exception
+    assert "Paths over the loss landscape" in [h.value for h in at.subheader]
+    return {chart.proto.id for chart in at.get("plotly_chart")}
+
+
+def test_the_landscape_is_computed_in_the_background_drawn_and_kept_with_the_run(use_studio):
+    studio = stepped_studio(use_studio, 1000, 70)  # batches of ~860 images: a snapshot every 32 steps
+    at, job = start_landscape(resolution=5)
     assert job.wait(timeout=120) and job.error is None
     at.run()
     assert not at.exception
@@ -157,9 +183,7 @@ def test_the_landscape_is_computed_in_the_background_drawn_and_kept_with_the_run
     assert landscape.costs.shape == (5, 5) and landscape.costs[2, 2] == landscape.center_cost
     assert any("(the star)" in caption.value for caption in at.caption)
 
-    at.radio(key="landscape_kind").set_value("pca")
-    at.button(key="landscape_compute").click().run()
-    job = at.session_state["landscape_job"]
+    at, job = start_landscape(at, kind="pca")
     assert job.wait(timeout=120) and job.error is None
     at.run()
     assert studio.trainer.history.landscape.kind == "pca"
@@ -170,58 +194,34 @@ def test_the_landscape_is_computed_in_the_background_drawn_and_kept_with_the_run
 def test_a_kept_landscape_reaches_the_runs_checkpoint_and_compare(use_studio):
     """Needs the recorder to write a paused run's checkpoint again once a landscape was kept after
     its last save (studio/recorder.py: the saved-key includes the history's landscape)."""
-    config = dataclasses.replace(preset("tutorial"), subset=1000, eval_every=1000)
-    studio = use_studio(session.Studio(config=config, store=RunStore()))
-    studio.step(70)
-    at = run("pages/inspect.py")
-    at.select_slider(key="landscape_resolution").set_value(5)
-    at.radio(key="landscape_kind").set_value("pca")
-    at.button(key="landscape_compute").click().run()
-    assert at.session_state["landscape_job"].wait(timeout=120)
+    studio = stepped_studio(use_studio, 1000, 70)
+    at, job = start_landscape(resolution=5, kind="pca")
+    assert job.wait(timeout=120)
     at.run()
     saved = load_checkpoint(RunStore().get(studio.run_id)["checkpoint_path"])  # the paused run's, again
     assert saved.history.landscape is not None and saved.history.landscape.kind == "pca"
-    at = run("pages/compare.py")
-    label = next(option for option in at.multiselect(key="compare_runs").options
-                 if option.startswith(f"#{studio.run_id} "))
-    at.multiselect(key="compare_runs").set_value([label]).run()
-    keys = {chart.proto.id for chart in at.get("plotly_chart")}
+    keys = compare_own_run(studio)
     assert any(f"compare_landscape_{studio.run_id}" in key for key in keys), keys
     studio.release()
 
 
 def test_the_pca_landscape_asks_for_more_steps_when_the_run_is_too_short(use_studio, trained):
     use_studio(trained)
-    at = run("pages/inspect.py")
-    at.radio(key="landscape_kind").set_value("pca")
-    at.button(key="landscape_compute").click().run()
-    assert not at.exception
-    assert any("parameter snapshot" in warning.value for warning in at.warning)
+    at, job = start_landscape(kind="pca")
+    assert job is None and any("parameter snapshot" in warning.value for warning in at.warning)
 
 
 def test_compare_shows_a_saved_run_path(use_studio):
-    config = dataclasses.replace(preset("tutorial"), subset=1000, eval_every=1000)
-    studio = use_studio(session.Studio(config=config, store=RunStore()))
-    studio.step(70)  # stepped, not trained by a thread: the run is saved with its checkpoint
-    at = run("pages/compare.py")
-    label = next(option for option in at.multiselect(key="compare_runs").options
-                 if option.startswith(f"#{studio.run_id} "))
-    at.multiselect(key="compare_runs").set_value([label]).run()
-    assert not at.exception
-    assert "Paths over the loss landscape" in [h.value for h in at.subheader]
-    keys = {chart.proto.id for chart in at.get("plotly_chart")}
+    studio = stepped_studio(use_studio, 1000, 70)  # three snapshots by now
+    keys = compare_own_run(studio)
     assert any(f"compare_path_{studio.run_id}" in key for key in keys), keys
     studio.release()
 
 
 def test_a_landscape_of_a_network_since_reset_is_dropped_not_kept_with_the_new_run(use_studio):
-    config = dataclasses.replace(preset("tutorial"), subset=300, eval_every=1000)
-    studio = use_studio(session.Studio(config=config, store=RunStore()))
-    studio.step(2)
-    at = run("pages/inspect.py")
-    at.select_slider(key="landscape_resolution").set_value(5)
-    at.button(key="landscape_compute").click().run()
-    at.session_state["landscape_job"].wait(timeout=120)
+    studio = stepped_studio(use_studio, 300, 2)
+    at, job = start_landscape(resolution=5)
+    job.wait(timeout=120)
     studio.build()  # what Reset does: a new network and run
     studio.step(1)
     at.run()
@@ -231,14 +231,9 @@ def test_a_landscape_of_a_network_since_reset_is_dropped_not_kept_with_the_new_r
     studio.release()
 
 
-
 def test_a_cancelled_landscape_is_shown_but_not_kept_with_the_run(use_studio):
-    config = dataclasses.replace(preset("tutorial"), subset=300, eval_every=1000)
-    studio = use_studio(session.Studio(config=config, store=RunStore()))
-    studio.step(2)
-    at = run("pages/inspect.py")
-    at.button(key="landscape_compute").click().run()
-    job = at.session_state["landscape_job"]
+    studio = stepped_studio(use_studio, 300, 2)
+    at, job = start_landscape()
     job.cancel()
     job.wait(timeout=120)
     at.run()
