@@ -137,17 +137,8 @@ if st.button("Delete", key="compare_delete", disabled=not sure):
     st.rerun()
 if st.button("Load into the Train page", key="compare_load"):
     try:
-        config = TrainConfig.from_dict(picked["config"])
-        path = picked["checkpoint_path"]
-        if path:
-            from backprop.checkpoint import load_checkpoint
-
-            checkpoint = load_checkpoint(path)
-            studio.restore(checkpoint.config or config, checkpoint.network.params, checkpoint.history)
-        else:
-            studio.build(config)
-            studio.message = ("info", f"Run #{picked['id']} has no saved weights: its set-up is loaded "
-                                      "at iteration 0, ready to train again.")
+        studio.load_run(TrainConfig.from_dict(picked["config"]), picked["checkpoint_path"],
+                        label=f"Run #{picked['id']}")
     except InputError as error:
         st.error(f"{error.field}: {error.message}")
     else:

@@ -128,10 +128,7 @@ def load_into_train(trial, snapshot):
     config = dataclasses.replace(spec.base, **trial.params).validated()
     run = store.get(trial.run_id) if trial.run_id else None
     if run is not None and run["checkpoint_path"] and trial.status == "finished":
-        from backprop.checkpoint import load_checkpoint
-
-        checkpoint = load_checkpoint(run["checkpoint_path"])
-        studio.restore(checkpoint.config or config, checkpoint.network.params, checkpoint.history)
+        studio.load_run(config, run["checkpoint_path"])
     else:
         studio.propose(config)
         studio.message = ("info", f"Trial {trial.number}'s set-up is on the Train page; press Reset, "

@@ -22,6 +22,7 @@ class SessionRecorder:
         self._recorder = None
         self._stopped = False  # the open run is marked stopped (paused); Train marks it running
         self._saved = None  # (run_id, iteration) of the last checkpoint written for a run
+        self._saved_landscape = None  # the history's loss landscape when it was written
         self.run_id = None
 
     @property
@@ -129,8 +130,11 @@ class SessionRecorder:
         if trainer is None:
             return None
         with trainer.lock:  # the thread has stopped (or is this one): nothing changes meanwhile
-            if self._saved != (run_id, trainer.iteration) or not path.exists():
+            # written again when the run trained since, or a loss landscape was kept with it since
+            landscape = trainer.history.landscape
+            if self._saved != (run_id, trainer.iteration) or self._saved_landscape is not landscape \
+                    or not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 save_checkpoint(path, trainer.network, config=self.studio.config, history=trainer.history)
-                self._saved = (run_id, trainer.iteration)
+                self._saved, self._saved_landscape = (run_id, trainer.iteration), landscape
         return str(path)

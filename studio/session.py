@@ -198,12 +198,24 @@ class Studio:
                     self.trainer.samples_seen = int(round(last["epoch"] * len(self.trainer.x_train)))
             self.message = ("success", f"Restored a network at iteration {self.trainer.iteration}.")
 
-    def restore_checkpoint(self, file):
-        """Continue from a checkpoint file (checked, never unpickled); its set-up if it has one."""
+    def restore_checkpoint(self, file, config=None):
+        """Continue from a checkpoint file (checked, never unpickled): its set-up if it has one,
+        else `config`, else the current one."""
         from backprop.checkpoint import load_checkpoint
 
         checkpoint = load_checkpoint(file)
-        self.restore(checkpoint.config or self.config, checkpoint.network.params, checkpoint.history)
+        self.restore(checkpoint.config or config or self.config, checkpoint.network.params,
+                     checkpoint.history)
+
+    def load_run(self, config, checkpoint_path=None, label="This run"):
+        """A recorded run (Compare runs, a sweep's trial) on the Train page: its trained network when
+        its checkpoint is there, else its set-up at iteration 0."""
+        if checkpoint_path:
+            self.restore_checkpoint(checkpoint_path, config)
+        else:
+            self.build(config)
+            self.message = ("info", f"{label} has no saved weights: its set-up is loaded at iteration 0, "
+                                    "ready to train.")
 
     def checkpoint_bytes(self):
         """The network now, as a checkpoint file's bytes (for a download)."""
