@@ -95,9 +95,9 @@ def _load_data(self, path=None):
 
 
 def _to_dict(self):
-    d = dataclasses.asdict(self)
-    d["digits"] = list(self.digits) if self.digits is not None else None
-    return d
+    """Plain JSON values (tuples as lists); from_dict reads them back to the same config."""
+    return {name: list(value) if isinstance(value, tuple) else value
+            for name, value in dataclasses.asdict(self).items()}
 
 
 @classmethod

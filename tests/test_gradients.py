@@ -21,7 +21,10 @@ def random_problem(n_layers, activation, output, seed, l2=0.0):
     net.set_params([(W, rng.uniform(-0.5, 0.5, size=b.shape)) for W, b in net.params])
     n_samples = 9
     X = rng.uniform(0, 1, size=(n_samples, n_in))
-    Y = rng.integers(0, net.n_classes, size=n_samples)
+    if output == "linear":  # regression: a number per output unit
+        Y = rng.normal(size=(n_samples, n_out))
+    else:
+        Y = rng.integers(0, net.n_classes, size=n_samples)
     return net, X, Y
 
 
