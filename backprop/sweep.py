@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 from . import paths
 from .config import TrainConfig
+from .data.tasks import nominal_size
 from .errors import InputError
 from .setting import Setting
 from .settings import DATA, SETTINGS, SWEEPABLE
@@ -150,7 +151,10 @@ def parse_dimension(text, base=None):
         checked = values
     if base is not None:
         for value in checked:
-            dataclasses.replace(base, **{name: value}).validated()
+            config = dataclasses.replace(base, **{name: value}).validated()
+            size = nominal_size(config)
+            if size is not None:  # refused before the sweep starts, not on a worker
+                config.check_memory(*size)
     return dimension
 
 
@@ -251,18 +255,6 @@ class TrialOutcome:
     divergence: dict | None = None
 
 
-def load_config_data(config):
-    """The Dataset of a set-up: every setting the table marks as choosing data (settings.DATA)
-    that load_task takes (data_path is its `path`)."""
-    import inspect
-
-    from .data import load_task
-
-    takes = inspect.signature(load_task).parameters
-    arguments = {("path" if name == "data_path" else name): getattr(config, name) for name in DATA}
-    return load_task(**{name: value for name, value in arguments.items() if name in takes})
-
-
 def _must_stop(stop, number):
     flags = stop.get(timeout=CONNECT_SECONDS)
     return flags["all"] or number in flags["trials"]
@@ -281,7 +273,7 @@ def run_trial(task, data=None):
         return TrialOutcome(task.number, attempt, "stopped", {})
     if data is None:
         try:
-            data = load_config_data(config)
+            data = config.load_data()
         except InputError as error:  # e.g. a remote worker without a downloaded data set
             raise InputError(error.field, f"on worker {get_worker().address}: {error.message}") from None
     started = time.perf_counter()
@@ -722,7 +714,7 @@ class Sweep:
         if config.dataset in ("idx", "npz"):  # only the client has these files: send them once
             key = tuple(repr(getattr(config, name)) for name in DATA)
             if key not in scattered:
-                scattered[key] = client.scatter(load_config_data(config))
+                scattered[key] = client.scatter(config.load_data())
             data = scattered[key]
         task = TrialTask(trial.number, config.to_dict(), channel + "-progress", channel + "-stop",
                          report_evaluations=self.spec.pruner != "none")

@@ -140,12 +140,11 @@ def write_json(path, snapshot):
 def base_config(args):
     """The preset with the given options laid over it, exactly as `backprop train` makes it."""
     from .cli import config_from_args, fit_output_to_task
-    from .sweep import load_config_data
 
     config = config_from_args(args)
     if args.layers is None:
         try:
-            config = fit_output_to_task(config, args, load_config_data(config))
+            config = fit_output_to_task(config, args, config.load_data())
         except InputError:  # data only the workers have: the set-up is checked there
             pass
     return config

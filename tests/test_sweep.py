@@ -393,3 +393,10 @@ def test_figures_of_a_sweep_with_and_without_accuracies():
     assert last_axis["label"] == "test cost"
     assert sweep_figures.best_so_far_figure(snapshot)["data"][0]["y"] == [0.3, 0.3]
     assert sweep_figures.importance_figure({}) is None
+
+
+def test_a_space_over_the_memory_budget_is_refused_before_anything_starts():
+    base = preset("tutorial")
+    with pytest.raises(InputError) as refused:
+        SweepSpec.build(base, ["layers=196,1|4096,4096,4096,4096,4096,4096,4096,4096,4096,1"])
+    assert refused.value.field == "layers" and "BACKPROP_MEMORY_BUDGET" in refused.value.message
