@@ -70,6 +70,10 @@ def linear_backward(A, dA):
     return dA
 
 
+# What can go wrong with a unit of each activation (unit health, backprop.health): a unit whose
+# output is 0 (or negative) for Z <= 0 can die; a bounded one can saturate at its limits.
+DEAD_KIND = ("relu", "leaky_relu")
+SATURATING = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}  # (lower, upper) limit of the output
 ACTIVATIONS = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "leaky_relu": leaky_relu, "linear": linear}
 BACKWARD = {
     "sigmoid": sigmoid_backward,

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .activations import DEAD_KIND, SATURATING
+
 SATURATION_MARGIN = 0.01  # "within 1% of the limit"
 MOSTLY = 0.5  # saturated for more than this share of the batch's samples
 SATURATION_SAMPLES = 1024  # samples of a batch the saturation is counted on
 HEALTH_STATS = ("dead_share", "saturated_share")
-DEAD_KIND = ("relu", "leaky_relu")  # zero (or negative) output for Z <= 0: can die
-SATURATING = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}  # bounded: can saturate
 HISTOGRAM_BINS = 40
 HISTOGRAM_SAMPLES = 64  # samples of the batch (its first ones) a histogram is taken over
 READING_THRESHOLD = 0.5  # a layer "mostly" dead or saturated gets a reading
