@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from .activations import DEAD_KIND
 from .config import PRESET_NOTES, PRESETS, preset
 from .data.toy2d import TOY_DATASETS
 from .errors import InputError
@@ -217,7 +218,7 @@ def _naming_the_option(option, path):
 def _divergence_message(trainer, config):
     d = trainer.diverged
     hint = f"a smaller learning rate (e.g. --lr {config.learning_rate / 10:g})"
-    if config.activation in ("relu", "leaky_relu") and config.init != "he":
+    if config.activation in DEAD_KIND and config.init != "he":
         hint += ", --init he"
     if config.optimizer == "sgd":
         hint += ", or --optimizer adam --lr 0.001"
