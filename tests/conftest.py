@@ -16,6 +16,32 @@ def _studio_home(tmp_path_factory):
     patch.undo()
 
 
+@pytest.fixture
+def use_studio(monkeypatch):
+    """use_studio(studio) -> studio: the pages opened with AppTest in this test get this Studio."""
+    from studio import session
+
+    def install(studio):
+        monkeypatch.setattr(session, "_cached_studio", lambda name="train": studio)
+        return studio
+    return install
+
+
+@pytest.fixture(scope="session")
+def open_page():
+    """open_page("pages/x.py") -> an AppTest of that page alone, run once, without an exception."""
+    from streamlit.testing.v1 import AppTest
+
+    from backprop.paths import PROJECT_ROOT
+
+    def run(path):
+        at = AppTest.from_file(str(PROJECT_ROOT / path), default_timeout=60)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+    return run
+
+
 @pytest.fixture(scope="session")
 def serve_http():
     """serve_http(handler) -> a context manager serving it on 127.0.0.1 (see local_http_server)."""

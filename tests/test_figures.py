@@ -24,7 +24,8 @@ def fake_view(steps=50, n_layers=3, **changes):
         evaluations=[{"iteration": 10, "test_cost": 0.5, "test_accuracy": 0.8},
                      {"iteration": 20, "test_cost": 0.4, "test_accuracy": 0.9}],
         markers=[{"iteration": 12, "setting": "learning_rate", "old": 0.1, "new": 0.5}],
-        diverged=None, params=[], initial_params=None, knobs={}, l2=0.0, l1=0.0, budget=1000, image_shape=None)
+        diverged=None, params=[], initial_params=None, knobs={}, l2=0.0, l1=0.0, budget=1000,
+        image_shape=None)
     return dataclasses.replace(view, **changes)
 
 

@@ -194,20 +194,17 @@ def test_progress_covers_every_file_of_a_download(monkeypatch, server, tmp_path)
 
 
 @pytest.fixture
-def data_page(monkeypatch):
-    studio = session.Studio(config=dataclasses.replace(preset("tutorial"), subset=300))
-    monkeypatch.setattr(session, "_cached_studio", lambda name="train": studio)
-    return studio
+def data_page(use_studio):
+    return use_studio(session.Studio(config=dataclasses.replace(preset("tutorial"), subset=300)))
 
 
-def open_data_page():
-    at = AppTest.from_file(str(PROJECT_ROOT / "pages/data.py"), default_timeout=60)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+@pytest.fixture
+def open_data_page(open_page):
+    return lambda: open_page("pages/data.py")
 
 
-def test_data_page_downloads_and_then_lists_the_set_as_present(monkeypatch, server, data_page):
+def test_data_page_downloads_and_then_lists_the_set_as_present(monkeypatch, server, data_page,
+                                                               open_data_page):
     toy_dataset(monkeypatch, f"{server}/good/")
     at = open_data_page()
     assert "mnist 5 vs 8, subset 300" in [header.value for header in at.subheader]
@@ -219,7 +216,7 @@ def test_data_page_downloads_and_then_lists_the_set_as_present(monkeypatch, serv
     assert "Downloaded" in " ".join(m.value for m in at.markdown)
 
 
-def test_data_page_names_every_failed_mirror(monkeypatch, server, data_page):
+def test_data_page_names_every_failed_mirror(monkeypatch, server, data_page, open_data_page):
     toy_dataset(monkeypatch, f"{server}/missing/")
     at = open_data_page()
     at.button(key="data_download_toy").click().run()
@@ -247,7 +244,7 @@ def test_data_page_puts_an_upload_into_the_set_up(data_page):
     assert "press **Train**" in at.success[-1].value
 
 
-def test_data_page_offers_earlier_uploads_by_name_and_id(data_page):
+def test_data_page_offers_earlier_uploads_by_name_and_id(data_page, open_data_page):
     rng = np.random.RandomState(3)
     first = data_files.save_upload([("same.npz", npz_bytes(x=rng.rand(30, 4), y=np.arange(30) % 2))], "same")
     second = data_files.save_upload([("same.npz", npz_bytes(x=rng.rand(30, 4), y=np.arange(30) % 3))], "same")

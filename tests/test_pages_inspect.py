@@ -14,14 +14,6 @@ from studio import session
 PAGES = ["pages/inspect.py", "pages/math.py", "pages/gradients.py", "pages/compare.py", "pages/data.py"]
 
 
-@pytest.fixture
-def use_studio(monkeypatch):
-    def install(studio):
-        monkeypatch.setattr(session, "_cached_studio", lambda name="train": studio)
-        return studio
-    return install
-
-
 @pytest.fixture(scope="module")
 def trained():
     config = dataclasses.replace(preset("tutorial"), subset=300, iterations=20, eval_every=5)

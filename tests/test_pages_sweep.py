@@ -5,9 +5,7 @@ the parallel-coordinates chart, and its best trial loads into the Train page's S
 import time
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from backprop.paths import PROJECT_ROOT
 from backprop.runs import RunStore
 from studio import session, sweep_runner
 
@@ -15,17 +13,13 @@ pytestmark = pytest.mark.timeout(150)
 
 
 @pytest.fixture
-def studio(monkeypatch):
-    studio = session.Studio()
-    monkeypatch.setattr(session, "_cached_studio", lambda name="train": studio)
-    return studio
+def studio(use_studio):
+    return use_studio(session.Studio())
 
 
-def page():
-    at = AppTest.from_file(str(PROJECT_ROOT / "pages/sweep.py"), default_timeout=60)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+@pytest.fixture
+def page(open_page):
+    return lambda: open_page("pages/sweep.py")
 
 
 def set_up(at, learning_rates):
@@ -38,7 +32,7 @@ def set_up(at, learning_rates):
     assert not at.exception, [e.value for e in at.exception]
 
 
-def test_a_bad_space_is_refused_naming_the_setting(studio):
+def test_a_bad_space_is_refused_naming_the_setting(studio, page):
     before = len(RunStore().list_sweeps())
     at = page()
     set_up(at, "0.1,abc")
@@ -46,7 +40,7 @@ def test_a_bad_space_is_refused_naming_the_setting(studio):
     assert len(RunStore().list_sweeps()) == before  # nothing started
 
 
-def test_a_sweep_started_from_the_page_fills_the_table_and_loads_into_train(studio):
+def test_a_sweep_started_from_the_page_fills_the_table_and_loads_into_train(studio, page):
     at = page()
     set_up(at, "0.01,0.1")
     sweep_id = at.session_state["sweep_id"]
@@ -68,7 +62,7 @@ def test_a_sweep_started_from_the_page_fills_the_table_and_loads_into_train(stud
     assert studio.trainer is not None and studio.trainer.iteration == 40  # its trained network
 
 
-def test_cancel_from_the_page_stops_the_sweep_and_offers_resume(studio):
+def test_cancel_from_the_page_stops_the_sweep_and_offers_resume(studio, page):
     at = page()
     at.selectbox(key="sweep_base").select("2D playground: spiral")
     at.text_input(key="sweep_vary_learning_rate").input("0.01,0.1,0.3")
