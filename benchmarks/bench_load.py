@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 import psutil
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
@@ -136,10 +137,24 @@ class Tab:
                 button.wait_for(state="visible", timeout=10_000)
             except PlaywrightTimeout:
                 continue
-        with self.page.expect_download(timeout=60_000) as download:
-            button.click(timeout=60_000)
-        rows = csv.DictReader(io.StringIO(Path(download.value.path()).read_text()))
-        self.finished.append({int(row["iteration"]): float(row["cost"]) for row in rows if row["cost"]})
+        for _ in range(5):  # under load a rerun of the page can cancel a download: ask again
+            try:
+                with self.page.expect_download(timeout=60_000) as download:
+                    button.click(timeout=60_000)
+                rows = csv.DictReader(io.StringIO(Path(download.value.path()).read_text()))
+                break
+            except PlaywrightError as error:
+                self.page.wait_for_timeout(2_000)
+                failure = error
+        else:
+            self.errors.append(f"the History CSV download failed 5 times: {failure}")
+            return
+        self.finished.append({int(row["iteration"]): (_number(row["cost"]), _number(row["test_accuracy"]))
+                              for row in rows})
+
+
+def _number(text):
+    return float(text) if text not in ("", None) else None
 
 
 def wait_for(condition, seconds, what):
@@ -211,7 +226,8 @@ def main(argv=None):
         tab = by_seed.get(run["config"].get("seed"))
         if tab is None or not tab.finished:
             continue
-        recorded = {row["iteration"]: row["cost"] for row in store.history(run["id"])}
+        # the steps' costs and the test results, each named by the same iteration on both sides
+        recorded = {row["iteration"]: (row["cost"], row["test_accuracy"]) for row in store.history(run["id"])}
         compared += 1
         equal += recorded == tab.finished[0]
     finished_runs = sum(len(tab.finished) for tab in tabs)
