@@ -9,6 +9,7 @@ import copy
 import dataclasses
 
 from .data.tasks import nominal_classes
+from .data.toy2d import is_regression
 from .errors import InputError
 from .network import EVAL_BLOCK
 from .optimizers import OPTIMIZERS
@@ -52,8 +53,6 @@ def _validated(self):
 def _output(self):
     """The output layer and its cost follow the task: linear + squared error for a regression
     data set, sigmoid + cross-entropy for two classes (one unit), softmax + cross-entropy for more."""
-    from .data.toy2d import is_regression
-
     if is_regression(self.dataset):
         return "linear"
     return "sigmoid" if self.digits is not None or self.layers[-1] == 1 else "softmax"

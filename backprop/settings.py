@@ -53,7 +53,7 @@ _BASE = [
     # What a link and the sidebar name instead: a data set uploaded through the Data page, by the id
     # the server gave it (studio/data_files.py keeps it under the studio's own folder).
     Setting("upload", "text", None, "Uploaded data", "A data set uploaded on the Data page",
-            group="task", data=True, cli=False, datasets=USER_DATA, pattern="[0-9a-f]{12}",
+            group="task", data=True, cli=False, datasets=USER_DATA, pattern="[0-9a-f]{12}",  # uuid hex
             pattern_text="an upload id: 12 hexadecimal digits, as the Data page gives them"),
     # 2D data sets only (circle, xor, gauss, spiral, moons; plane, multi-gauss): see data/toy2d.py
     Setting("points", "int", 500, "Points", "2D data sets: how many points to draw (training and test)",

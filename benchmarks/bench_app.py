@@ -39,10 +39,9 @@ LOOP = """
 import sys, time
 from backprop.config import TrainConfig
 from studio.url_state import query_to_config
-from backprop.data import load_task
 from backprop.trainer import Trainer
 config, _, _ = query_to_config(dict(a.split("=", 1) for a in sys.argv[2:]))
-data = load_task(config.dataset, config.digits, config.subset, config.seed, config.dtype, config.data_path)
+data = config.load_data()
 trainer = Trainer.from_config(config, data)
 trainer.step(3)
 start, seconds = time.perf_counter(), float(sys.argv[1])

@@ -3,24 +3,22 @@ values into a TrainConfig, or name the field that is wrong (shown right under th
 
 import dataclasses
 import math
-from pathlib import Path
 
 import streamlit as st
 
 from backprop.config import PRESET_NOTES, PRESETS, TrainConfig, parse_int_list, preset
 from backprop.config import output_units as config_output_units
-from backprop.data import REGISTRY, load_task
+from backprop.data import REGISTRY
 from backprop.data.download import is_complete
 from backprop.data.tasks import nominal_classes
 from backprop.errors import InputError
 from backprop.paths import datasets_dir
 from backprop.settings import SETTINGS
 
-from .data_files import list_uploads, resolve_upload
+from .data_files import get_upload, list_uploads
 from .url_state import plain as escape_markdown
 
 USER_DATA = {"idx": "a folder with the four IDX files", "npz": "a .npz file"}
-_user_classes = {}  # (dataset, path, modified time) -> number of classes, so a file is read once
 PRESET_LABELS = {"tutorial": "Tutorial: 5 vs 8, [196, 1]",
                  "tutorial-deep": "Tutorial deep: [392, 196, 98, 1]", "mnist10": "10 digits, ReLU + Adam",
                  "custom": "Custom"}
@@ -141,31 +139,18 @@ def _dataset_label(dataset):
     return dataset if downloaded(dataset) else f"{dataset} (not downloaded: see the Data page)"
 
 
-def data_classes(dataset, path):
-    """The number of classes of a data choice; raises the loader's InputError for a data set that
-    is not downloaded or a path that is missing or not valid data."""
+def data_classes(dataset, upload_id):
+    """The number of classes of a data choice, known without loading it (an upload's from its record,
+    written when the Data page checked it); raises InputError for a data set that is not downloaded
+    or an own-data choice without an upload."""
     if not downloaded(dataset):
         raise InputError("dataset", f"{dataset} is not downloaded yet: download it on the Data page "
                                     f"(or `python -m backprop data download {_registry_name(dataset)}`)")
     if dataset not in USER_DATA:
         return nominal_classes(dataset)
-    path = SETTINGS["data_path"].parse(path)  # refuses what no file name holds (a null byte)
-    if not path:
+    if not upload_id:
         raise InputError("upload", f"choose {USER_DATA[dataset]} you uploaded on the Data page")
-    try:
-        stamp = Path(path).stat().st_mtime
-    except OSError:
-        raise InputError("data_path", f"{path} does not exist; give the path of "
-                                      f"{USER_DATA[dataset]}") from None
-    key = (dataset, path, stamp)
-    if key not in _user_classes:
-        try:
-            _user_classes[key] = load_task(dataset, digits=None, dtype="float32", path=path).n_classes
-        except InputError:
-            raise
-        except Exception as error:  # an unreadable file: still a message, never a traceback
-            raise InputError("data_path", f"{path} could not be read as {dataset} data: {error}") from None
-    return _user_classes[key]
+    return len(get_upload(upload_id).class_names)
 
 
 def output_units(dataset, digits_text, n_classes=None):
@@ -186,7 +171,7 @@ def _setting_widget(setting, state):
         left.button("Add layer", on_click=_add_layer, use_container_width=True)
         right.button("Remove layer", on_click=_remove_layer, use_container_width=True)
         try:
-            n_classes = data_classes(state[widget_key("dataset")], _data_path())
+            n_classes = data_classes(state[widget_key("dataset")], _chosen_upload())
         except InputError:
             n_classes = None  # read_widgets names the problem under the data set
         outputs = output_units(state[widget_key("dataset")], state[widget_key("digits")], n_classes)
@@ -238,12 +223,10 @@ def setup_sidebar(studio):
     return config, None
 
 
-def _data_path():
-    """The files of the upload chosen in the sidebar (None: none chosen, or not own data)."""
+def _chosen_upload():
+    """The upload id chosen in the sidebar (None: none chosen, or not own data)."""
     state = st.session_state
-    if state[widget_key("dataset")] not in USER_DATA or not state.get(widget_key("upload")):
-        return None
-    return str(resolve_upload(state[widget_key("upload")]))
+    return state.get(widget_key("upload")) if state[widget_key("dataset")] in USER_DATA else None
 
 
 def read_widgets(studio):
@@ -252,7 +235,7 @@ def read_widgets(studio):
     values = {name: state[widget_key(name)] for name, setting in SETTINGS.items()
               if widget_key(name) in state and shown(setting, state)}
     hidden = _hidden_sizes(state[widget_key("layers")])
-    n_classes = data_classes(state[widget_key("dataset")], _data_path())
+    n_classes = data_classes(state[widget_key("dataset")], _chosen_upload())
     values["layers"] = hidden + [output_units(state[widget_key("dataset")], state[widget_key("digits")],
                                               n_classes)]
     values["data_path"] = None  # the app names its data by upload id, never by a typed path

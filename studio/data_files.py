@@ -16,10 +16,11 @@ from backprop.data.download import is_complete
 from backprop.data.idx import mnist_names
 from backprop.errors import InputError
 from backprop.paths import datasets_dir
+from backprop.settings import SETTINGS
 
 UPLOADS_FOLDER = "uploads"  # under datasets_dir(): one folder per upload, named by its id
 UPLOAD_ID_LENGTH = 12
-UPLOAD_ID = re.compile(f"[0-9a-f]{{{UPLOAD_ID_LENGTH}}}")
+UPLOAD_ID = re.compile(SETTINGS["upload"].pattern)  # the setting a link names an upload by
 UPLOAD_INFO = "upload.json"  # in an upload's folder: its Upload, written by the server
 IDX_NAMES = tuple(mnist_names().values())  # train-images-idx3-ubyte, ..., t10k-labels-idx1-ubyte
 IDX_HELP = ("the four MNIST-style IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, "

@@ -229,3 +229,30 @@ def test_histograms_are_drawn_only_while_their_expander_is_open():
                            "weight_histogram", "gradient_histogram"}
     assert charts["weight_histogram"]["layout"]["title"]["text"] == "W1: now vs at init"
     button(at, "Reset").click().run()
+
+
+def test_an_upload_chosen_in_the_sidebar_sets_the_output_layer_from_its_record():
+    import io
+
+    import numpy as np
+
+    from studio import data_files
+
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.random.RandomState(2).rand(60, 16), y=np.arange(60) % 3)
+    upload = data_files.save_upload([("three.npz", buffer.getvalue())], "three classes")
+    at = open_app()
+    at.selectbox(key="setup_dataset").set_value("npz").run()
+    at.text_input(key="setup_digits").input("all").run()
+    at.selectbox(key="setup_upload").set_value(upload.id).run()
+    no_errors(at)
+    assert not at.sidebar.error, [e.value for e in at.sidebar.error]
+    assert any("Output layer: 3 units (softmax)" in c.value for c in at.sidebar.caption)
+    assert at.query_params["upload"] == upload.id and "data_path" not in at.query_params
+    button(at, "Reset").click().run()  # trains on the upload's files, found by its id
+    button(at, "Step").click().run()
+    no_errors(at)
+    assert "iteration 1 ·" in status(at)
+    at.selectbox(key="setup_dataset").set_value("mnist").run()  # back to the shared set-up
+    at.text_input(key="setup_digits").input("5,8").run()
+    button(at, "Reset").click().run()
