@@ -378,14 +378,15 @@ def history_csv(history):
     import csv
     import io
 
-    rows = {row["iteration"]: row for row in history.rows()}
+    steps = history.rows()
+    rows = {row["iteration"]: row for row in steps}
     for evaluation in history.evaluations:
         row = rows.setdefault(evaluation["iteration"], {"iteration": evaluation["iteration"]})
         row.update(test_cost=evaluation["test_cost"], test_accuracy=evaluation["test_accuracy"])
     if not rows:
         return ""
     out = io.StringIO()
-    columns = list(next(iter(history.rows()), {"iteration": 0})) + ["test_cost", "test_accuracy"]
+    columns = [*(steps[0] if steps else {"iteration": 0}), "test_cost", "test_accuracy"]
     writer = csv.DictWriter(out, fieldnames=columns)
     writer.writeheader()
     for iteration in sorted(rows):

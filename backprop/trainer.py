@@ -89,10 +89,10 @@ class Trainer:
     @classmethod
     def from_config(cls, config, data, **kwargs):
         """Network, optimizer and trainer for a validated TrainConfig and its Dataset."""
-        if config.fit_output(data.n_classes).layers != config.layers:
+        wanted = config.fit_output(data.n_classes).layers[-1]
+        if config.layers[-1] != wanted:
             raise InputError("layers", f"the task has {data.n_classes} classes but the output layer "
-                                       f"has {config.layers[-1]} units; end the layers with "
-                                       f"{config.fit_output(data.n_classes).layers[-1]}")
+                                       f"has {config.layers[-1]} units; end the layers with {wanted}")
         config.check_memory(data.n_features, len(data.y_train))  # before any parameter exists
         sizes = [data.n_features] + list(config.layers)
         net = Network(sizes, activation=config.activation, output=config.output, init=config.init,
