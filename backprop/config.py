@@ -13,13 +13,13 @@ from .data.toy2d import is_regression
 from .errors import InputError
 from .network import EVAL_BLOCK
 from .optimizers import OPTIMIZERS
-from .setting import Setting
 from .settings import DATA, LR_SCHEDULES, MAX_LAYERS, MAX_UNITS, SETTINGS  # noqa: F401 (re-exported)
 
 
 def parse_int_list(text, field_name):
-    """'196,1' -> [196, 1], with a message naming the field for anything else."""
-    return Setting(field_name, "int_list", None, field_name, "").parse(text)
+    """'196,1' -> [196, 1]: whole numbers (their range is the layers setting's, checked with the
+    whole set-up), with a message naming `field_name` for anything else."""
+    return dataclasses.replace(SETTINGS["layers"], name=field_name, low=None, high=None).parse(text)
 
 
 def parse_digits(text):

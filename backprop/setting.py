@@ -65,8 +65,9 @@ class Setting:
         if self.kind in ("int", "float"):
             text = self._range_text()
         elif self.kind == "int_list":
-            text = (f"whole numbers from {self.low} to {self.high} separated by commas, "
-                    f"e.g. {self.encode(self.default)}")
+            bounded = self.low is not None and self.high is not None
+            bounds = f" from {self.low} to {self.high}" if bounded else ""
+            text = f"whole numbers{bounds} separated by commas, e.g. {self.encode(self.default)}"
         elif self.kind == "classes":
             text = "two different class labels from 0 to 255 such as 5,8"
         elif self.kind == "flag":
@@ -167,7 +168,7 @@ class Setting:
         items = [item.strip() if isinstance(item, str) else item for item in items]
         if not items or items == [""]:
             raise InputError(self.name, f"is empty; give {self.allowed()}")
-        if self.high is not None and len(items) > MAX_LIST:
+        if len(items) > MAX_LIST:
             raise InputError(self.name, f"at most {MAX_LIST} numbers, got {len(items)}")
         numbers = []
         for item in items:
