@@ -245,12 +245,16 @@ def write_json(path, config, history, result, seconds, status, trainer):
         "iterations_done": trainer.iteration,
         "diverged": trainer.diverged,
     }
+    write_json_file(path, document)
+
+
+def write_json_file(path, document):
+    """A --json document, written whole or not at all (its folder made if needed)."""
+    from .data.idx import write_atomic
+
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(json.dumps(document, indent=1))
-    temp.replace(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(document, indent=1).encode())
 
 
 def runs_command():

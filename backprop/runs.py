@@ -417,7 +417,7 @@ class RunRecorder:
         self.closed = True
 
 
-def _cell(value, digits=4):
+def table_cell(value, digits=4):
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -441,7 +441,7 @@ def format_runs_table(runs):
                       time.strftime("%Y-%m-%d %H:%M", time.localtime(run["created"])),
                       ",".join(map(str, config.get("layers", []))), str(config.get("optimizer", "-")),
                       f"{config['learning_rate']:g}" if "learning_rate" in config else "-",
-                      "-" if steps is None else str(steps + 1), _cell(cost), _cell(accuracy)))
+                      "-" if steps is None else str(steps + 1), table_cell(cost), table_cell(accuracy)))
     return text_table(lines)
 
 

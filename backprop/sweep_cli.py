@@ -7,13 +7,11 @@ prints a progress line (trials done, running, pruned, best so far) while it runs
 best trials at the end. `--resume ID` continues a sweep whose client stopped (Ctrl-C, a crash).
 """
 
-import json
 import signal
 import sys
 import time
-from pathlib import Path
 
-from .cli import EXIT_INPUT, EXIT_INTERRUPTED, ArgumentParser
+from .cli import EXIT_INPUT, EXIT_INTERRUPTED, ArgumentParser, write_json_file
 from .errors import InputError
 
 SHOWN_BEST = 10
@@ -94,15 +92,9 @@ def progress_text(snapshot):
             f"{snapshot.elapsed:.0f} s")
 
 
-def _cell(value, digits=4):
-    if value is None:
-        return "-"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
 def best_table(snapshot, settings, n=SHOWN_BEST):
     """The best finished trials (lowest test cost) and every failed one's reason."""
-    from .runs import text_table
+    from .runs import table_cell, text_table
     from .settings import SETTINGS
 
     names = [d.name for d in snapshot.space]
@@ -110,7 +102,8 @@ def best_table(snapshot, settings, n=SHOWN_BEST):
     lines = [header]
     for trial in snapshot.best(n):
         lines.append((str(trial.number), *(SETTINGS[name].encode(trial.params.get(name)) for name in names),
-                      _cell(trial.test_accuracy), _cell(trial.test_cost), _cell(trial.seconds, 2),
+                      table_cell(trial.test_accuracy), table_cell(trial.test_cost),
+                      table_cell(trial.seconds, 2),
                       f"#{trial.run_id}" if trial.run_id else "-"))
     text = text_table(lines).split("\n")
     if len(lines) == 1:
@@ -130,11 +123,7 @@ def write_json(path, snapshot):
                             "test_accuracy": t.test_accuracy, "test_cost": t.test_cost,
                             "train_accuracy": t.train_accuracy, "seconds": t.seconds, "reason": t.reason}
                            for t in snapshot.trials]}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(json.dumps(document, indent=1))
-    temp.replace(path)
+    write_json_file(path, document)
 
 
 def base_config(args):
