@@ -11,14 +11,14 @@ import signal
 import sys
 import time
 
-from .cli import EXIT_INPUT, EXIT_INTERRUPTED, ArgumentParser, write_json_file
 from .errors import InputError
+from .options import EXIT_INPUT, EXIT_INTERRUPTED, ArgumentParser, write_json_file
 
 SHOWN_BEST = 10
 
 
 def build_parser():
-    from .cli import add_setting_options
+    from .options import add_setting_options
     from .settings import SWEEPABLE
     from .sweep import PRUNERS, STRATEGIES
 
@@ -128,7 +128,7 @@ def write_json(path, snapshot):
 
 def base_config(args):
     """The preset with the given options laid over it, exactly as `backprop train` makes it."""
-    from .cli import config_from_args, fit_output_to_task
+    from .options import config_from_args, fit_output_to_task
 
     config = config_from_args(args)
     if args.layers is None:

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from backprop import cli
+from backprop import cli, options
 from backprop.config import TrainConfig
 from backprop.errors import InputError
 from backprop.optimizers import OPTIMIZERS
@@ -80,7 +80,7 @@ def test_every_cli_setting_round_trips_through_its_option(name, capsys):
     argv = ["train", f"{setting.option}={setting.encode(value)}"]
     for other, given in context(name).items():
         argv += ["--classes", "all"] if other == "digits" else [SETTINGS[other].option, str(given)]
-    config = cli.config_from_args(cli.build_parser().parse_args(argv))
+    config = options.config_from_args(cli.build_parser().parse_args(argv))
     assert getattr(config, name) == value
     bad = ["train", f"{setting.option}={bad_value(setting)}", "--no-record"]
     assert cli.main(bad) == cli.EXIT_INPUT
