@@ -10,7 +10,6 @@ import math
 import sys
 import time
 
-from .activations import DEAD_KIND
 from .errors import InputError
 from .options import (
     EXIT_DIVERGED,
@@ -82,16 +81,8 @@ class Progress:
             self.stream.flush()
 
 
-def _open_recorder(config, args):
-    if args.no_record:
-        return None
-    from .runs import RunRecorder, RunStore
-    store = RunStore()
-    run_id = store.create(config.to_dict(), source="cli", name=args.name)
-    return RunRecorder(store, run_id)
-
-
 def train_command(args):
+    from .run import Run, rows_of
     from .trainer import Trainer
 
     config = config_from_args(args)
@@ -102,37 +93,32 @@ def train_command(args):
     say(f"Data: {data.name}: {len(data.y_train)} training and {len(data.y_test)} test images")
     started = time.perf_counter()
     trainer = Trainer.from_config(config, data)
-    recorder = _open_recorder(config, args)
-    history = []  # (iteration, cost) for every step, for --json
+    run = Run(config, trainer, record=not args.no_record, source="cli", name=args.name,
+              on_warning=lambda text: print(f"warning: {text}", file=sys.stderr))
+    run.open()
+    costs = []  # (iteration, cost) for every step, for --json
     progress = Progress(config.iterations)
     status = "finished"
-    pending = []  # step records not yet handed to the run store
     try:
         # One step per call, so that Ctrl-C loses nothing already trained.
         while trainer.iteration < config.iterations and trainer.diverged is None:
-            for record in trainer.step(1):
-                pending.append(record)
-                if "diverged" in record:
-                    continue
-                history.append((record["iteration"], record["cost"]))
-                if record["iteration"] % PRINT_EVERY == 0:
+            records = trainer.step(1)
+            run.record(records)
+            for row in rows_of(records).steps:
+                costs.append((row.iteration, row.cost))
+                if row.iteration % PRINT_EVERY == 0:
                     progress.clear()
-                    say(f"Cost after iteration {record['iteration']}: {record['cost']!r}")
-                progress.update(trainer.iteration, record["cost"])
-            if recorder is not None and len(pending) >= PRINT_EVERY:
-                recorder.add(pending)
-                pending = []
+                    say(f"Cost after iteration {row.iteration}: {row.cost!r}")
+                progress.update(trainer.iteration, row.cost)
     except KeyboardInterrupt:
         status = "stopped"
     progress.clear()
-    if recorder is not None:
-        recorder.add(pending)
     result = trainer.evaluate()
     seconds = time.perf_counter() - started
 
     if trainer.diverged is not None:
         status = "diverged"
-        print(_divergence_message(trainer, config), file=sys.stderr)
+        print(f"error: {run.explain_divergence()}", file=sys.stderr)
     elif status == "stopped":
         print(f"Stopped by Ctrl-C after {trainer.iteration} of {config.iterations} iterations; "
               "the results below and any --json/--save files hold what was trained.", file=sys.stderr)
@@ -145,18 +131,16 @@ def train_command(args):
     checkpoint_path = None
     try:
         if args.save:
-            from .checkpoint import save_checkpoint
             with _naming_the_option("save", args.save):
-                checkpoint_path = save_checkpoint(args.save, trainer.network, config, trainer.history)
+                checkpoint_path = run.checkpoint(args.save)
             say(f"Saved checkpoint to {checkpoint_path}")
         if args.json:
             with _naming_the_option("json", args.json):
-                write_json(args.json, config, history, result, seconds, status, trainer)
+                write_json(args.json, config, costs, result, seconds, status, trainer)
             say(f"Wrote {args.json}")
     finally:  # a --save or --json that failed does not make a finished run look interrupted
-        if recorder is not None:
-            metrics = {**result, "iterations": trainer.iteration, "seconds": seconds}
-            recorder.close(metrics, status=status, checkpoint_path=checkpoint_path)
+        run.finish(status, {**result, "iterations": trainer.iteration, "seconds": seconds},
+                   checkpoint=False, checkpoint_path=checkpoint_path)
     return {"finished": 0, "diverged": EXIT_DIVERGED, "stopped": EXIT_INTERRUPTED}[status]
 
 
@@ -167,18 +151,6 @@ def _naming_the_option(option, path):
         yield
     except OSError as error:
         raise InputError(option, f"cannot write {path}: {error.strerror or error}") from None
-
-
-def _divergence_message(trainer, config):
-    d = trainer.diverged
-    hint = f"a smaller learning rate (e.g. --lr {config.learning_rate / 10:g})"
-    if config.activation in DEAD_KIND and config.init != "he":
-        hint += ", --init he"
-    if config.optimizer == "sgd":
-        hint += ", or --optimizer adam --lr 0.001"
-    return (f"error: training diverged at iteration {d['iteration']}: the cost or gradients became "
-            f"NaN/Inf, first in layer {d['layer']} of {trainer.network.n_layers}. The parameters "
-            f"from before that step are kept. What to try: {hint}.")
 
 
 def _finite(value):

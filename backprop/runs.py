@@ -235,6 +235,14 @@ class RunStore:
             con.execute("UPDATE runs SET name = ? WHERE id = ?", (name, int(run_id)))
         self._transaction(update)
 
+    @staticmethod
+    def checkpoint_folder():
+        return paths.studio_home() / "checkpoints"
+
+    def checkpoint_path(self, run_id):
+        """Where a run's checkpoint is kept: the one naming scheme for every run, whoever started it."""
+        return self.checkpoint_folder() / f"run-{int(run_id)}.npz"
+
     def delete(self, run_id, remove_checkpoint=True):
         """Forget a run and its history; its checkpoint file goes too if the studio made it."""
         def remove(con):
@@ -245,7 +253,7 @@ class RunStore:
         checkpoint = row["checkpoint_path"]
         if remove_checkpoint and checkpoint:
             path = Path(checkpoint)
-            if path.parent.resolve() == (paths.studio_home() / "checkpoints").resolve():
+            if path.parent.resolve() == self.checkpoint_folder().resolve():
                 path.unlink(missing_ok=True)
 
     # -- reading -------------------------------------------------------------------------

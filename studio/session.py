@@ -1,8 +1,9 @@
-"""One Studio per browser session and page kind: the set-up, the trainer and its thread.
+"""One Studio per browser session and page kind: the set-up and the run it trains.
 
-The page only reads typed snapshots (`TrainingView`) and calls the Studio's methods from button
-callbacks; a `TrainingThread` (studio.threads) trains in the background and a `SessionRecorder`
-(studio.recorder) keeps the run store up to date. The Studio lives in a session-scoped resource
+What is Streamlit's stays here: the session cache, the set-up the widgets propose, messages for the
+page. The run itself (its trainer, background thread, record in the run store and checkpoints) is a
+`backprop.run.Run`, the same one `backprop train` and the sweeps use; pages read its typed `RunView`
+and call the Studio's methods from button callbacks. The Studio lives in a session-scoped resource
 cache whose `on_release` stops the thread when the browser session ends.
 """
 
@@ -16,41 +17,12 @@ import numpy as np
 
 from backprop.config import TrainConfig, preset
 from backprop.errors import InputError
+from backprop.run import Run, RunView
 from backprop.settings import DATA, LIVE
+from backprop.threads import THREAD_PREFIX, active_training_threads, max_training_threads  # noqa: F401
 from backprop.trainer import Trainer
 
-from .recorder import SessionRecorder
-from .threads import THREAD_PREFIX, TrainingThread, active_training_threads, max_training_threads  # noqa: F401
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingView:
-    """What a page draws of a run, read at one moment under the trainer's lock. Arrays are
-    copies, or arrays the trainer never changes again."""
-
-    iteration: int  # steps done
-    epoch: float
-    seconds: float  # time spent training
-    params: list  # [(W, b)] per layer, now
-    initial_params: list | None  # [(W, b)] at initialisation
-    knobs: dict  # the optimizer's settings now
-    l2: float
-    l1: float
-    diverged: dict | None
-    last: dict | None  # the last step's row (iteration, epoch, cost)
-    iterations: np.ndarray  # the recorded steps' numbers
-    costs: np.ndarray
-    dW_norm: np.ndarray  # (steps, layers)
-    dW_mean_abs: np.ndarray
-    update_ratio: np.ndarray
-    unit_health: np.ndarray  # (steps, hidden layers, 2): dead and saturated shares (backprop.health)
-    activation: str  # the hidden layers' activation (what unit health can show)
-    evaluations: list  # {iteration (steps done), test_cost, test_accuracy}
-    markers: list  # {iteration, setting, old, new}
-    running: bool
-    iterations_per_second: float
-    budget: int
-    image_shape: tuple | None
+TrainingView = RunView  # what the pages draw (the name the figure builders know)
 
 
 class Studio:
@@ -62,21 +34,29 @@ class Studio:
         self.pending = None  # a valid set-up that needs a Reset (architecture/data/init changed)
         self.data = None
         self._data_key = None
-        self.trainer = None
-        self.initial_params = None  # (W, b) at initialisation: histograms "now vs at init"
+        self.run = None  # the Run of the network built now
         self.message = None  # (kind, text) for the page: "info", "warning", "error", "success"
         self.stop_reason = None
+        self._store = store
+        self._pace = None  # steps per second, or None: full speed
         self._lock = threading.RLock()
-        self.recorder = SessionRecorder(self, warn=self._warn, store=store)
-        self.runner = TrainingThread(THREAD_PREFIX + self.session_id, self._on_records, self._on_stop)
 
     def _warn(self, text):
         self.message = ("warning", text)
 
     @property
+    def trainer(self):
+        return self.run.trainer if self.run is not None else None
+
+    @property
+    def initial_params(self):
+        """(W, b) at initialisation: histograms "now vs at init"."""
+        return self.run.initial_params if self.run is not None else None
+
+    @property
     def run_id(self):
-        """The run store's id of the run being recorded (or last recorded)."""
-        return self.recorder.run_id
+        """The run store's id of the run being recorded (None before it trained)."""
+        return self.run.run_id if self.run is not None else None
 
     # -- data and building ---------------------------------------------------------------
     def load_data(self, config=None):
@@ -91,15 +71,17 @@ class Studio:
         return self.data
 
     def build(self, config=None):
-        """A new network and trainer from a set-up (the current one, or the pending one)."""
+        """A new network and its run from a set-up (the current one, or the pending one)."""
         with self._lock:
             config = (config or self.pending or self.config).validated()
             data = self.load_data(config)  # a bad data choice fails here, before the run is touched
             trainer = Trainer.from_config(config, data)
-            self.pause()
-            self.recorder.close("stopped")
-            self.config, self.pending, self.trainer = config, None, trainer
-            self.initial_params = list(trainer.network.params)
+            self.release()
+            self.config, self.pending = config, None
+            self.run = Run(config, trainer, store=self._store, source="app", on_warning=self._warn,
+                           thread_name=THREAD_PREFIX + self.session_id)
+            self.run.on_stop = self._on_stop
+            self.run.set_pace(self._pace)
             self.stop_reason = None
             return trainer
 
@@ -136,38 +118,30 @@ class Studio:
 
     def set_speed(self, steps_per_second):
         """Full speed (None) or a slow-motion pace, applied at once, even while training."""
-        self.runner.steps_per_second = None if not steps_per_second else float(steps_per_second)
+        self._pace = None if not steps_per_second else float(steps_per_second)
+        if self.run is not None:
+            self.run.set_pace(self._pace)
+
+    @property
+    def steps_per_second(self):
+        return self._pace
 
     # -- training --------------------------------------------------------------------------
     @property
     def running(self):
-        return self.runner.running
+        return self.run is not None and self.run.running
 
     def train(self):
         """Start or resume the background thread (up to the iteration budget)."""
         with self._lock:
-            trainer = self.ensure_built()
-            if trainer.diverged is not None:
-                raise InputError("training", "this run diverged; lower the learning rate and press "
-                                             "Reset to start again")
-            if trainer.iteration >= self.config.iterations:
-                raise InputError("iterations", f"the budget of {self.config.iterations} iterations is "
-                                               "reached; raise it to train on")
-            opened = self.recorder.open()
-            try:
-                self.runner.start(trainer, self.config.iterations)
-            except InputError:  # the server's thread cap: no empty run left 'running' behind
-                if opened and not trainer.iteration:
-                    self.recorder.discard()
-                else:
-                    self.recorder.pause()
-                raise
-            self.recorder.mark_running()
+            self.ensure_built()
+            self.run.start(self.config.iterations)
             self.stop_reason = None
             self.message = None
 
     def pause(self):
-        self.runner.stop(wait=True)
+        if self.run is not None:
+            self.run.stop()
 
     def step(self, k=1):
         """k iterations now, in the caller's thread (pauses a running thread first)."""
@@ -176,27 +150,22 @@ class Studio:
             trainer = self.ensure_built()
             if trainer.diverged is not None:
                 raise InputError("training", "this run diverged; lower the learning rate and Reset")
-            self.recorder.open()
-            records = trainer.step(k)
-            self._on_records(records)
+            records = self.run.step(k)
             if trainer.diverged is not None:
                 self._on_stop("diverged")
-            else:
-                self.recorder.pause()  # not training: a paused run with its checkpoint
             return records
 
     def restore(self, config, network_params, history=None):
         """Continue from saved parameters (a checkpoint or a recorded run): pauses first."""
         with self._lock:
             self.build(config)
-            self.trainer.network.set_params(network_params)
-            if history is not None and history.n_layers == self.trainer.network.n_layers:
-                self.trainer.history = history
-                last = history.last()
-                if last is not None:
-                    self.trainer.iteration = last["iteration"] + 1
-                    self.trainer.samples_seen = int(round(last["epoch"] * len(self.trainer.x_train)))
+            self.run.restore(network_params, history)
             self.message = ("success", f"Restored a network at iteration {self.trainer.iteration}.")
+
+    def keep_landscape(self, landscape):
+        """Keep a computed loss landscape with the run (and its checkpoint)."""
+        if self.run is not None:
+            self.run.keep_landscape(landscape)
 
     def restore_checkpoint(self, file, config=None):
         """Continue from a checkpoint file (checked, never unpickled): its set-up if it has one,
@@ -239,49 +208,28 @@ class Studio:
             return history_csv(trainer.history)
 
     def release(self):
-        """The browser session ended: stop the thread and close the run record."""
-        self.pause()
-        self.recorder.close("stopped")
+        """The browser session ended (or a new network replaces this one): stop the thread and
+        close the run's record."""
+        if self.run is not None:
+            self.run.stop()
+            self.run.finish("stopped")
 
     # -- thread callbacks ------------------------------------------------------------------
-    def _on_records(self, records):
-        self.recorder.add(records)
-
     def _on_stop(self, reason):
+        """The run's thread ended (the run has been marked already): tell the person why."""
         self.stop_reason = reason
-        trainer = self.trainer
-        if reason == "diverged" and trainer is not None and trainer.diverged is not None:
-            self.message = ("error", divergence_text(trainer.diverged, self.config.learning_rate))
-            self.recorder.close("diverged")
+        run = self.run
+        if reason == "diverged" and run is not None and run.divergence is not None:
+            self.message = ("error", run.explain_divergence() + " Then press Reset.")
         elif reason == "budget":
             self.message = ("success", f"Reached the budget of {self.config.iterations} iterations.")
-            self.recorder.close("finished")
         elif reason.startswith("error"):
             self.message = ("error", f"Training stopped: {reason[7:]}")
-            self.recorder.close("stopped")
-        else:
-            self.recorder.pause()
 
     # -- reading, for the page -------------------------------------------------------------
     def view(self):
-        """A consistent TrainingView for drawing, or None before anything is built."""
-        trainer = self.trainer
-        if trainer is None:
-            return None
-        with trainer.reading():
-            history = trainer.history
-            running = self.running
-            return TrainingView(
-                iteration=trainer.iteration, epoch=trainer.epoch, seconds=trainer.seconds,
-                params=list(trainer.network.params), initial_params=self.initial_params,
-                knobs=trainer.optimizer.knobs(), l2=trainer.l2, l1=trainer.l1, diverged=trainer.diverged,
-                last=history.last(), iterations=history.iterations, costs=history.costs,
-                dW_norm=history.layer_stat("dW_norm"), dW_mean_abs=history.layer_stat("dW_mean_abs"),
-                update_ratio=history.layer_stat("update_ratio"), unit_health=history.unit_health(),
-                activation=trainer.network.activation, evaluations=list(history.evaluations),
-                markers=list(history.markers), running=running,
-                iterations_per_second=self.runner.iterations_per_second() if running else 0.0,
-                budget=self.config.iterations, image_shape=getattr(trainer.data, "image_shape", None))
+        """A consistent RunView for drawing, or None before anything is built."""
+        return self.run.view() if self.run is not None else None
 
     def gradients(self, max_samples=None, params=None):
         """(dW, db) per layer for the current parameters (or `params`) on the training set (or
@@ -307,13 +255,6 @@ class Studio:
             self._initial_gradients = self.gradients(max_samples, params=self.initial_params)
             self._initial_gradients_key = key
         return self._initial_gradients
-
-
-def divergence_text(diverged, learning_rate):
-    return (f"Training diverged at iteration {diverged['iteration']}: the cost or a gradient became "
-            f"NaN/Inf, first in layer {diverged['layer']}. The parameters from before that step are "
-            f"kept. Try a smaller learning rate (now {learning_rate:g}; e.g. {learning_rate / 10:g}), "
-            "then press Reset.")
 
 
 def _release_studio(studio):
