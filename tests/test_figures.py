@@ -16,7 +16,8 @@ def fake_view(steps=50, n_layers=3, **changes):
     rng = np.random.RandomState(0)
     iterations = np.arange(steps)
     view = TrainingView(
-        iteration=steps, epoch=steps / 2, seconds=75.0, running=True, iterations_per_second=9.87,
+        run_id=None, status="running", iteration=steps, epoch=steps / 2, seconds=75.0, running=True,
+        iterations_per_second=9.87,
         iterations=iterations, costs=np.linspace(0.7, 0.1, steps), last={"cost": 0.1},
         dW_norm=rng.rand(steps, n_layers) + 1e-3, dW_mean_abs=rng.rand(steps, n_layers) * 1e-4,
         update_ratio=rng.rand(steps, n_layers) * 1e-3, unit_health=np.zeros((steps, n_layers - 1, 2)),
