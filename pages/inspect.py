@@ -5,17 +5,9 @@ loss landscape around its weights with the path training took."""
 import numpy as np
 import streamlit as st
 
-from backprop.drawing import FIELD, MAX_SIDE, ink_from_rgba, mnist_style, png_size
+from backprop.drawing import FIELD
 from backprop.errors import InputError
-from backprop.health import condition_of, health_reading
-from backprop.landscape import (
-    MAX_RESOLUTION,
-    MIN_RESOLUTION,
-    LandscapeJob,
-    evaluation_sample,
-    pca_plane,
-    random_plane,
-)
+from backprop.landscape import MAX_RESOLUTION, MIN_RESOLUTION
 from studio.analysis_figures import (
     activation_figure,
     activation_histogram_figure,
@@ -23,11 +15,13 @@ from studio.analysis_figures import (
     confusion_matrix,
     image_figure,
     landscape_figure,
+    latest_health_reading,
     mosaic_figure,
-    most_confident_wrong,
     probability_figure,
     unit_health_figure,
 )
+from studio.inspection import drawn_digit, inspect_network
+from studio.landscapes import start_landscape
 from studio.session import get_studio, route_through_app
 
 CANVAS_SIDE = 280  # pixels: 10x the network's 28, a comfortable size for a mouse or a finger
@@ -37,22 +31,15 @@ route_through_app()  # a direct link to this page on a fresh server: go through 
 
 st.title("Inspect")
 studio = get_studio()
-trainer = studio.trainer
-if trainer is None:
+inspection = inspect_network(studio)
+if inspection is None:
     st.info("There is no network to inspect yet: set one up and train it on the Train page first.")
     st.stop()
 
-with trainer.reading():
-    network = trainer.network.copy()
-    iteration = trainer.iteration
-    history = trainer.history
-    health_iterations, unit_health = history.iterations, history.unit_health()
-    activation_records = history.histograms.arrays()
-    snapshot_iterations, snapshots = history.trajectory.snapshots(before=iteration)
-    trajectory_too_large = history.trajectory.too_large
-data = trainer.data
-names = [str(name) for name in data.class_names]
-classifies = network.output != "linear"
+iteration = inspection.iteration
+data = inspection.data
+names = inspection.class_names
+n_layers = inspection.n_layers
 
 
 def layer_views(activations, key):
@@ -62,23 +49,22 @@ def layer_views(activations, key):
         for column, (layer, A) in zip(st.columns(2), enumerate(hidden[start:start + 2], start=start + 1),
                                       strict=False):
             with column:
-                figure = activation_figure(A[:, 0], layer, network.n_layers)
+                figure = activation_figure(A[:, 0], layer, n_layers)
                 st.plotly_chart(figure, width="content" if "width" in figure["layout"] else "stretch",
                                 key=f"{key}_layer_{layer}")
     output = np.round(activations[-1][:, 0], 4).tolist()
-    st.caption(f"Output layer A[{network.n_layers}] = {output} "
-               + ("(the probability of the second class)" if network.output == "sigmoid"
-                  else "(softmax: one probability per class)" if network.output == "softmax" else ""))
+    st.caption(f"Output layer A[{n_layers}] = {output} "
+               + ("(the probability of the second class)" if inspection.output == "sigmoid"
+                  else "(softmax: one probability per class)" if inspection.output == "softmax" else ""))
 
 
 def test_set_views():
     """Accuracy, confusion matrix, the most confidently wrong images and a look inside one."""
-    probabilities = network.predict_proba(data.x_test)
-    predicted = probabilities.argmax(axis=1)
-    correct = int((predicted == data.y_test).sum())
+    results = inspection.test_results(worst=8)
+    probabilities, predicted = results.probabilities, results.predicted
     left, middle, right = st.columns(3)
-    left.metric("Test accuracy", f"{correct / len(data.y_test):.2%}")
-    middle.metric("Test images wrong", f"{len(data.y_test) - correct:,} of {len(data.y_test):,}")
+    left.metric("Test accuracy", f"{results.accuracy:.2%}")
+    middle.metric("Test images wrong", f"{results.total - results.correct:,} of {results.total:,}")
     right.metric("After iterations", f"{iteration:,}")
     if iteration == 0:
         st.caption("This network is untrained (iteration 0): its guesses are still random.")
@@ -87,7 +73,7 @@ def test_set_views():
     st.plotly_chart(confusion_figure(counts, names), key="inspect_confusion")
 
     st.subheader("Most confidently wrong")
-    worst = most_confident_wrong(probabilities, data.y_test, k=8)
+    worst = results.worst
     if len(worst) == 0:
         st.success("Every test image is classified correctly.")
     elif data.image_shape is None:
@@ -109,7 +95,7 @@ def test_set_views():
                             help="Start from one of the confidently wrong images above, or any test image.")
     index = int(min(max(index, 0), last))  # a value kept from a larger data set must not index past it
     sample = data.x_test[index:index + 1]
-    activations = network.forward(sample)
+    activations = inspection.layer_outputs(sample).activations
     true_class = int(data.y_test[index])
     picture, bars = st.columns([1, 2])
     with picture:
@@ -136,13 +122,8 @@ def drawn_digit_views():
         result = st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#FFFFFF", background_color="#000000",
                            height=CANVAS_SIDE, width=CANVAS_SIDE, drawing_mode="freedraw",
                            return_image_data=True, key="draw_canvas")
-    png = result.image_bytes
     try:
-        # The size is read from the PNG's header before it is unpacked: a browser sends the canvas at
-        # its screen's pixel ratio (280, 560, 840 ... pixels), anything past MAX_SIDE is refused.
-        if png is not None and max(png_size(png)) > MAX_SIDE:
-            raise InputError("drawing", f"is {png_size(png)} pixels; at most {MAX_SIDE} a side")
-        digit = None if png is None else mnist_style(ink_from_rgba(result.image_data))
+        digit = drawn_digit(result.image_bytes, result.image_data)
     except InputError as error:
         st.error(f"{error.field}: {error.message}")
         return
@@ -150,60 +131,39 @@ def drawn_digit_views():
         with seen:
             st.info("Draw a digit on the canvas: the network's answer appears here.")
         return
-    sample = digit.reshape(1, -1)
-    activations = network.forward(sample)
-    probabilities = network.predict_proba(sample)[0]
+    outputs = inspection.layer_outputs(digit.reshape(1, -1))
+    probabilities = outputs.probabilities
     best = int(probabilities.argmax())
     with seen:
         st.plotly_chart(image_figure(digit, f"As the network sees it ({FIELD}x{FIELD})", height=240),
                         key="draw_input")
         st.markdown(f"The network says: **{names[best]}** ({probabilities[best]:.1%})")
     st.plotly_chart(probability_figure(probabilities, names), key="draw_proba")
-    layer_views(activations, "draw")
+    layer_views(outputs.activations, "draw")
 
 
 def health_views():
     """Unit health and the activations' spread over the recorded steps."""
-    condition = condition_of(network.activation)
-    if network.n_layers < 2:
+    condition = inspection.health_condition
+    if n_layers < 2:
         st.caption("This network has no hidden layer: there are no hidden units to look at.")
         return
     if condition is None:
-        st.caption(f"{network.activation} units are never dead or saturated.")
+        st.caption(f"{inspection.activation} units are never dead or saturated.")
     else:
-        st.plotly_chart(unit_health_figure(health_iterations, unit_health, network.activation, height=320),
-                        key="inspect_unit_health")
-        reading = health_reading(unit_health[-1]) if len(unit_health) else None
+        st.plotly_chart(unit_health_figure(inspection.health_iterations, inspection.unit_health,
+                                           inspection.activation, height=320), key="inspect_unit_health")
+        reading = latest_health_reading(inspection.unit_health)
         st.caption(reading or f"No layer is mostly {condition}: a unit counts as "
                    + ("dead when it is zero for every sample of the batch."
                       if condition == "dead" else "saturated when its output is within 1% of a limit "
                       "for most samples; sigmoid'(Z) < 0.01 there."))
-    iterations, low, high, shares = activation_records
-    layer = st.selectbox("Layer", range(network.n_layers - 1), format_func=lambda l: f"hidden layer {l + 1}",
+    records = inspection.activation_records
+    layer = st.selectbox("Layer", range(n_layers - 1), format_func=lambda l: f"hidden layer {l + 1}",
                          key="inspect_histogram_layer")
-    layer = min(int(layer), network.n_layers - 2)
-    st.plotly_chart(activation_histogram_figure(iterations, low, high, shares, layer),
-                    key="inspect_activation_histograms")
-
-
-def start_landscape(kind, resolution, seed):
-    """A LandscapeJob for the chosen plane, or an error message."""
-    params = network.params
-    if kind == "pca":
-        if trajectory_too_large:
-            return f"This network has too many parameters ({network.n_parameters():,}) to keep its path."
-        try:
-            plane = pca_plane(snapshot_iterations, snapshots, params, iteration)
-        except InputError as error:
-            return error.message
-    else:
-        plane = random_plane(params, seed=int(seed))
-    index = evaluation_sample(len(data.y_train))
-    x, y = data.x_train[index], data.y_train[index]
-    st.session_state.landscape_job = LandscapeJob(network, plane, x, y, resolution, iteration)
-    st.session_state.landscape_trainer = trainer  # the run it belongs to
-    st.session_state.landscape_saved = False
-    return None
+    layer = min(int(layer), n_layers - 2)
+    st.plotly_chart(activation_histogram_figure(records.iterations, records.low, records.high, records.shares,
+                                                layer), key="inspect_activation_histograms")
 
 
 def landscape_views():
@@ -219,9 +179,10 @@ def landscape_views():
                               help="Another seed draws two other random directions.")
     job = st.session_state.get("landscape_job")
     if st.button("Compute landscape", key="landscape_compute", disabled=job is not None and job.running):
-        problem = start_landscape(kind, resolution, seed)
-        if problem:
-            st.warning(problem)
+        try:
+            st.session_state.landscape_job = start_landscape(studio, inspection, kind, resolution, seed)
+        except InputError as error:
+            st.warning(error.message)
     job = st.session_state.get("landscape_job")
     # Redrawn every half second only while a job runs; one that finishes triggers a full run,
     # which draws its result with no more polling.
@@ -233,7 +194,7 @@ def landscape_progress():
     job = st.session_state.get("landscape_job")
     if job is None:
         return
-    if st.session_state.get("landscape_trainer") is not studio.trainer:  # a Reset or a new run since
+    if not job.belongs_to(studio):  # a Reset or a new run since
         job.cancel()
         st.session_state.landscape_job = None
         return
@@ -250,13 +211,8 @@ def landscape_progress():
     if job.error is not None:
         st.error(f"The landscape stopped: {job.error}")
         return
+    job.keep()  # a complete one is kept with the run: its checkpoint carries it to Compare
     landscape = job.result
-    if landscape.complete and not st.session_state.get("landscape_saved"):
-        st.session_state.landscape_saved = True
-        with trainer.reading():  # kept with the run: its checkpoint carries it to Compare
-            trainer.history.landscape = landscape
-        if not studio.running:  # a paused run's checkpoint is written again now (a running one's
-            studio.recorder.pause()  # is at its next pause)
     st.plotly_chart(landscape_figure(landscape), key="landscape_chart")
     done = "" if landscape.complete else " Cancelled: the rest of the grid was not computed."
     st.caption(f"Cost on a fixed sample of {landscape.samples:,} training images at iteration "
@@ -267,12 +223,12 @@ def landscape_progress():
                   "unit's weights by their own size." if landscape.kind == "random" else ""))
 
 
-if classifies and len(data.y_test):
+if inspection.classifies and len(data.y_test):
     test_set_views()
-elif classifies:
+elif inspection.classifies:
     st.warning("This data set has no test images: the test-set views are left out.")
 
-if classifies and data.image_shape == (FIELD, FIELD):
+if inspection.classifies and data.image_shape == (FIELD, FIELD):
     st.subheader("Draw a digit")
     drawn_digit_views()
 

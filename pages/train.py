@@ -4,9 +4,8 @@ import io
 
 import streamlit as st
 
-from backprop.health import health_reading
 from studio import figures
-from studio.analysis_figures import unit_health_figure
+from studio.analysis_figures import latest_health_reading, unit_health_figure
 from studio.controls import fill_widgets, setup_sidebar
 from studio.live_plot import live_plot
 from studio.refresh import TRAIN_PAGE, RefreshRates
@@ -113,7 +112,7 @@ def gradient_views():
     live_plot(figures.ratio_figure(view, height=height), key="ratio_chart")
     live_plot(unit_health_figure(view.iterations, view.unit_health, view.activation, height=height),
               key="unit_health_chart")
-    reading = health_reading(view.unit_health[-1]) if len(view.unit_health) else None
+    reading = latest_health_reading(view.unit_health)
     if reading:
         st.caption(reading)
 

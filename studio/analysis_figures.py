@@ -3,7 +3,7 @@ Compare and Data pages. No Streamlit here, so everything is testable without a b
 
 import numpy as np
 
-from backprop.health import HEALTH_STATS, condition_of
+from backprop.health import HEALTH_STATS, condition_of, health_reading
 from studio.figures import LAYER_COLOURS, _empty_state, _mode, _series, downsample
 from studio.figures import _layout as _live_layout
 
@@ -107,12 +107,12 @@ def verdict(error):
     return "suspect: backprop and the numeric gradient disagree"
 
 
-def relative_error_figure(report):
-    layers = [f"layer {row['layer']}" for row in report]
+def relative_error_figure(layers):
+    """dW's and db's relative errors per layer (studio.network_checks.LayerCheck), on a log axis."""
+    names = [f"layer {row.layer}" for row in layers]
     floor = 1e-16  # an exact 0 cannot be drawn on a log axis
-    traces = [{"type": "bar", "name": name, "x": layers,
-               "y": [max(row[key], floor) for row in report]}
-              for name, key in (("dW", "dW_error"), ("db", "db_error"))]
+    traces = [{"type": "bar", "name": "dW", "x": names, "y": [max(row.dW_error, floor) for row in layers]},
+              {"type": "bar", "name": "db", "x": names, "y": [max(row.db_error, floor) for row in layers]}]
     lines = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": value, "y1": value,
               "line": {"dash": "dash", "color": color}}
              for value, color in ((GOOD_ERROR, "#54a24b"), (SUSPECT_ERROR, "#e45756"))]
@@ -140,21 +140,17 @@ def lr_finder_figure(result):
 
 # -- Compare --------------------------------------------------------------------------------
 def run_curves_figure(runs_with_history, metric, title):
-    """One line per run: metric in ('cost', 'test_accuracy', 'test_cost') against iteration."""
+    """One line per run: metric in ('cost', 'test_accuracy', 'test_cost') against iteration.
+    `runs_with_history`: (studio.recorded_runs.RecordedRun, its history rows) pairs."""
     traces = []
     for run, history in runs_with_history:
         rows = [row for row in history if row.get(metric) is not None]
         traces.append({"type": "scatter", "mode": "lines+markers" if len(rows) < 30 else "lines",
-                       "name": f"#{run['id']} {run['name']}"[:50],
+                       "name": run.title[:50],
                        "x": [row["iteration"] for row in rows], "y": [row[metric] for row in rows]})
     return {"data": traces, "layout": _layout(title, xaxis={"title": {"text": "iteration"}},
                                               yaxis={"title": {"text": metric.replace("_", " ")}},
                                               legend={"orientation": "h", "y": -0.25})}
-
-
-def final_accuracy(run):
-    accuracy = run["metrics"].get("test_accuracy")
-    return accuracy if accuracy is not None else run.get("last_test_accuracy")
 
 
 PARALLEL_KNOBS = (("learning_rate", "log10 learning rate"), ("n_layers", "layers"),
@@ -163,11 +159,12 @@ CATEGORY_KNOBS = ("activation", "optimizer", "init")
 
 
 def parallel_coordinates_figure(runs):
-    """Hyperparameters against final test accuracy, one line per run (like TensorBoard HParams)."""
-    rows = [run for run in runs if final_accuracy(run) is not None]
+    """Hyperparameters against final test accuracy, one line per run (like TensorBoard HParams);
+    `runs`: studio.recorded_runs.RecordedRun."""
+    rows = [run for run in runs if run.final_accuracy is not None]
     if not rows:
         return None
-    configs = [run["config"] for run in rows]
+    configs = [run.config for run in rows]
     dimensions = []
     values = {
         "learning_rate": [np.log10(c.get("learning_rate") or 1e-12) for c in configs],
@@ -182,7 +179,7 @@ def parallel_coordinates_figure(runs):
         names = sorted({str(c.get(key)) for c in configs})
         dimensions.append({"label": key, "values": [names.index(str(c.get(key))) for c in configs],
                            "tickvals": list(range(len(names))), "ticktext": names})
-    accuracy = [final_accuracy(run) for run in rows]
+    accuracy = [run.final_accuracy for run in rows]
     dimensions.append({"label": "test accuracy", "values": accuracy})
     return {"data": [{"type": "parcoords", "dimensions": dimensions,
                       "line": {"color": accuracy, "colorscale": "Viridis", "showscale": True}}],
@@ -268,6 +265,12 @@ def unit_health_figure(iterations, health, activation, height=380):
         layout.update(xaxis={"title": {"text": "iteration"}, "range": [0, max(10, len(iterations))]})
         return {"data": traces, "layout": layout}
     return {"data": traces, "layout": _empty_state(layout, len(iterations), [-2, 102])}
+
+
+def latest_health_reading(health):
+    """One line for the worst hidden layer that is mostly dead or saturated at the last recorded
+    step of `health` (History.unit_health()), else None: the caption under a unit health chart."""
+    return health_reading(health[-1]) if len(health) else None
 
 
 def _common_bins(low, high, bins):

@@ -1,5 +1,6 @@
 """Figure builders: plain JSON-able dicts with the right numbers in them."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -7,6 +8,8 @@ import plotly.graph_objects as go
 
 from backprop.lr_finder import LRFinderResult
 from studio import analysis_figures as figures
+from studio.network_checks import LayerCheck
+from studio.recorded_runs import RecordedRun
 
 
 def valid(figure):
@@ -39,8 +42,8 @@ def test_activation_figure_bars_or_square_grid():
 
 
 def test_relative_error_verdicts_and_chart():
-    report = [{"layer": 1, "dW_error": 1e-9, "db_error": 0.0, "checked": 10},
-              {"layer": 2, "dW_error": 1e-2, "db_error": 1e-6, "checked": 4}]
+    report = [LayerCheck(1, dW_error=1e-9, db_error=0.0, checked=10),
+              LayerCheck(2, dW_error=1e-2, db_error=1e-6, checked=4)]
     figure = valid(figures.relative_error_figure(report))
     assert figure["data"][1]["y"][0] == 1e-16  # exact zero drawn at the floor of the log axis
     assert figures.verdict(1e-9) == "excellent"
@@ -49,21 +52,23 @@ def test_relative_error_verdicts_and_chart():
 
 
 def test_run_overlays_and_parallel_coordinates():
-    runs = [{"id": i, "name": f"r{i}", "metrics": {"test_accuracy": 0.5 + i / 10} if i else {},
-             "last_test_accuracy": 0.4 if i == 0 else None,
-             "config": {"layers": [8, 1], "learning_rate": 10.0 ** -i, "activation": "relu",
-                        "optimizer": "adam" if i else "sgd", "init": "he", "batch_size": None, "l2": 0}}
+    runs = [RecordedRun(id=i, name=f"r{i}", status="finished", source="app",
+                        metrics={"test_accuracy": 0.5 + i / 10} if i else {}, last_iteration=1,
+                        last_test_accuracy=0.4 if i == 0 else None, checkpoint_path=None,
+                        config={"layers": [8, 1], "learning_rate": 10.0 ** -i, "activation": "relu",
+                                "optimizer": "adam" if i else "sgd", "init": "he", "batch_size": None,
+                                "l2": 0})
             for i in range(3)]
     history = [{"iteration": 0, "cost": 0.7, "test_accuracy": None},
                {"iteration": 1, "cost": 0.6, "test_accuracy": 0.8}]
     figure = valid(figures.run_curves_figure([(runs[0], history)], "test_accuracy", "t"))
-    assert figure["data"][0]["x"] == [1]
+    assert figure["data"][0]["x"] == [1] and figure["data"][0]["name"] == "#0 r0"
     parallel = valid(figures.parallel_coordinates_figure(runs))
     dimensions = {d["label"]: d for d in parallel["data"][0]["dimensions"]}
     assert dimensions["test accuracy"]["values"] == [0.4, 0.6, 0.7]
     assert dimensions["optimizer"]["ticktext"] == ["adam", "sgd"]
     assert dimensions["log10 learning rate"]["values"] == [0.0, -1.0, -2.0]
-    assert figures.parallel_coordinates_figure([{**runs[1], "metrics": {}}]) is None
+    assert figures.parallel_coordinates_figure([dataclasses.replace(runs[1], metrics={})]) is None
 
 
 def test_lr_finder_and_data_figures():
