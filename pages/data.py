@@ -3,16 +3,17 @@ download, and a person's own data to upload."""
 
 import streamlit as st
 
-from backprop.data import DownloadError, dataset_facts, download, sample_images
 from backprop.errors import InputError
-from backprop.paths import datasets_dir
 from studio.analysis_figures import class_counts_figure, mosaic_figure
 from studio.data_files import (
     IDX_HELP,
-    DownloadProgress,
+    current_data,
+    data_facts,
+    download_dataset,
     download_rows,
     folder_name,
     list_uploads,
+    sample_grid,
     save_upload,
     training_config,
 )
@@ -27,37 +28,34 @@ studio = get_studio()
 def show_current_data():
     try:
         with st.spinner("Loading the data set..."):
-            data = studio.trainer.data if studio.trainer is not None else studio.load_data()
+            data = current_data(studio)
     except InputError as error:
         st.error(f"**{error.field}**: {error.message}")
         return
-    facts = dataset_facts(data)
-    st.subheader(facts["name"])  # in full: a metric would cut a long name short
+    facts = data_facts(data)
+    st.subheader(facts.name)  # in full: a metric would cut a long name short
     st.caption("The data of the current set-up (change it on the Train page).")
     columns = st.columns(4)
-    columns[0].metric("Training images", f"{facts['n_train']:,}")
-    columns[1].metric("Test images", f"{facts['n_test']:,}")
-    columns[2].metric("Classes", f"{facts['n_classes']:,}")
-    columns[3].metric("Features", f"{facts['n_features']:,}")
-    names = facts["class_names"]
-    st.plotly_chart(class_counts_figure(names, facts["train_counts"], facts["test_counts"]),
-                    key="data_counts")
-    if facts["image_shape"] is None:
+    columns[0].metric("Training images", f"{facts.n_train:,}")
+    columns[1].metric("Test images", f"{facts.n_test:,}")
+    columns[2].metric("Classes", f"{facts.n_classes:,}")
+    columns[3].metric("Features", f"{facts.n_features:,}")
+    names = facts.class_names
+    st.plotly_chart(class_counts_figure(names, facts.train_counts, facts.test_counts), key="data_counts")
+    if facts.image_shape is None:
         st.info("These features are not images, so there are no pictures to show.")
         return
     per_row = min(len(names), 10)
-    st.plotly_chart(mosaic_figure(facts["mean_images"], per_row, "The average training image of each class",
+    st.plotly_chart(mosaic_figure(facts.mean_images, per_row, "The average training image of each class",
                                   column_labels=names if len(names) <= per_row else None),
                     key="data_means")
     left, right = st.columns(2)
     split = left.radio("Samples from", ["train", "test"], horizontal=True, key="data_split")
     seed = int(right.number_input("Shuffle (seed)", min_value=0, max_value=10**6, value=0,
                                   key="data_seed"))
-    per_class = 10
-    images, labels = sample_images(data, per_class=per_class, seed=seed, split=split)
-    rows = [names[label] for label in labels[::per_class]] if len(labels) == per_class * len(names) else None
-    st.plotly_chart(mosaic_figure(images, per_class, f"Random {split} images, one class per row",
-                                  row_labels=rows), key="data_samples")
+    grid = sample_grid(data, per_class=10, seed=seed, split=split)
+    st.plotly_chart(mosaic_figure(grid.images, grid.per_row, f"Random {split} images, one class per row",
+                                  row_labels=grid.row_labels), key="data_samples")
 
 
 def show_downloads():
@@ -65,40 +63,29 @@ def show_downloads():
     st.caption("MNIST ships with the app; these are fetched on demand and checked against their "
                "published SHA-256 sums (from a terminal: `python -m backprop data download NAME`).")
     for row in download_rows():
-        name = row["name"]
+        name = row.name
         with st.container(border=True):
             text, action = st.columns([5, 1], vertical_alignment="center")
-            text.markdown(f"**{name}**: {row['description']}  \n"
-                          f"Size: {row['size']}. Credit and license: {row['credit and license']}")
-            if row["present"]:
+            text.markdown(f"**{name}**: {row.description}  \n"
+                          f"Size: {row.size}. Credit and license: {row.credit}")
+            if row.present:
                 action.markdown(":green[:material/check_circle: Downloaded]")
                 continue
             if action.button("Download", key=f"data_download_{name}"):
                 st.session_state[f"data_download_result_{name}"] = fetch(name)
             result = st.session_state.get(f"data_download_result_{name}")
             if result is not None:  # kept until the next try, so other clicks do not hide it
-                kind, text = result
-                getattr(st, kind)(text)
+                getattr(st, result.kind)(result.text)
 
 
 def fetch(name):
     """Download with a progress bar (in this script run: a person asked for it and waits for it);
-    returns (kind, text) of the message to show."""
+    returns the Notice to show."""
     bar = st.progress(0.0, text=f"{name}: connecting...")
-    progress = DownloadProgress(name, bar.progress)
     try:
-        folder = download(name, progress=progress, log=progress.log)
-    except DownloadError as error:
-        attempts = "\n".join(f"- `{url}`: {reason}" for url, reason in error.attempts)
-        return ("error", f"Could not download **{error.file_name}**: every mirror failed.\n\n{attempts}"
-                         "\n\nWithout internet access, copy the files by hand into "
-                         f"`{datasets_dir() / name}`.")
-    except InputError as error:
-        return ("error", f"**{error.field}**: {error.message}")
+        return download_dataset(name, bar.progress)
     finally:
         bar.empty()
-    return ("success", f"{name} is downloaded and verified in `{folder}`. Choose it as the data set on "
-                       "the Train page.")
 
 
 def choose_earlier_upload():

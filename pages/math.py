@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from studio.math_shapes import latex_matrix, shape_text, step_shapes, tiny_trace
+from studio.math_shapes import latex_matrix, setup_shapes, tiny_trace
 from studio.session import get_studio, route_through_app
 
 route_through_app()  # a direct link to this page on a fresh server: go through app.py
 
 st.title("The math of one step")
 studio = get_studio()
-trainer = studio.trainer
+shapes = setup_shapes(studio)
 softmax = studio.config.output == "softmax"
 
 st.markdown("Samples are **columns**: $A^{[0]} = X^T$. For layers $l = 1 \\dots L$ with "
@@ -31,20 +31,17 @@ st.latex(r"W^{[l]} \leftarrow W^{[l]} - \alpha \, dW^{[l]}, \qquad "
          r"b^{[l]} \leftarrow b^{[l]} - \alpha \, db^{[l]}")
 
 st.subheader("Shapes in your set-up")
-if trainer is None:
+if shapes is None:
     st.info("Build or train a network on the Train page to see the shapes of your own set-up here.")
 else:
-    sizes = trainer.network.sizes
-    n = trainer.batch_size or len(trainer.y_train)
-    batch = "a mini-batch" if trainer.batch_size else "the full training set"
-    st.write(f"Layer sizes {sizes} (input first), {trainer.network.activation} hidden units, "
-             f"n = {n:,} samples per step ({batch}):")
-    rows = [{"array": array, "shape": shape_text(shape), "equation": equation}
-            for array, shape, equation in step_shapes(sizes, n, trainer.network.output)]
+    batch = "a mini-batch" if shapes.mini_batch else "the full training set"
+    st.write(f"Layer sizes {shapes.sizes} (input first), {shapes.activation} hidden units, "
+             f"n = {shapes.n_samples:,} samples per step ({batch}):")
+    rows = shapes.table
     st.dataframe(rows, hide_index=True, height=35 * len(rows) + 40)  # every row, no inner scrolling
 
 st.subheader("One step by hand: a 2-3-1 network on 4 samples")
-activation = trainer.network.activation if trainer is not None else "sigmoid"
+activation = shapes.activation if shapes is not None else "sigmoid"
 trace = tiny_trace(activation)
 st.caption(f"Hidden activation g = {activation}, sigmoid output; seeded weights. Every number below "
            "comes from the equations above and matches the engine's own gradients.")

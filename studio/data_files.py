@@ -1,6 +1,6 @@
-"""Data sets a person adds on the Data page: downloads with a progress bar, and their own files,
-saved under the studio home (each upload under its own server-made id) only once `load_task` has
-accepted them. No Streamlit here."""
+"""The Data page's data: what the current set-up learns from (facts and sample images), data sets
+to download with a progress bar, and a person's own files, saved under the studio home (each
+upload under its own server-made id) only once `load_task` has accepted them. No Streamlit here."""
 
 import dataclasses
 import json
@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from backprop.data import REGISTRY, load_task
+from backprop.data import REGISTRY, DownloadError, dataset_facts, download, load_task, sample_images
 from backprop.data.download import is_complete
 from backprop.data.idx import mnist_names
 from backprop.errors import InputError
@@ -27,21 +27,104 @@ IDX_HELP = ("the four MNIST-style IDX files train-images-idx3-ubyte, train-label
             "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (all plain or all .gz)")
 
 
+# -- the current set-up's data -------------------------------------------------------------------
+def current_data(studio):
+    """The Dataset the Studio's network learns from, else the one its set-up names (loaded once;
+    an InputError says why it cannot be)."""
+    trainer = studio.trainer
+    return trainer.data if trainer is not None else studio.load_data()
+
+
+@dataclasses.dataclass(frozen=True)
+class DataFacts:
+    """What the Data page shows of a data set at once."""
+
+    name: str
+    n_train: int
+    n_test: int
+    n_features: int
+    n_classes: int
+    image_shape: tuple | None  # None: the features are not images
+    class_names: list
+    train_counts: list  # images per class
+    test_counts: list
+    mean_images: object  # (classes, *image_shape): the average training image of each class
+
+
+def data_facts(data):
+    """The DataFacts of a Dataset: sizes, class names, images per class and the mean images."""
+    return DataFacts(**dataset_facts(data))
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleGrid:
+    """Seeded random images of a data set, grouped by class (a class a row when every class has
+    enough of them)."""
+
+    images: object  # (n, *image_shape)
+    per_row: int
+    row_labels: list | None  # the class of each row, or None when some class has too few images
+
+
+def sample_grid(data, per_class, seed, split):
+    """Up to `per_class` random images (drawn with `seed`) of each class of the "train" or "test" split."""
+    images, labels = sample_images(data, per_class=per_class, seed=seed, split=split)
+    names = [str(name) for name in data.class_names]
+    rows = [names[label] for label in labels[::per_class]] if len(labels) == per_class * len(names) else None
+    return SampleGrid(images, per_class, rows)
+
+
 # -- downloads ---------------------------------------------------------------------------------
 def megabytes(n_bytes):
     return f"{n_bytes / 1e6:,.1f} MB"
 
 
+@dataclasses.dataclass(frozen=True)
+class DownloadRow:
+    """A data set that can be downloaded: what it is, its size and whether it is here already."""
+
+    name: str
+    description: str
+    size: str
+    credit: str  # credit and license
+    present: bool
+
+
 def download_rows():
-    """One row per downloadable data set: what it is, its size and whether it is here already."""
+    """A DownloadRow per downloadable data set."""
     rows = []
     for name, spec in REGISTRY.items():
         sizes = [remote.size for remote in spec.files]
-        rows.append({"name": name, "description": spec.description,
-                     "size": megabytes(sum(sizes)) if None not in sizes else "see description",
-                     "credit and license": spec.credit,
-                     "present": is_complete(spec, datasets_dir() / spec.folder, verify=False)})
+        rows.append(DownloadRow(name=name, description=spec.description,
+                                size=megabytes(sum(sizes)) if None not in sizes else "see description",
+                                credit=spec.credit,
+                                present=is_complete(spec, datasets_dir() / spec.folder, verify=False)))
     return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class Notice:
+    """A message for the page: kind "success" or "error", and its Markdown text."""
+
+    kind: str
+    text: str
+
+
+def download_dataset(name, show):
+    """Download a data set of the registry and check it, drawing its progress with
+    `show(fraction, text)` (see DownloadProgress); the Notice says how it went."""
+    progress = DownloadProgress(name, show)
+    try:
+        folder = download(name, progress=progress, log=progress.log)
+    except DownloadError as error:
+        attempts = "\n".join(f"- `{url}`: {reason}" for url, reason in error.attempts)
+        return Notice("error", f"Could not download **{error.file_name}**: every mirror failed.\n\n{attempts}"
+                               "\n\nWithout internet access, copy the files by hand into "
+                               f"`{datasets_dir() / name}`.")
+    except InputError as error:
+        return Notice("error", f"**{error.field}**: {error.message}")
+    return Notice("success", f"{name} is downloaded and verified in `{folder}`. Choose it as the data set on "
+                             "the Train page.")
 
 
 class DownloadProgress:

@@ -6,6 +6,8 @@ Shapes follow the engine (backprop/network.py): samples are columns inside, A0 =
 dW = dZ · A[l-1]ᵀ and db = row sums of dZ carry no further 1/n.
 """
 
+import dataclasses
+
 import numpy as np
 
 from backprop.activations import ACTIVATIONS, BACKWARD, sigmoid
@@ -36,6 +38,34 @@ def step_shapes(sizes, n_samples, output="sigmoid"):
 
 def shape_text(shape):
     return "(" + ", ".join(f"{d:,}" for d in shape) + ")"
+
+
+@dataclasses.dataclass(frozen=True)
+class SetupShapes:
+    """The arrays of one training step of a Studio's network."""
+
+    sizes: list  # layer sizes, the input first
+    activation: str  # the hidden layers'
+    n_samples: int  # samples per step
+    mini_batch: bool  # False: every step takes the full training set
+    rows: list  # (array, shape, equation) in step order: step_shapes
+
+    @property
+    def table(self):
+        """The rows as a table: array, shape (as text) and equation."""
+        return [{"array": array, "shape": shape_text(shape), "equation": equation}
+                for array, shape, equation in self.rows]
+
+
+def setup_shapes(studio):
+    """The SetupShapes of the Studio's network, or None before one is built."""
+    trainer = studio.trainer
+    if trainer is None:
+        return None
+    network = trainer.network
+    n = trainer.batch_size or len(trainer.y_train)
+    return SetupShapes(list(network.sizes), network.activation, n, bool(trainer.batch_size),
+                       step_shapes(network.sizes, n, network.output))
 
 
 def tiny_trace(activation="sigmoid", n_samples=4, seed=3):
