@@ -70,6 +70,22 @@ def linear_backward(A, dA):
     return dA
 
 
+def sigmoid_second(A):
+    """f''(Z) = A(1 - A)(1 - 2A), from the output A like the first derivatives."""
+    return A * (1.0 - A) * (1.0 - 2.0 * A)
+
+
+def tanh_second(A):
+    """f''(Z) = -2A(1 - A^2)."""
+    return -2.0 * A * (1.0 - A * A)
+
+
+def piecewise_linear_second(A):
+    """f''(Z) = 0 away from the kink at Z = 0 (ReLU, leaky ReLU, the identity): None, so callers
+    skip the term."""
+    return None
+
+
 # What can go wrong with a unit of each activation (unit health, backprop.health): a unit whose
 # output is 0 (or negative) for Z <= 0 can die; a bounded one can saturate at its limits.
 DEAD_KIND = ("relu", "leaky_relu")
@@ -81,6 +97,16 @@ BACKWARD = {
     "relu": relu_backward,
     "leaky_relu": leaky_relu_backward,
     "linear": linear_backward,
+}
+
+# Second derivatives f''(Z) in terms of A (Hessian-vector products, backprop.curvature); None where
+# f'' is 0 everywhere it exists.
+SECOND_DERIVATIVE = {
+    "sigmoid": sigmoid_second,
+    "tanh": tanh_second,
+    "relu": piecewise_linear_second,
+    "leaky_relu": piecewise_linear_second,
+    "linear": piecewise_linear_second,
 }
 
 
