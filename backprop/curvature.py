@@ -54,7 +54,7 @@ def sample_of(X, Y, max_samples=SAMPLES, seed=0):
     return np.asarray(X)[index], np.asarray(Y)[index]
 
 
-class _Pass:
+class LayerPass:
     """What a chunk of samples keeps from one forward and backward pass at the current parameters:
     A[l] for l = 0..L (A[0] = X.T), and for the layers 1..L: dZ[l] (already divided by the whole
     sample's n, as the engine's), f'(Z[l]) and f''(Z[l]) dA[l] (hidden layers; None where f'' = 0)."""
@@ -124,7 +124,7 @@ class HessianOperator:
 
         def build(part):
             start, stop = bounds[part]
-            return _Pass(self.params, self.activation, self.output, X[start:stop], Y[start:stop], self.n)
+            return LayerPass(self.params, self.activation, self.output, X[start:stop], Y[start:stop], self.n)
 
         self._passes = [build(0)] if len(bounds) == 1 else map_chunks(build, len(bounds))
         self.products = 0  # Hessian-vector products computed so far
