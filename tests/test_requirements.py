@@ -10,7 +10,6 @@ import ast
 import importlib.metadata as metadata
 import re
 import sys
-from pathlib import Path
 
 from packaging.requirements import Requirement
 
@@ -85,5 +84,6 @@ def test_every_imported_library_comes_from_the_requirements():
     for module, where in sorted(imported_modules().items()):
         distributions = {canonical(d) for d in providers.get(module, [])}
         if not distributions & closure:
-            missing.append(f"{module} (imported by {where}; installed from {sorted(distributions) or 'nowhere'})")
+            source = sorted(distributions) or "nowhere"
+            missing.append(f"{module} (imported by {where}; installed from {source})")
     assert not missing, "not installed by requirements.txt: " + "; ".join(missing)

@@ -7,7 +7,7 @@ import pytest
 from backprop import cli
 from backprop.checkpoint import load_checkpoint
 from backprop.config import TrainConfig
-from backprop.run import Evaluation, Run, Rows, StepRow, divergence_text, rows_of
+from backprop.run import Evaluation, Rows, Run, StepRow, divergence_text, rows_of
 from backprop.runs import RunStore
 from backprop.trainer import Trainer
 from studio.session import Studio
