@@ -14,6 +14,7 @@ from studio.analysis_figures import (
 from studio.landscapes import run_path
 from studio.recorded_runs import RunRecords, load_into_studio
 from studio.session import get_studio, route_through_app
+from studio.url_state import plain
 
 route_through_app()  # a direct link to this page on a fresh server: go through app.py
 
@@ -64,16 +65,14 @@ def path_views(chosen_runs):
     for column, run in zip(st.columns(2), with_checkpoint, strict=False):
         path = Path(run.checkpoint_path)
         found = saved_path(str(path), path.stat().st_mtime if path.exists() else 0.0)
-        label = run.title[:40]
         with column:
             if found.missing is not None:
-                st.info(f"{label}: no path to show: {found.missing}.")
+                st.info(f"{plain(run.title[:40])}: no path to show: {plain(found.missing)}.")
             elif found.landscape is not None:
-                landscape = found.landscape
-                st.plotly_chart(landscape_figure(landscape, title=f"{label}: {landscape.kind} plane"),
+                st.plotly_chart(landscape_figure(found.landscape, run_label=run.title),
                                 key=f"compare_landscape_{run.id}")
             else:
-                st.plotly_chart(path_figure(label, found.iterations, found.path, found.costs),
+                st.plotly_chart(path_figure(run.title, found.iterations, found.path, found.costs),
                                 key=f"compare_path_{run.id}")
 
 

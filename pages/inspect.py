@@ -81,8 +81,8 @@ def test_set_views():
                        "predicted": names[predicted[i]], "probability": float(probabilities[i, predicted[i]])}
                       for i in worst])
     else:
-        labels = [f"#{i}: {names[predicted[i]]} {probabilities[i, predicted[i]]:.0%}"
-                  f"<br>(true {names[data.y_test[i]]})" for i in worst]
+        labels = [(f"#{i}: {names[predicted[i]]} {probabilities[i, predicted[i]]:.0%}",
+                   f"(true {names[data.y_test[i]]})") for i in worst]  # two lines each
         images = data.x_test[worst].reshape(len(worst), *data.image_shape)
         st.caption("The test images the network gets wrong with the highest confidence. Above each: its "
                    "test image number, the predicted class with its probability, and the true class.")

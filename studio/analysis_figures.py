@@ -1,10 +1,12 @@
 """Plotly figures (plain dicts) and the small computations behind the Inspect, Gradient check,
-Compare and Data pages. No Streamlit here, so everything is testable without a browser."""
+Compare and Data pages. No Streamlit here, so everything is testable without a browser. Every text
+a person supplied (run names, class names of an upload, recorded set-up values) goes through
+`plotly_text`: Plotly renders HTML in names, titles and tick labels."""
 
 import numpy as np
 
 from backprop.health import HEALTH_STATS, condition_of, health_reading
-from studio.figures import LAYER_COLOURS, _empty_state, _mode, _series, downsample
+from studio.figures import LAYER_COLOURS, _empty_state, _mode, _series, downsample, plotly_text
 from studio.figures import _layout as _live_layout
 
 GRAY = "Greys"
@@ -24,7 +26,7 @@ def confusion_matrix(y_true, y_pred, n_classes):
 
 
 def confusion_figure(counts, class_names):
-    names = [str(name) for name in class_names]
+    names = [plotly_text(name) for name in class_names]
     text = [[str(v) for v in row] for row in counts.tolist()]
     return {"data": [{"type": "heatmap", "z": counts.tolist(), "x": names, "y": names,
                       "text": text, "texttemplate": "%{text}", "colorscale": "Blues",
@@ -82,7 +84,7 @@ def activation_figure(values, layer, n_layers):
 
 def probability_figure(probabilities, class_names, true_class=None):
     """Bars per class; with a true class, it is green and the others red."""
-    names = [str(name) for name in class_names]
+    names = [plotly_text(name) for name in class_names]
     colors = ["#e45756" if true_class is not None and i != true_class else "#54a24b"
               for i in range(len(names))]
     if true_class is None:
@@ -146,7 +148,7 @@ def run_curves_figure(runs_with_history, metric, title):
     for run, history in runs_with_history:
         rows = [row for row in history if row.get(metric) is not None]
         traces.append({"type": "scatter", "mode": "lines+markers" if len(rows) < 30 else "lines",
-                       "name": run.title[:50],
+                       "name": plotly_text(run.title, limit=50),
                        "x": [row["iteration"] for row in rows], "y": [row[metric] for row in rows]})
     return {"data": traces, "layout": _layout(title, xaxis={"title": {"text": "iteration"}},
                                               yaxis={"title": {"text": metric.replace("_", " ")}},
@@ -178,7 +180,7 @@ def parallel_coordinates_figure(runs):
     for key in CATEGORY_KNOBS:
         names = sorted({str(c.get(key)) for c in configs})
         dimensions.append({"label": key, "values": [names.index(str(c.get(key))) for c in configs],
-                           "tickvals": list(range(len(names))), "ticktext": names})
+                           "tickvals": list(range(len(names))), "ticktext": [plotly_text(n) for n in names]})
     accuracy = [run.final_accuracy for run in rows]
     dimensions.append({"label": "test accuracy", "values": accuracy})
     return {"data": [{"type": "parcoords", "dimensions": dimensions,
@@ -189,7 +191,7 @@ def parallel_coordinates_figure(runs):
 
 # -- Data ----------------------------------------------------------------------------------
 def class_counts_figure(class_names, train_counts, test_counts):
-    names = [str(name) for name in class_names]
+    names = [plotly_text(name) for name in class_names]
     return {"data": [{"type": "bar", "name": "train", "x": names, "y": list(train_counts)},
                      {"type": "bar", "name": "test", "x": names, "y": list(test_counts)}],
             "layout": _layout("Images per class", barmode="group",
@@ -210,8 +212,16 @@ def mosaic(images, columns, gap=1):
     return out
 
 
+def _label(lines):
+    """A tick label from a text or a tuple of lines, each escaped (plotly_text), joined by <br>."""
+    return "<br>".join(plotly_text(line) for line in (lines if isinstance(lines, tuple) else (lines,)))
+
+
 def mosaic_figure(images, columns, title, column_labels=None, row_labels=None):
-    """Images in a grid: optional labels above the columns and left of the rows."""
+    """Images in a grid: optional labels above the columns and left of the rows (each a text, or a
+    tuple of lines shown one under the other)."""
+    column_labels = None if column_labels is None else [_label(label) for label in column_labels]
+    row_labels = None if row_labels is None else [_label(label) for label in row_labels]
     images = np.asarray(images, dtype=np.float64)
     _, height, width = images.shape
     grid = mosaic(images, columns)
@@ -326,9 +336,10 @@ def _contour_levels(costs, levels=25):
     return spec
 
 
-def landscape_figure(landscape, title=None, height=460):
+def landscape_figure(landscape, run_label=None, height=460):
     """Contours of the cost over a plane (backprop.landscape.Landscape), the centre (the weights
-    now) as a star and, on the PCA plane, the path training took, from its start to the centre."""
+    now) as a star and, on the PCA plane, the path training took, from its start to the centre.
+    With `run_label` (a recorded run's, e.g. '#3 my run') the title names the run and its plane."""
     if landscape.kind == "pca":
         explained = landscape.explained or (float("nan"), float("nan"))
         axes = [f"PCA direction {j + 1} ({share:.1%} of the path's variance)"
@@ -353,8 +364,11 @@ def landscape_figure(landscape, title=None, height=460):
                                                       "line": {"color": "#000000", "width": 1}},
                    "hovertemplate": f"the weights now: cost {landscape.center_cost:.5g}<extra></extra>"})
     state = "" if landscape.complete else " (cancelled: part of the grid)"
-    title = title or ("Cost around the weights now, random filter-normalised plane"
-                      if landscape.kind == "random" else "Cost over the plane of the path taken (PCA)")
+    if run_label is not None:
+        title = f"{plotly_text(run_label, limit=40)}: {landscape.kind} plane"
+    else:
+        title = ("Cost around the weights now, random filter-normalised plane"
+                 if landscape.kind == "random" else "Cost over the plane of the path taken (PCA)")
     return {"data": traces,
             "layout": _layout(title + state, height=height, showlegend=True,
                               legend={"orientation": "h", "y": -0.18, "yanchor": "top"},
@@ -365,6 +379,7 @@ def landscape_figure(landscape, title=None, height=460):
 def path_figure(run_label, iterations, path, costs, height=380):
     """A run's path in its own PCA plane, coloured by the cost at each point (for Compare, when
     no landscape was computed for the run)."""
+    run_label = plotly_text(run_label, limit=40)
     return {"data": [{"type": "scatter", "mode": "lines+markers", "name": run_label,
                       "x": path[:, 0].tolist(), "y": path[:, 1].tolist(),
                       "customdata": np.stack([iterations, costs], axis=1).tolist(),

@@ -59,6 +59,19 @@ def typed_array(values, dtype):
     return spec
 
 
+def plotly_text(text, limit=None):
+    """Text a person supplied (a run's, an upload's or a sweep's name; a value from a recorded set-up)
+    as Plotly shows it typed: Plotly renders a subset of HTML (<a href>, <b>, <br>, <span style>, ...)
+    in trace names, legends, titles, tick labels and hover text, so a run named
+    '<a href="...">click</a>' would be a live link. Cut to `limit` characters first (an entity is
+    never cut in half), then < > & " ' become entities, which Plotly draws as the characters.
+    Every figure builder passes such text through here."""
+    text = str(text)
+    if limit is not None and len(text) > limit:
+        text = text[:limit]
+    return html.escape(text, quote=True)
+
+
 def _layout(uirevision, height, **extra):
     layout = {"uirevision": uirevision, "height": height, "margin": {"l": 60, "r": 20, "t": 40, "b": 70},
               "legend": {"orientation": "h", "y": -0.4, "yanchor": "top"}, "hovermode": "x unified"}
@@ -117,7 +130,8 @@ def cost_figure(view, log_y=False, height=380):
                        "x1": marker["iteration"], "y0": 0, "y1": 1,
                        "line": {"color": "#7f7f7f", "dash": "dot", "width": 1}})
         annotations.append({"x": marker["iteration"], "y": 1, "xref": "x", "yref": "paper",
-                            "text": f"{marker['setting']} {_short(marker['old'])}→{_short(marker['new'])}",
+                            "text": plotly_text(f"{marker['setting']} {_short(marker['old'])}"
+                                                f"→{_short(marker['new'])}"),
                             "showarrow": False, "yanchor": "bottom", "font": {"size": 10}})
     if view.diverged:
         at = view.diverged["iteration"]

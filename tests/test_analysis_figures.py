@@ -81,3 +81,51 @@ def test_lr_finder_and_data_figures():
     figure = valid(figures.mosaic_figure(np.ones((4, 2, 2)), 2, "t", column_labels=["a", "b"],
                                          row_labels=["x", "y"]))
     assert figure["layout"]["xaxis"]["ticktext"] == ["a", "b"]
+
+
+HOSTILE = '<a href="https://evil.example/">click</a><img src=x onerror=alert(1)>'
+
+
+def strings(value):
+    """Every text in a figure dict (names, titles, tick labels, hover templates)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from strings(item)
+
+
+def test_a_name_a_person_typed_never_reaches_plotly_as_html():
+    """Plotly renders <a href>, <b>, <span style> ... in legends, titles, ticks and hover text: a run
+    renamed to a link must show as typed, escaped once by plotly_text in every builder."""
+    from backprop.landscape import Landscape
+    from studio.figures import plotly_text
+
+    run = RecordedRun(id=7, name=HOSTILE, status="finished", source="app", metrics={"test_accuracy": 0.9},
+                      last_iteration=1, last_test_accuracy=0.9, checkpoint_path=None,
+                      config={"layers": [8, 1], "learning_rate": 0.1, "activation": HOSTILE,
+                              "optimizer": "sgd", "init": "he"})
+    history = [{"iteration": 0, "cost": 0.7, "test_accuracy": 0.5}]
+    landscape = Landscape("random", 3, np.arange(3.0), np.arange(3.0), np.ones((3, 3)), 1.0, 10, 0.1, True)
+    path = np.zeros((3, 2))
+    built = [figures.run_curves_figure([(run, history)], "cost", "t"),
+             figures.parallel_coordinates_figure([run]),
+             figures.landscape_figure(landscape, run_label=run.title),
+             figures.path_figure(run.title, np.arange(3), path, np.ones(3)),
+             figures.confusion_figure(np.eye(2, dtype=int), [HOSTILE, "b"]),
+             figures.probability_figure(np.array([0.5, 0.5]), [HOSTILE, "b"]),
+             figures.class_counts_figure([HOSTILE, "b"], [1, 2], [1, 2]),
+             figures.mosaic_figure(np.ones((2, 2, 2)), 2, "t", column_labels=[(HOSTILE, "x"), "y"],
+                                   row_labels=[HOSTILE])]
+    for figure in built:
+        texts = list(strings(valid(figure)))
+        assert not any("<a " in text or "<img" in text for text in texts), texts
+    assert figures.run_curves_figure([(run, history)], "cost", "t")["data"][0]["name"] == \
+        plotly_text(f"#7 {HOSTILE}"[:50])
+    assert plotly_text(HOSTILE).startswith("&lt;a href=&quot;")
+    assert plotly_text("a&b<", limit=2) == "a&amp;"  # cut first: never half an entity
+    two_lines = figures.mosaic_figure(np.ones((1, 2, 2)), 1, "t", column_labels=[("a<b", "c")])
+    assert two_lines["layout"]["xaxis"]["ticktext"] == ["a&lt;b<br>c"]  # our line break stays one

@@ -1,0 +1,44 @@
+"""The Compare runs page as a visitor uses it: names shown as typed in its charts, runs pinned."""
+
+import json
+
+from backprop.run import Run
+from backprop.runs import RunStore
+from studio import session
+
+
+def recorded_run(store, name):
+    run = Run({"layers": [196, 1], "learning_rate": 0.5}, store=store, name=name)
+    run.open()
+    run.record([{"iteration": 0, "epoch": 1.0, "cost": 0.7}])
+    run.finish(metrics={})
+    return run.run_id
+
+
+def choose(at, key, words):
+    """Pick the option of a selectbox or multiselect that contains `words`; returns it."""
+    widget = at.selectbox(key=key) if key == "compare_manage" else at.multiselect(key=key)
+    option = next(option for option in widget.options if words in option)
+    widget.set_value(option if key == "compare_manage" else [option]).run()
+    return option
+
+
+def test_a_run_renamed_to_a_link_shows_as_typed_in_the_compare_legend(use_studio, open_page):
+    """A visitor renames a run to HTML on Compare; the overlay's legend (Plotly renders <a href> in
+    trace names) carries it escaped, never as a live link."""
+    use_studio(session.Studio())
+    store = RunStore()
+    run_id = recorded_run(store, "plain name")
+    hostile = '<a href="https://evil.example/">click</a>'
+    at = open_page("pages/compare.py")
+    choose(at, "compare_manage", "plain name")
+    at.text_input(key=f"compare_name_{run_id}").set_value(hostile).run()
+    at.button(key="compare_rename").click().run()
+    assert store.get(run_id)["name"] == hostile
+    choose(at, "compare_runs", "evil.example")
+    assert not at.exception
+    spec = json.loads(next(chart.proto.spec for chart in at.get("plotly_chart")
+                           if "compare_cost" in chart.proto.id))
+    legend = next(trace["name"] for trace in spec["data"] if "evil.example" in trace["name"])
+    assert legend == f"#{run_id} &lt;a href=&quot;https://evil.example/&quot;&gt;click&lt;/a&gt;"
+    store.delete(run_id)
