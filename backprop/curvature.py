@@ -107,11 +107,16 @@ class HessianOperator:
     (row-major) then its b.
     """
 
-    def __init__(self, network, X, Y, l2=0.0, l1=0.0):
+    def __init__(self, network, X, Y, l2=0.0, l1=0.0, params=None):
+        """`params` (shaped like network.params) stands in for the network's own, e.g. a trainer's
+        snapshot taken under its lock."""
         X = network.check_inputs(X)
         Y = network.check_labels(Y, X.shape[0])
         self.activation, self.output = network.activation, network.output
-        self.params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in network.params]
+        params = network.params if params is None else params
+        if [(np.shape(W), np.shape(b)) for W, b in params] != [(W.shape, b.shape) for W, b in network.params]:
+            raise InputError("params", "must have the network's layers and shapes")
+        self.params = [(np.asarray(W, np.float64), np.asarray(b, np.float64)) for W, b in params]
         self.shapes = [(W.shape, b.shape) for W, b in self.params]
         self.dim = sum(W.size + b.size for W, b in self.params)
         self.l2, self.l1 = float(l2), float(l1)
@@ -236,14 +241,17 @@ class Eigen:
     converged: bool
 
 
-def lanczos(matvec, dim, k=1, v0=None, tol=1e-4, max_steps=MAX_LANCZOS, seed=0):
+def lanczos(matvec, dim, k=1, v0=None, tol=1e-4, max_steps=MAX_LANCZOS, seed=0, min_steps=1):
     """The k largest (algebraic) eigenvalues of the symmetric operator `matvec` on R^dim.
 
     Lanczos with full reorthogonalization (twice, classical Gram-Schmidt), from `v0` (e.g. the
     last measurement's top eigenvector: a warm start) or a seeded random vector. Stops when each of
-    the top k Ritz values θ has residual |β_m s_m| <= tol·max(|θ|, tiny), or after max_steps. An
-    invariant subspace found early is left for a fresh random direction, so a tiny operator ends
-    with its exact eigenvalues after `dim` steps.
+    the top k Ritz values θ has residual |β_m s_m| <= tol·max(|θ|, tiny), after at least min_steps,
+    or after max_steps. A small residual says θ is close to *an* eigenvalue; that it is the top one
+    needs the start vector to hold some of the top eigenvector (a random one does; for a warm start
+    mix in a random part and take a few steps, as SharpnessTracker does). An invariant subspace
+    found early is left for a fresh random direction, so a tiny operator ends with its exact
+    eigenvalues after `dim` steps.
     """
     k = int(k)
     if not 1 <= k <= dim:
@@ -260,6 +268,9 @@ def lanczos(matvec, dim, k=1, v0=None, tol=1e-4, max_steps=MAX_LANCZOS, seed=0):
     m = 0
     for j in range(steps_max):
         w = np.asarray(matvec(Q[j]), dtype=np.float64)
+        if not np.isfinite(w).all():
+            raise InputError("parameters", "the Hessian-vector product is not finite (NaN or Inf): "
+                                           "the parameters or the cost have diverged")
         alphas.append(float(w @ Q[j]))
         basis = Q[:j + 1]
         for _ in range(2):
@@ -272,7 +283,7 @@ def lanczos(matvec, dim, k=1, v0=None, tol=1e-4, max_steps=MAX_LANCZOS, seed=0):
         values, vectors_small = theta[top], S[:, top]
         residuals = np.abs(beta * S[-1, top])
         scale = np.maximum(np.abs(values), np.finfo(np.float64).tiny)
-        if m >= k and np.all(residuals <= tol * scale):
+        if m >= max(k, min(int(min_steps), steps_max)) and np.all(residuals <= tol * scale):
             break
         if m == steps_max:
             break
@@ -333,11 +344,11 @@ class Curvature:
 
 
 def measure_curvature(network, X, Y, l2=0.0, l1=0.0, k=3, trace_probes=16, max_samples=SAMPLES,
-                      seed=0, tol=1e-4, v0=None):
+                      seed=0, tol=1e-4, v0=None, params=None):
     """The top-k Hessian eigenvalues and (with trace_probes > 0) the trace, on `fixed_sample`."""
     started = time.perf_counter()
     X, Y = sample_of(X, Y, max_samples, seed)
-    operator = HessianOperator(network, X, Y, l2=l2, l1=l1)
+    operator = HessianOperator(network, X, Y, l2=l2, l1=l1, params=params)
     k = min(int(k), operator.dim)
     eigen = lanczos(operator.flat_matvec, operator.dim, k=k, v0=v0, tol=tol, seed=seed)
     trace = error = None
