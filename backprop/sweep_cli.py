@@ -4,7 +4,9 @@
         --strategy grid --iterations 300
 
 prints a progress line (trials done, running, pruned, best so far) while it runs and a table of the
-best trials at the end. `--resume ID` continues a sweep whose client stopped (Ctrl-C, a crash).
+best trials at the end, with every failed trial's reason and every attempt lost to a worker that
+died. `--resume ID` continues a sweep whose client stopped (Ctrl-C, a crash); its ended trials keep
+their runs and checkpoints.
 """
 
 import signal
@@ -86,10 +88,19 @@ def progress_text(snapshot):
         accuracy = "" if best[0].test_accuracy is None else f" test acc {best[0].test_accuracy:.4f}"
         best_text = f"best #{best[0].number}{accuracy} cost {best[0].test_cost:.4f}"
 
+    lost = len(snapshot.lost_attempts())
+    lost_text = f", {lost} lost (worker died)" if lost else ""
     return (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{snapshot.total} done, "
             f"{snapshot.count('running')} running, {snapshot.count('pruned')} pruned, "
-            f"{snapshot.count('failed') + snapshot.count('diverged')} failed | {best_text} | "
-            f"{snapshot.elapsed:.0f} s")
+            f"{failed_count(snapshot)} failed{lost_text} | {best_text} | {snapshot.elapsed:.0f} s")
+
+
+def failed_count(snapshot):
+    return snapshot.count("failed") + snapshot.count("diverged")
+
+
+def lost_text(count):
+    return f"{count} attempt{'s' if count != 1 else ''} lost to a worker that died"
 
 
 def best_table(snapshot, settings, n=SHOWN_BEST):
@@ -111,18 +122,25 @@ def best_table(snapshot, settings, n=SHOWN_BEST):
     for trial in snapshot.trials:
         if trial.status in ("failed", "diverged") and trial.reason:
             text.append(f"trial {trial.number} {trial.status}: {trial.reason}")
+    for number, attempt in snapshot.lost_attempts():
+        text.append(attempt.text(number) + (f" (run #{attempt.run_id} failed)" if attempt.run_id else ""))
     return "\n".join(text)
 
 
 def write_json(path, snapshot):
     from .settings import SETTINGS
 
+    def trial_document(t):
+        return {"number": t.number, "status": t.status, "run": t.run_id, "checkpoint": t.checkpoint,
+                "params": {n: SETTINGS[n].encode(v) for n, v in t.params.items()},
+                "test_accuracy": t.test_accuracy, "test_cost": t.test_cost,
+                "train_accuracy": t.train_accuracy, "seconds": t.seconds, "reason": t.reason,
+                "lost_attempts": [{**lost.to_dict(), "text": lost.text(t.number)} for lost in t.lost]}
+
     document = {"sweep": snapshot.sweep_id, "status": snapshot.status, "seconds": snapshot.elapsed,
-                "trials": [{"number": t.number, "status": t.status, "run": t.run_id,
-                            "params": {n: SETTINGS[n].encode(v) for n, v in t.params.items()},
-                            "test_accuracy": t.test_accuracy, "test_cost": t.test_cost,
-                            "train_accuracy": t.train_accuracy, "seconds": t.seconds, "reason": t.reason}
-                           for t in snapshot.trials]}
+                "done": snapshot.done, "pruned": snapshot.count("pruned"), "failed": failed_count(snapshot),
+                "lost_attempts": len(snapshot.lost_attempts()),
+                "trials": [trial_document(t) for t in snapshot.trials]}
     write_json_file(path, document)
 
 
@@ -171,8 +189,10 @@ def sweep_command(argv):
         print(f"error: {error.field}: {error.message}", file=sys.stderr)
         return EXIT_INPUT
     print(best_table(snapshot, sweep.spec))
+    lost = len(snapshot.lost_attempts())
     print(f"Sweep {sweep_id} {snapshot.status} in {snapshot.elapsed:.1f} s: {snapshot.done} trials done "
-          f"({snapshot.count('pruned')} pruned). Every trial is a run: `backprop runs`.")
+          f"({snapshot.count('pruned')} pruned, {failed_count(snapshot)} failed"
+          f"{', ' + lost_text(lost) if lost else ''}). Every attempt is a run: `backprop runs`.")
     if snapshot.status == "cancelled":
         print(f"Continue with: backprop sweep --resume {sweep_id}")
     if args.json:

@@ -1,4 +1,5 @@
-"""Pure figure and table builders for the Sweep page, from a backprop.sweep.SweepSnapshot.
+"""Pure figure and table builders for the Sweep page, from a backprop.sweep.SweepSnapshot (its
+trials' curves are backprop.run.StepRow records, their test evaluations Evaluation records).
 
 Each returns a Plotly figure as a dict (or None when there is nothing to draw yet), like
 studio.analysis_figures, so the page only lays them out and tests read them directly.
@@ -23,16 +24,18 @@ def trials_table(snapshot):
     rows = []
     for trial in sorted(snapshot.trials, key=lambda t: (STATUS_ORDER.index(t.status), t.number)):
         last = trial.curve[-1] if trial.curve else None
+        notes = [trial.reason] if trial.reason else []
+        notes += [attempt.text(trial.number) for attempt in trial.lost]
         rows.append({"trial": trial.number, "status": trial.status,
                      **{name: _encode(name, trial.params[name]) if name in trial.params else ""
                         for name in names},
-                     "iteration": last[0] + 1 if last else None,
-                     "cost": last[1] if last else None,
+                     "iteration": last.iteration + 1 if last else None,
+                     "cost": last.cost if last else None,
                      "test accuracy": trial.test_accuracy if trial.test_accuracy is not None else (
-                         trial.evaluations[-1][2] if trial.evaluations else None),
+                         trial.evaluations[-1].test_accuracy if trial.evaluations else None),
                      "test cost": trial.test_cost,
                      "seconds": trial.seconds, "run": trial.run_id, "worker": trial.worker or "",
-                     "reason": trial.reason or ""})
+                     "reason": "; ".join(notes)})
     return rows
 
 
@@ -51,10 +54,10 @@ def cost_curves_figure(snapshot):
         return None
     data = []
     for trial in chosen:
-        iterations, costs = zip(*trial.curve, strict=True)
         data.append({"type": "scattergl", "mode": "lines", "name": trial_label(trial, snapshot.space),
-                     "x": list(iterations),
-                     "y": [c if c is not None and math.isfinite(c) else None for c in costs],
+                     "x": [row.iteration for row in trial.curve],
+                     "y": [row.cost if row.cost is not None and math.isfinite(row.cost) else None
+                           for row in trial.curve],
                      "line": {"dash": "solid" if trial.status == "running" else "dot"}})
     return {"data": data, "layout": _layout("Training cost: running trials (solid) and the best (dotted)",
                                             xaxis={"title": {"text": "iteration"}},

@@ -1,0 +1,40 @@
+"""Sweeps: many set-ups trained at once, on this machine or a Dask cluster, chosen by Optuna.
+
+One job per module:
+
+- `space`: what a sweep searches (Dimension, parse_dimension, SweepSpec), checked before it starts;
+- `trial`: a trial on a Dask worker (TrialTask, run_trial) and the records it sends (Started,
+  Progress with `backprop.run.Rows`, Report, TrialOutcome, LostAttempt);
+- `cluster`: where trials run (a given scheduler, or a LocalCluster in its own process:
+  `python -m backprop.sweep serve N`), connect, check_address;
+- `study`: the Optuna study in its journal file (open_study, the grid sampler, TrialResult);
+- `client`: `Sweep`, which runs a recorded sweep, each attempt at a trial one `backprop.run.Run`;
+- `snapshot`: what the CLI and the app show (TrialView, SweepSnapshot, recorded_snapshot,
+  importances).
+
+The sweep itself is a row of the run store's sweeps table; each trial is a run (source "sweep").
+"""
+
+from .client import Sweep, create_sweep
+from .cluster import WORKERS, check_address, connect, default_workers
+from .snapshot import SweepSnapshot, TrialView, importances, recorded_snapshot, view_of
+from .space import (
+    DEFAULT_TRIALS,
+    MAX_TRIALS,
+    PRUNERS,
+    SAMPLER_SEED,
+    STRATEGIES,
+    TRIALS,
+    Dimension,
+    SweepSpec,
+    parse_dimension,
+)
+from .study import TrialResult, open_study, study_path
+from .trial import LostAttempt, TrialOutcome, TrialTask, run_trial
+
+__all__ = [
+    "DEFAULT_TRIALS", "MAX_TRIALS", "PRUNERS", "SAMPLER_SEED", "STRATEGIES", "TRIALS", "WORKERS",
+    "Dimension", "LostAttempt", "Sweep", "SweepSnapshot", "SweepSpec", "TrialOutcome", "TrialResult",
+    "TrialTask", "TrialView", "check_address", "connect", "create_sweep", "default_workers", "importances",
+    "open_study", "parse_dimension", "recorded_snapshot", "run_trial", "study_path", "view_of",
+]

@@ -1,0 +1,458 @@
+"""The client side of a sweep: `Sweep` owns the Optuna study, asks it for trials, hands each to
+Dask as one task (backprop.sweep.trial), and tells Optuna the result (ask-and-tell).
+
+Every attempt at a trial is one run in the run store (`backprop.run.Run`, source "sweep"): opened
+when the worker says it started, fed the worker's rows, and finished with the worker's network as
+its checkpoint. A run is complete in the store before Optuna hears of its trial, so a client
+killed in between leaves a trial that is asked again, never an ended trial without its run.
+
+A trial whose worker died (killed, out of memory) is run once more, by the client (a shared
+scheduler's configuration is never changed); the lost attempt's run is marked failed naming the
+worker, and the snapshot lists it (`TrialView.lost`), so the CLI and the app say what happened.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from ..run import Run
+from ..settings import DATA
+from .cluster import connect, dead_worker, describe_error, worker_died
+from .snapshot import SweepSnapshot, TrialView, attach_runs, view_of
+from .space import SweepSpec
+from .study import REQUEUED, RESULT, TrialResult, finite, study_to_run
+from .trial import LostAttempt, Progress, Started, TrialTask, run_trial
+
+MAX_CURVE = 4000  # a live cost curve keeps every 2nd point past this
+DEATHS_ALLOWED = 1  # a trial whose worker died is run again this many times
+
+
+@dataclass
+class _Attempt:
+    """The attempt at a trial running now: its id on the worker, the worker, and its run."""
+
+    id: str
+    worker: str
+    run: Run
+
+
+@dataclass
+class _Lost:
+    """An attempt whose worker died (its run is marked failed), and where the trial ran next."""
+
+    worker: str | None
+    run: Run | None
+    ran_again_on: str | None = None
+
+    def view(self):
+        return LostAttempt(self.worker, self.run.run_id if self.run is not None else None, self.ran_again_on)
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """A trial whose run is written; Optuna is told next (see Sweep._tell)."""
+
+    number: int
+    trial: object  # optuna Trial
+    state: object  # optuna TrialState
+    value: float | None
+    result: TrialResult
+    run: Run | None
+
+
+def create_sweep(spec, store=None, name=None):
+    """Record a new sweep (space, strategy, seed) and return its id; nothing runs yet."""
+    from ..runs import RunStore
+
+    store = store or RunStore()
+    return store.create_sweep(spec.to_dict(), name=name)
+
+
+class Sweep:
+    """Runs one recorded sweep to its end (a new one, or a resumed one). `run()` blocks; the app
+    calls it from a thread and reads `snapshot()`; `cancel()` from any thread."""
+
+    def __init__(self, sweep_id, store=None, scheduler=None, workers=None):
+        from ..runs import RunStore
+
+        self.store = store or RunStore()
+        self.sweep_id = int(sweep_id)
+        record = self.store.get_sweep(self.sweep_id)
+        self.spec = SweepSpec.from_dict(record["spec"])
+        self.scheduler, self.workers = scheduler, workers
+        self.address = None  # the scheduler's, once connected
+        self.connect_seconds = None
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._ended = threading.Event()  # a trial's future is done, or its run is written
+        self._started = time.monotonic()
+        self._status = "starting"
+        self._message = None
+        self._views = {}  # number -> TrialView
+        self._best = []
+        self._asked = {}  # number -> optuna Trial, until told
+        self._configs = {}  # number -> its TrainConfig
+        self._attempts = {}  # number -> _Attempt running now
+        self._lost = {}  # number -> [_Lost]
+        self._in_flight = {}  # Dask future -> trial number
+        self._again = {}  # number -> times the client submitted it again
+        self._to_tell = collections.deque()  # _Ended, appended by the run writer's thread
+        self._finishing = 0  # trials ended whose results Optuna has not heard yet
+        self._writes = []  # Events of run writes queued (waited for before the sweep returns)
+        self._pruned = set()
+        self._reported = {}  # number -> last step reported to Optuna
+        self._stopping = set()
+
+    # -- reading (any thread) ----------------------------------------------------------------------
+    def snapshot(self):
+        with self._lock:
+            trials = []
+            for number, view in sorted(self._views.items()):
+                attempt = self._attempts.get(number)
+                lost = self._lost.get(number)
+                trials.append(dataclasses.replace(
+                    view, curve=list(view.curve), evaluations=list(view.evaluations),
+                    params=dict(view.params),
+                    run_id=attempt.run.run_id if attempt is not None else view.run_id,
+                    lost=[item.view() for item in lost] if lost else list(view.lost)))
+            return SweepSnapshot(self.sweep_id, self._status, self.spec.total(), trials,
+                                 time.monotonic() - self._started, list(self._best), self._message,
+                                 self.spec.space)
+
+    def cancel(self):
+        """Stop every running trial (each within REPORT_SECONDS and a step) and ask no more."""
+        self._cancel.set()
+
+    @property
+    def status(self):
+        return self._status
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self, on_change=None):
+        """Run the sweep to its end; returns the final snapshot. on_change(snapshot) after events."""
+        try:
+            self._run(on_change)
+        except KeyboardInterrupt:
+            self._set_status("cancelled")
+            self.store.update_sweep(self.sweep_id, status="cancelled", message="interrupted (Ctrl-C)")
+            raise
+        except BaseException as error:
+            self._set_status("failed", describe_error(error))
+            self.store.update_sweep(self.sweep_id, status="failed", message=describe_error(error))
+            raise
+        return self.snapshot()
+
+    def _set_status(self, status, message=None):
+        with self._lock:
+            self._status = status
+            if message is not None:
+                self._message = message
+
+    def _warn(self, text):
+        self._set_status(self._status, text)
+
+    def _run(self, on_change):
+        from distributed import Queue, Variable
+
+        self.store.update_sweep(self.sweep_id, status="running")
+        self.study = self._load_study()
+        if self._remaining(0) <= 0 and not self._cancel.is_set():  # a resumed sweep with nothing left
+            self._set_status("finished")
+            self.store.update_sweep(self.sweep_id, status="finished")
+            if on_change:
+                on_change(self.snapshot())
+            return
+        client, cluster = connect(self.scheduler, self.workers)
+        self.address = client.scheduler.address
+        self.connect_seconds = time.monotonic() - self._started  # cluster start-up and connection
+        self._client = client
+        self._channel = f"backprop-sweep-{self.sweep_id}-{uuid.uuid4().hex[:8]}"
+        self._scattered = {}
+        self._progress = Queue(self._channel + "-progress", client=client)
+        self._stop = Variable(self._channel + "-stop", client=client)
+        self._stop.set({"all": False, "trials": []})
+        self._set_status("running")
+        capacity, capacity_checked = 1, 0.0
+        try:
+            while True:
+                done = [f for f in self._in_flight if f.done()]
+                self._drain()  # after looking at the futures: a done trial's rows are all in the queue
+                for future in done:
+                    self._finish(future, self._in_flight.pop(future))
+                self._tell()
+                busy = len(self._in_flight) + self._finishing
+                if self._cancel.is_set():
+                    self._stop_trials(all_trials=True)
+                    if not busy:
+                        break
+                else:
+                    if time.monotonic() - capacity_checked > 1.0:
+                        capacity = max(0, sum(client.nthreads().values()))
+                        capacity_checked = time.monotonic()
+                    # A trial more per worker waits at the scheduler, so a worker that finishes one
+                    # starts the next at once (TPE: one in all, so it learns from more results).
+                    ahead = 1 if self.spec.strategy == "tpe" else capacity
+                    while len(self._in_flight) < capacity + ahead and self._remaining(busy) > 0:
+                        self._submit(self._ask())
+                        busy += 1
+                    if not busy and self._remaining(0) <= 0:
+                        break
+                    if capacity == 0 and not self._in_flight:
+                        self._set_status("running", "waiting for workers to join the scheduler")
+                # Wake when a trial ends (its future's callback), else drain progress every 0.1 s.
+                self._ended.wait(0.1)
+                self._ended.clear()
+                if on_change:
+                    on_change(self.snapshot())
+        finally:
+            with self._lock:
+                running, self._attempts = list(self._attempts.values()), {}
+            for attempt in running:
+                self._track(attempt.run.finish("stopped", {}, checkpoint=False, wait=False))
+            for event in self._writes:
+                event.wait()
+            self._tell()  # what ended before an interruption is kept
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        status = "cancelled" if self._cancel.is_set() else "finished"
+        self._set_status(status)
+        self.store.update_sweep(self.sweep_id, status=status)
+        if on_change:
+            on_change(self.snapshot())
+
+    def _load_study(self):
+        study = study_to_run(self.sweep_id, self.spec)
+        views = [view_of(self.spec, frozen) for frozen in study.get_trials(deepcopy=False)]
+        views = [view for view in views if view is not None]
+        attach_runs(views, self.store, self.sweep_id)  # a sweep recorded before the journal kept runs
+        self._views = {view.number: view for view in views}
+        return study
+
+    def _remaining(self, in_flight):
+        done = sum(1 for view in self._views.values() if view.status not in ("queued", "running"))
+        return self.spec.total() - done - in_flight
+
+    def _track(self, event):
+        if event is not None:
+            if len(self._writes) > 64:
+                self._writes = [e for e in self._writes if not e.is_set()]
+            self._writes.append(event)
+
+    # -- asking and submitting ---------------------------------------------------------------------
+    def _ask(self):
+        trial = self.study.ask({d.name: d.distribution() for d in self.spec.space})
+        params = {d.name: d.value(trial.params[d.name]) for d in self.spec.space}
+        with self._lock:
+            self._asked[trial.number] = trial
+            self._configs[trial.number] = self.spec.trial_config(trial.params)
+            self._views[trial.number] = TrialView(trial.number, params)
+        return trial.number
+
+    def _submit(self, number):
+        """Hand a trial to Dask (again, with a new key, after its worker died)."""
+        config = self._configs[number]
+        data = None
+        if config.dataset in ("idx", "npz"):  # only the client has these files: send them once
+            key = tuple(repr(getattr(config, name)) for name in DATA)
+            if key not in self._scattered:
+                self._scattered[key] = self._client.scatter(config.load_data())
+            data = self._scattered[key]
+        task = TrialTask(number, config, self._channel + "-progress", self._channel + "-stop",
+                         report_every=self.spec.report_every)
+        again = self._again.get(number, 0)
+        key = f"{self._channel}-trial-{number}" + (f"-again-{again}" if again else "")
+        future = self._client.submit(run_trial, task, data, key=key, pure=False)
+        self._in_flight[future] = number
+        future.add_done_callback(lambda _: self._ended.set())
+
+    # -- what the workers say ------------------------------------------------------------------
+    def _drain(self):
+        for message in self._progress.get(batch=True):
+            if isinstance(message, Started):
+                self._on_started(message)
+            elif isinstance(message, Progress):
+                self._on_progress(message)
+
+    def _on_started(self, message):
+        number = message.number
+        current = self._attempts.get(number)
+        if current is not None and current.id != message.attempt:
+            self._lose(number, current.worker, current.run)  # the scheduler ran it again itself
+        run = Run(self._configs[number], store=self.store, source="sweep", sweep_id=self.sweep_id,
+                  trial=number, name=f"sweep {self.sweep_id} trial {number}", on_warning=self._warn)
+        run.open(wait=False)
+        with self._lock:
+            self._attempts[number] = _Attempt(message.attempt, message.worker, run)
+            lost = self._lost.get(number)
+            if lost and lost[-1].ran_again_on is None:
+                lost[-1].ran_again_on = message.worker
+            view = self._views[number]
+            view.status, view.worker = "running", message.worker
+            view.curve, view.evaluations = [], []
+
+    def _on_progress(self, message):
+        number = message.number
+        attempt = self._attempts.get(number)
+        if attempt is None or attempt.id != message.attempt:
+            return  # from an attempt whose worker died
+        attempt.run.record_rows(message.rows)
+        with self._lock:
+            view = self._views[number]
+            view.curve.extend(message.rows.steps)
+            if len(view.curve) > MAX_CURVE:
+                view.curve = view.curve[::2]
+            view.evaluations.extend(message.rows.evaluations)
+        if self.spec.pruner == "none":
+            return
+        trial = self._asked[number]
+        for report in message.reports:
+            if report.step <= self._reported.get(number, 0):
+                continue  # an attempt run again reports the same steps
+            self._reported[number] = report.step
+            trial.report(report.test_cost, report.step)
+            if number not in self._pruned and trial.should_prune():
+                self._pruned.add(number)
+                self._stop_trials(numbers=[number])
+
+    def _stop_trials(self, numbers=(), all_trials=False):
+        wanted = set(numbers) | self._stopping
+        if all_trials and "all" in self._stopping:
+            return
+        if all_trials:
+            self._stopping.add("all")
+        self._stopping |= wanted
+        self._stop.set({"all": "all" in self._stopping,
+                        "trials": sorted(n for n in self._stopping if n != "all")})
+
+    # -- a worker that died ----------------------------------------------------------------------
+    def _lose(self, number, worker, run, again=True):
+        """An attempt whose worker died: its run says so, and the trial keeps it as a lost attempt."""
+        reason = f"worker {worker or '(unknown)'} died while it ran trial {number} (killed, or out of memory)"
+        reason += "; the trial was run again" if again else "; the sweep was cancelled"
+        if run is not None:
+            self._track(run.finish("failed", {"error": reason}, checkpoint=False, wait=False))
+        with self._lock:
+            self._lost.setdefault(number, []).append(_Lost(worker, run))
+
+    def _after_death(self, number, attempt, error):
+        """A trial whose worker died: (True, None) when it runs again (once), else (False, why)."""
+        worker = attempt.worker if attempt is not None else dead_worker(error)
+        run = attempt.run if attempt is not None else None
+        earlier = self._lost.get(number, [])
+        deaths = max(len(earlier) + 1, getattr(error, "allowed_failures", 0) + 1)
+        if self._cancel.is_set():
+            self._lose(number, worker, run, again=False)
+            return False, None
+        if deaths <= DEATHS_ALLOWED:
+            self._lose(number, worker, run)
+            self._again[number] = self._again.get(number, 0) + 1
+            with self._lock:
+                view = self._views[number]
+                view.status, view.worker = "queued", None
+            self._submit(number)
+            return True, None
+        workers = ", then ".join(item.worker or "(unknown)" for item in [*earlier, _Lost(worker, None)])
+        times = "twice" if deaths == 2 else f"{deaths} times"
+        return False, (f"its worker process died {times} while running it (killed, or out of memory): "
+                       f"{workers}")
+
+    # -- a trial ends ------------------------------------------------------------------------------
+    def _finish(self, future, number):
+        from optuna.trial import TrialState
+
+        with self._lock:
+            attempt = self._attempts.pop(number, None)
+        reason, outcome, died = None, None, False
+        try:
+            outcome = future.result()
+        except Exception as error:
+            if worker_died(error):
+                died = True
+                again, reason = self._after_death(number, attempt, error)
+                if again:
+                    return
+                if reason is None:  # lost while the sweep was cancelled
+                    attempt = None
+            else:
+                reason = describe_error(error)
+        trial = self._asked.pop(number)
+        if outcome is None and died and self._cancel.is_set():
+            state, status, run_status = TrialState.FAIL, "cancelled", "stopped"
+        elif outcome is None:
+            state, status, run_status = TrialState.FAIL, "failed", "failed"
+        elif outcome.status == "finished":
+            state, status, run_status = TrialState.COMPLETE, "finished", "finished"
+        elif outcome.status == "diverged":
+            state, status, run_status = TrialState.FAIL, "diverged", "diverged"
+            reason = outcome.divergence["reason"] if outcome.divergence else "diverged"
+        elif number in self._pruned:
+            state, status, run_status = TrialState.PRUNED, "pruned", "pruned"
+        else:  # cancelled: asked again when the sweep is resumed
+            state, status, run_status = TrialState.FAIL, "cancelled", "stopped"
+        if outcome is not None:
+            result = TrialResult(status, reason if status in ("diverged", "failed") else None,
+                                 finite(outcome.test_cost), finite(outcome.test_accuracy),
+                                 finite(outcome.train_accuracy), finite(outcome.seconds))
+            metrics = outcome.metrics()
+        else:
+            result, metrics = TrialResult(status, reason), {"error": reason}
+        value = outcome.value if status == "finished" else None
+        run = attempt.run if attempt is not None else None
+        self._finishing += 1
+
+        def told():
+            self._to_tell.append(_Ended(number, trial, state, value, result, run))
+            self._ended.set()
+        if run is None:
+            told()
+            return
+        keep = status == "finished" and outcome.network is not None
+        self._track(run.finish(run_status, metrics, network=outcome.network if keep else None,
+                               history=outcome.history if keep else None, checkpoint=keep, wait=False,
+                               on_done=told))
+
+    def _tell(self):
+        """Tell Optuna the trials whose runs are written (see _finish)."""
+        from optuna.trial import TrialState
+
+        while self._to_tell:
+            ended = self._to_tell.popleft()
+            self._finishing -= 1
+            result = ended.result
+            run_id = ended.run.run_id if ended.run is not None else None
+            checkpoint = None
+            if result.status == "finished" and run_id is not None:
+                path = self.store.checkpoint_path(run_id)
+                checkpoint = str(path) if path.exists() else None
+            with self._lock:
+                lost = tuple(item.view() for item in self._lost.get(ended.number, ()))
+            result = dataclasses.replace(result, run_id=run_id, checkpoint=checkpoint, lost=lost)
+            ended.trial.set_user_attr(RESULT, result.to_attrs())  # one journal write per trial
+            if result.status == "cancelled":
+                ended.trial.set_user_attr(REQUEUED, True)
+            if ended.state == TrialState.COMPLETE:
+                self.study.tell(ended.trial, ended.value)
+            else:
+                self.study.tell(ended.trial, state=ended.state)
+            if result.status == "cancelled":
+                self.study.enqueue_trial(ended.trial.params, skip_if_exists=False)
+            self._record_result(ended.number, result)
+
+    def _record_result(self, number, result):
+        with self._lock:
+            view = self._views[number]
+            view.status, view.reason = result.status, result.reason
+            view.test_cost, view.test_accuracy = result.test_cost, result.test_accuracy
+            view.train_accuracy, view.seconds = result.train_accuracy, result.seconds
+            view.run_id, view.checkpoint, view.lost = result.run_id, result.checkpoint, list(result.lost)
+            self._lost.pop(number, None)
+            view.ended_at = time.monotonic() - self._started
+            if result.status == "finished" and view.test_cost is not None and (
+                    not self._best or view.test_cost < self._best[-1][1]):
+                self._best.append((view.ended_at, view.test_cost, view.test_accuracy))

@@ -1,0 +1,209 @@
+"""What a sweep searches: the base set-up, the settings it varies (Dimensions), and how Optuna
+chooses and prunes (SweepSpec). Everything is checked here, before anything starts.
+
+Space syntax (one `--vary` per setting): `name=v1,v2,v3` a list of values (layer sizes: the
+alternatives separated by `|`, e.g. `layers=196,1|64,1`), or `name=low:high` a range sampled by
+the random and TPE strategies, on the setting's own scale (log for a learning rate) unless
+`:log` or `:linear` follows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+from ..config import TrainConfig
+from ..data.tasks import nominal_size
+from ..errors import InputError
+from ..setting import Setting
+from ..settings import SETTINGS, SWEEPABLE
+
+STRATEGIES = ("grid", "random", "tpe")
+PRUNERS = ("none", "median", "halving")
+DEFAULT_TRIALS = 16  # random and TPE, when --trials is not given
+MAX_TRIALS = 1000
+MAX_VALUES = 64  # values in one list
+REPORTS_PER_TRIAL = 10  # the pruner's intermediate values per trial (the sweep's, not the set-up's)
+# The sweep's own settings, declared like the training settings (backprop/setting.py).
+TRIALS = Setting("trials", "int", None, "Trials", "How many trials (random and TPE; a grid runs all its "
+                 "set-ups, or at most this many)", low=1, high=MAX_TRIALS, none_word="")
+SAMPLER_SEED = Setting("seed", "int", 0, "Sampler seed", "The same seed, space and strategy choose the "
+                       "same trials", low=0, high=2**32 - 1)
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One setting a sweep varies: a list of values, or a range (low, high) for random/TPE."""
+
+    name: str
+    values: tuple | None = None  # parsed values, for a list
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    text: str = ""  # as given, e.g. "learning_rate=0.01,0.1"; kept in the sweep's record
+
+    @property
+    def setting(self):
+        return SETTINGS[self.name]
+
+    def choices(self):
+        """The values as Optuna sees them: the settings table's text form (plain and hashable)."""
+        return tuple(self.setting.encode(value) for value in self.values)
+
+    def distribution(self):
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        if self.values is not None:
+            return CategoricalDistribution(self.choices())
+        if self.setting.kind == "int":
+            return IntDistribution(int(self.low), int(self.high), log=self.log)
+        return FloatDistribution(float(self.low), float(self.high), log=self.log)
+
+    def value(self, optuna_value):
+        """The setting's Python value for what Optuna chose."""
+        return self.setting.parse(optuna_value)
+
+
+def sweepable_text():
+    return ", ".join(SWEEPABLE)
+
+
+def parse_dimension(text, base=None):
+    """'learning_rate=0.01,0.1' -> Dimension; every value is checked by the settings table (and,
+    with a base set-up, as part of it). A bad one raises InputError naming the setting."""
+    name, sep, spec = str(text).partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or not name:
+        raise InputError("vary", f"{text!r} is not NAME=VALUES (e.g. learning_rate=0.01,0.1 or "
+                                 f"layers=196,1|64,1); sweepable: {sweepable_text()}")
+    if name == "lr":
+        name = "learning_rate"
+    if name not in SETTINGS:
+        raise InputError("vary", f"{name!r} is not a setting; sweepable: {sweepable_text()}")
+    setting = SETTINGS[name]
+    if not setting.sweep:
+        raise InputError(name, f"a sweep cannot vary {name}; sweepable: {sweepable_text()}")
+    spec = spec.strip()
+    if not spec:
+        raise InputError(name, f"no values given; e.g. {name}={setting.encode(setting.default)}")
+    range_match = re.fullmatch(r"([^:,|]+):([^:,|]+)(?::(log|linear))?", spec)
+    if range_match and setting.kind in ("int", "float"):
+        low, high = setting.parse(range_match.group(1)), setting.parse(range_match.group(2))
+        if low is None or high is None or not low < high:
+            raise InputError(name, f"a range is low:high with low < high, got {spec!r}")
+        log = setting.log if range_match.group(3) is None else range_match.group(3) == "log"
+        if log and low <= 0:
+            raise InputError(name, f"a log range needs low > 0, got {spec!r}; use :linear")
+        dimension = Dimension(name, low=low, high=high, log=log, text=f"{name}={spec}")
+        checked = (low, high)
+    else:
+        parts = spec.split("|") if setting.kind == "int_list" else spec.split(",")
+        parts = [part.strip() for part in parts]
+        if any(part == "" for part in parts):
+            raise InputError(name, f"an empty value in {spec!r}; separate values with "
+                                   f"{'|' if setting.kind == 'int_list' else ','}")
+        if len(parts) > MAX_VALUES:
+            raise InputError(name, f"at most {MAX_VALUES} values, got {len(parts)}")
+        values = []
+        for part in parts:
+            value = setting.parse(part)
+            if value not in values:
+                values.append(value)
+        dimension = Dimension(name, values=tuple(values), text=f"{name}={spec}")
+        checked = values
+    if base is not None:
+        for value in checked:
+            config = dataclasses.replace(base, **{name: value}).validated()
+            size = nominal_size(config)
+            if size is not None:  # refused before the sweep starts, not on a worker
+                config.check_memory(*size)
+    return dimension
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A sweep: a base set-up, what varies, and how Optuna chooses and prunes.
+
+    The base is the user's set-up as given (its eval_every too: a trial records the same test
+    evaluations as `backprop train`); the pruner's own cadence is `report_every`."""
+
+    base: TrainConfig
+    space: tuple = ()  # Dimensions
+    strategy: str = "grid"
+    trials: int | None = None  # grid: the whole grid unless fewer; random/tpe: DEFAULT_TRIALS
+    seed: int = 0
+    pruner: str = "none"
+
+    @classmethod
+    def build(cls, base, vary, strategy="grid", trials=None, seed=0, pruner="none", iterations=None):
+        """Checked before anything starts: every problem raises InputError naming the field."""
+        if not isinstance(base, TrainConfig):
+            raise InputError("base", "a sweep starts from a TrainConfig")
+        if iterations is not None:
+            base = dataclasses.replace(base, iterations=SETTINGS["iterations"].parse(iterations))
+        base = base.validated()
+        if strategy not in STRATEGIES:
+            raise InputError("strategy", f"{strategy!r} is not one of {', '.join(STRATEGIES)}")
+        if pruner not in PRUNERS:
+            raise InputError("pruner", f"{pruner!r} is not one of {', '.join(PRUNERS)}")
+        if isinstance(vary, str):
+            vary = [vary]
+        if not vary:
+            raise InputError("vary", f"give at least one setting to vary, e.g. learning_rate=0.01,0.1; "
+                                     f"sweepable: {sweepable_text()}")
+        space = tuple(parse_dimension(text, base) for text in vary)
+        names = [d.name for d in space]
+        for name in names:
+            if names.count(name) > 1:
+                raise InputError(name, "is varied twice; give all its values in one --vary")
+        if strategy == "grid":
+            ranged = next((d for d in space if d.values is None), None)
+            if ranged is not None:
+                raise InputError(ranged.name, "a grid needs a list of values (e.g. 0.01,0.1,1), not a "
+                                              "range; ranges suit --strategy random or tpe")
+        seed, trials = SAMPLER_SEED.parse(seed), TRIALS.parse(trials)
+        spec = cls(base, space, strategy, trials, seed, pruner)
+        if spec.total() > MAX_TRIALS:
+            raise InputError("vary", f"the grid has {spec.grid_size()} set-ups; at most {MAX_TRIALS} "
+                                     "(give --trials, or fewer values)")
+        return spec
+
+    @property
+    def report_every(self):
+        """Steps between a trial's reports of its test cost to the pruner (None without one). The
+        sweep's own cadence: never written into a trial's set-up."""
+        if self.pruner == "none":
+            return None
+        return max(1, self.base.iterations // REPORTS_PER_TRIAL)
+
+    def grid_size(self):
+        size = 1
+        for dimension in self.space:
+            size *= len(dimension.values) if dimension.values is not None else 1
+        return size
+
+    def total(self):
+        """How many trials the sweep runs."""
+        if self.strategy == "grid":
+            return min(self.grid_size(), self.trials or self.grid_size())
+        return self.trials or DEFAULT_TRIALS
+
+    def trial_config(self, params):
+        """The set-up of one trial: the base with Optuna's chosen values (by setting name)."""
+        by_name = {d.name: d for d in self.space}
+        values = {name: by_name[name].value(value) for name, value in params.items()}
+        return dataclasses.replace(self.base, **values).validated()
+
+    def config_of(self, values):
+        """The set-up of one trial from its settings' Python values (a TrialView's params)."""
+        return dataclasses.replace(self.base, **values).validated()
+
+    def to_dict(self):
+        return {"base": self.base.to_dict(), "vary": [d.text for d in self.space],
+                "strategy": self.strategy, "trials": self.trials, "seed": self.seed, "pruner": self.pruner}
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls.build(TrainConfig.from_dict(data["base"]), data["vary"], data["strategy"],
+                         data["trials"], data["seed"], data["pruner"])

@@ -1,0 +1,175 @@
+"""A trial on a Dask worker: `run_trial` builds the set-up, loads the data through the data cache
+and trains it exactly as `backprop train` does. Every REPORT_SECONDS (and at each of the pruner's
+reports) it puts a `Progress` message (the new `backprop.run.Rows`, and the pruner's `Report`s)
+into a Dask Queue and reads a Dask Variable that says whether it must stop (pruned by Optuna, or
+the sweep was cancelled). It returns a `TrialOutcome`.
+
+Everything that crosses between the worker and the client is one of the small frozen records
+below (pickled by Dask); the client turns them into the trial's run (backprop.run.Run).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from ..errors import InputError
+from ..run import Rows, rows_of
+
+REPORT_SECONDS = 0.2  # a worker's rows reach the client, and it checks for a stop, this often
+STOP_READ_SECONDS = 8  # the stop flag's read gives up after this long (a scheduler gone)
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """What a worker needs for one trial; the channels are Dask Queue/Variable names."""
+
+    number: int
+    config: object  # TrainConfig
+    progress_channel: str
+    stop_channel: str
+    report_every: int | None = None  # steps between the pruner's reports (None: no pruner)
+
+
+@dataclass(frozen=True)
+class Started:
+    """An attempt at a trial began training on `worker` (a trial run again has a new attempt)."""
+
+    number: int
+    attempt: str
+    worker: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """The pruner's intermediate value: the test cost after `step` steps (not part of the run)."""
+
+    step: int
+    test_cost: float
+
+
+@dataclass(frozen=True)
+class Progress:
+    """An attempt's new step rows and test evaluations, and the pruner's reports since the last."""
+
+    number: int
+    attempt: str
+    rows: Rows
+    reports: tuple = ()  # Report
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """How an attempt ended: 'finished', 'diverged' or 'stopped' (pruned or cancelled), its final
+    figures (those `backprop train` prints), and its trained network and history."""
+
+    number: int
+    attempt: str
+    status: str
+    iterations: int = 0
+    seconds: float | None = None
+    train_cost: float | None = None
+    train_accuracy: float | None = None
+    test_cost: float | None = None
+    test_accuracy: float | None = None
+    network: object = None
+    history: object = None
+    divergence: dict | None = None
+
+    def metrics(self):
+        """The run store's final metrics (what `backprop train` records)."""
+        values = {"train_cost": self.train_cost, "train_accuracy": self.train_accuracy,
+                  "test_cost": self.test_cost, "test_accuracy": self.test_accuracy,
+                  "iterations": self.iterations, "seconds": self.seconds}
+        if self.seconds is None:  # stopped before it trained
+            return {}
+        return {key: value for key, value in values.items() if value is not None}
+
+    @property
+    def value(self):
+        """What Optuna minimises: the test cost (the training cost where there is no test set)."""
+        return self.test_cost if self.test_cost is not None else self.train_cost
+
+
+@dataclass(frozen=True)
+class LostAttempt:
+    """An attempt whose worker died (killed, out of memory): its run, and where the trial ran next."""
+
+    worker: str | None
+    run_id: int | None = None
+    ran_again_on: str | None = None
+
+    def text(self, number):
+        where = f"ran again on {self.ran_again_on}" if self.ran_again_on else "not run again"
+        return f"trial {number}: worker {self.worker or '(unknown)'} died; {where}"
+
+    def to_dict(self):
+        return {"worker": self.worker, "run": self.run_id, "ran_again_on": self.ran_again_on}
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(data.get("worker"), data.get("run"), data.get("ran_again_on"))
+
+
+def _must_stop(stop, number):
+    flags = stop.get(timeout=STOP_READ_SECONDS)
+    return flags["all"] or number in flags["trials"]
+
+
+def _test_cost(trainer, records):
+    """The test cost now: the trainer's own evaluation of this step when it made one."""
+    last = records[-1] if records else {}
+    if last.get("test_iteration") == trainer.iteration:
+        return float(last["test_cost"])
+    if trainer.x_test is None:
+        return None
+    return float(trainer.network.evaluate(trainer.x_test, trainer.y_test)[0])
+
+
+def run_trial(task, data=None):
+    """Train one trial on a Dask worker; `data` is given only for data the client alone has."""
+    from distributed import Queue, Variable, get_worker
+
+    from ..trainer import Trainer
+
+    attempt = uuid.uuid4().hex[:12]
+    progress, stop = Queue(task.progress_channel), Variable(task.stop_channel)
+    config = task.config
+    if _must_stop(stop, task.number):
+        return TrialOutcome(task.number, attempt, "stopped")
+    worker = get_worker().address
+    if data is None:
+        try:
+            data = config.load_data()
+        except InputError as error:  # e.g. a remote worker without a downloaded data set
+            raise InputError(error.field, f"on worker {worker}: {error.message}") from None
+    started = time.perf_counter()
+    trainer = Trainer.from_config(config, data)
+    progress.put(Started(task.number, attempt, worker))
+    records, reports, status, last_report = [], [], "finished", time.perf_counter()
+    while trainer.iteration < config.iterations:
+        step = trainer.step(1)
+        records.extend(step)
+        if trainer.diverged is not None:
+            status = "diverged"
+            break
+        due = task.report_every is not None and trainer.iteration % task.report_every == 0
+        if due:
+            test_cost = _test_cost(trainer, step)
+            if test_cost is not None:
+                reports.append(Report(trainer.iteration, test_cost))
+        now = time.perf_counter()
+        if due or now - last_report >= REPORT_SECONDS:
+            progress.put(Progress(task.number, attempt, rows_of(records), tuple(reports)))
+            records, reports, last_report = [], [], now
+            if _must_stop(stop, task.number):
+                status = "stopped"
+                break
+    result = trainer.evaluate()
+    seconds = time.perf_counter() - started
+    if records or reports:
+        progress.put(Progress(task.number, attempt, rows_of(records), tuple(reports)))
+    return TrialOutcome(task.number, attempt, status, trainer.iteration, seconds, result["train_cost"],
+                        result["train_accuracy"], result.get("test_cost"), result.get("test_accuracy"),
+                        trainer.network, trainer.history, trainer.diverged)
