@@ -1,24 +1,18 @@
 """Sweep: many set-ups at once (Dask runs them, Optuna chooses them), compared live; the winner
 goes back to the Train page."""
 
-import dataclasses
 import os
 
 import streamlit as st
 
-from backprop.config import PRESETS, TrainConfig, preset
-from backprop.data.toy2d import CLASSIFICATION
 from backprop.errors import InputError
-from backprop.runs import RunStore
 from backprop.settings import SETTINGS, SWEEPABLE
-from backprop.sweep import PRUNERS, STRATEGIES, SweepSpec, default_workers, importances
+from backprop.sweep import PRUNERS, STRATEGIES
 from studio import sweep_figures, sweep_runner
 from studio.session import get_studio, route_through_app
 
 route_through_app()  # a direct link to this page on a fresh server: go through app.py
 
-TRAIN_BASE = "The Train page's set-up"
-PLAYGROUND = "2D playground: "
 LIVE_SECONDS = 1.0
 CLUSTER_VARIABLE = "BACKPROP_SWEEP_SCHEDULERS"  # addresses the page may offer, separated by spaces
 CLUSTERS = os.environ.get(CLUSTER_VARIABLE, "").split()
@@ -32,24 +26,10 @@ st.caption("Train many set-ups at once and compare them live. Optuna chooses the
            "or TPE) and stops clearly bad ones early; Dask trains them on this machine's cores or on a "
            "cluster. Every trial is a run on the Compare runs page.")
 try:
-    store = RunStore()
+    sweeps = sweep_runner.list_sweeps()
 except InputError as error:
     st.error(f"{error.field}: {error.message}")
     st.stop()
-
-
-def playground_base(dataset):
-    """A small network for a 2D task: quick to train, easy to compare."""
-    return TrainConfig(dataset=dataset, digits=(0, 1), layers=[8, 8, 1], activation="tanh", init="xavier",
-                       optimizer="adam", learning_rate=0.03, iterations=300, eval_every=30).validated()
-
-
-def base_config(choice):
-    if choice == TRAIN_BASE:
-        return (studio.pending or studio.config).validated()
-    if choice.startswith(PLAYGROUND):
-        return playground_base(choice[len(PLAYGROUND):])
-    return preset(choice)
 
 
 def value_widget(setting):
@@ -62,9 +42,8 @@ def value_widget(setting):
 
 
 # -- set-up ---------------------------------------------------------------------------------------
-with st.expander("New sweep", expanded=not store.list_sweeps()):
-    bases = [TRAIN_BASE, *PRESETS, *(PLAYGROUND + name for name in CLASSIFICATION)]
-    base_choice = st.selectbox("Base set-up", bases, key="sweep_base",
+with st.expander("New sweep", expanded=not sweeps):
+    base_choice = st.selectbox("Base set-up", sweep_runner.BASE_CHOICES, key="sweep_base",
                                help="Every trial starts from this set-up and changes only what varies")
     st.markdown("**What varies** (leave a setting empty to keep the base's value). Lists are separated "
                 "by commas, layer-size alternatives by `|`; a number range `low:high` suits random and TPE.")
@@ -85,7 +64,8 @@ with st.expander("New sweep", expanded=not store.list_sweeps()):
                               help="median: below the median of finished trials at the same step; "
                                    "halving: successive halving. Both on the test cost.")
     seed = right.number_input("Sampler seed", 0, 2**31, 0, key="sweep_seed")
-    workers = right.number_input("Local worker processes", 1, 64, default_workers(), key="sweep_workers")
+    workers = right.number_input("Local worker processes", 1, 64, sweep_runner.default_workers(),
+                                 key="sweep_workers")
     # Dask unpickles what a scheduler sends, so only the server's operator names one (an address
     # typed into the page could make the server run anything); visitors choose among these.
     places = ["local workers", *CLUSTERS]
@@ -96,15 +76,14 @@ with st.expander("New sweep", expanded=not store.list_sweeps()):
     scheduler = "" if place == places[0] else place
     if st.button("Start sweep", type="primary", key="sweep_start"):
         try:
-            spec = SweepSpec.build(base_config(base_choice), vary, strategy, trials if strategy != "grid"
-                                   else None, seed, pruner, iterations=iterations)
-            state.sweep_id = sweep_runner.start_sweep(spec, scheduler=scheduler.strip() or None,
-                                                      workers=workers)
+            state.sweep_id = sweep_runner.start_new(
+                sweep_runner.base_config(base_choice, studio), vary, strategy, trials, seed, pruner,
+                iterations=iterations, scheduler=scheduler.strip() or None, workers=workers)
         except InputError as error:
             st.error(f"**{error.field}**: {error.message}")
 
 # -- the sweeps -------------------------------------------------------------------------------------
-sweeps = store.list_sweeps()
+sweeps = sweep_runner.list_sweeps()  # with the one just started
 if not sweeps:
     st.info("No sweeps yet: choose what varies above and press **Start sweep** (or run "
             "`python -m backprop sweep --vary learning_rate=0.01,0.1,1`).")
@@ -121,30 +100,15 @@ shown_id = labels[st.selectbox("Sweep", list(labels), index=ids.index(wanted) if
 state.sweep_id = shown_id
 
 
-def load_into_train(trial, snapshot):
-    """A trial's set-up on the Train page, with its network when it finished."""
-    record = store.get_sweep(snapshot.sweep_id)
-    spec = SweepSpec.from_dict(record["spec"])
-    config = dataclasses.replace(spec.base, **trial.params).validated()
-    run = store.get(trial.run_id) if trial.run_id else None
-    if run is not None and run["checkpoint_path"] and trial.status == "finished":
-        studio.load_run(config, run["checkpoint_path"])
-    else:
-        studio.propose(config)
-        studio.message = ("info", f"Trial {trial.number}'s set-up is on the Train page; press Reset, "
-                                  "then Train.")
-    st.switch_page("pages/train.py")
-
-
 @st.cache_data(max_entries=16, show_spinner=False)
 def cached_importances(sweep_id, done):
     """Optuna's fANOVA importances, computed again only when more trials are done."""
-    return importances(sweep_id)
+    return sweep_runner.importances(sweep_id)
 
 
 @st.fragment(run_every=LIVE_SECONDS if sweep_runner.is_running(shown_id) else None)
 def sweep_view(sweep_id):
-    snapshot = sweep_runner.snapshot(sweep_id, store)
+    snapshot = sweep_runner.snapshot(sweep_id)
     live = sweep_runner.is_running(sweep_id)
     if state.get("sweep_was_live") and not live:
         state.sweep_was_live = False
@@ -185,7 +149,7 @@ def sweep_view(sweep_id):
 
 sweep_view(shown_id)
 
-record = store.get_sweep(shown_id)
+record = sweep_runner.sweep_record(shown_id)
 buttons = st.columns([1, 1, 3])
 if sweep_runner.is_running(shown_id):
     if buttons[0].button("Cancel", key="sweep_cancel", help="Stops every running trial within about 2 s"):
@@ -202,7 +166,7 @@ elif record["status"] in ("cancelled", "interrupted", "failed", "created"):
         except InputError as error:
             st.error(f"**{error.field}**: {error.message}")
 
-snapshot = sweep_runner.snapshot(shown_id, store)
+snapshot = sweep_runner.snapshot(shown_id)
 choices = {sweep_figures.trial_label(t, snapshot.space) + f" ({t.status})": t for t in snapshot.trials}
 if choices:
     st.subheader("Load into Train")
@@ -212,6 +176,7 @@ if choices:
     if st.button("Load into Train", key="sweep_load",
                  help="Its set-up, and its trained network when it finished"):
         try:
-            load_into_train(picked, snapshot)
+            sweep_runner.load_trial(studio, shown_id, picked.number)
+            st.switch_page("pages/train.py")
         except InputError as error:
             st.error(f"**{error.field}**: {error.message}")

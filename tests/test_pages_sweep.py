@@ -1,6 +1,7 @@
 """The Sweep page (AppTest): a bad space is refused naming the field; a small sweep started from the
 page runs on a real local Dask cluster (started from the app's process), fills the trials table and
-the parallel-coordinates chart, and its best trial loads into the Train page's Studio."""
+the parallel-coordinates chart, and its best trial loads into the Train page's Studio (with the
+user's eval_every); a resumed sweep's trials keep their runs and trained networks."""
 
 import time
 
@@ -60,6 +61,26 @@ def test_a_sweep_started_from_the_page_fills_the_table_and_loads_into_train(stud
     assert studio.config.learning_rate == best.params["learning_rate"]
     assert studio.config.dataset == "spiral"
     assert studio.trainer is not None and studio.trainer.iteration == 40  # its trained network
+    # Seam 5: the base's eval_every (the 2D playground base's 30), not one the sweep chose.
+    assert studio.config.eval_every == 30
+
+
+def test_a_resumed_sweep_keeps_its_trials_runs_and_loads_their_networks(studio, page):
+    """Seam 4: after a resume, the page's table shows the trials' runs and Load into Train restores
+    the trained network, not only the set-up."""
+    base = sweep_runner.base_config("2D playground: spiral", studio)
+    sweep_id = sweep_runner.start_new(base, ["learning_rate=0.01,0.1"], iterations=40, workers=2)
+    assert sweep_runner.wait(sweep_id, 120), "the sweep did not finish"
+    runs = RunStore().sweep_runs(sweep_id)
+    assert sweep_runner.resume_sweep(sweep_id) == sweep_id  # what `backprop sweep --resume` does
+    assert sweep_runner.wait(sweep_id, 120), "the resumed sweep did not finish"
+    at = page()
+    assert at.session_state["sweep_id"] == sweep_id
+    assert sorted(at.dataframe[0].value["run"]) == sorted(run["id"] for run in runs)
+    at.button(key="sweep_load").click()
+    at.run()  # (the page alone has no Train page to switch to; the browser test goes there)
+    assert studio.trainer is not None and studio.trainer.iteration == 40
+    assert studio.config.eval_every == 30
 
 
 def test_cancel_from_the_page_stops_the_sweep_and_offers_resume(studio, page):
