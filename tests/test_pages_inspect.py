@@ -8,7 +8,8 @@ from streamlit.testing.v1 import AppTest
 from backprop.checkpoint import load_checkpoint
 from backprop.config import preset
 from backprop.paths import PROJECT_ROOT
-from backprop.runs import RunRecorder, RunStore
+from backprop.run import Run
+from backprop.runs import RunStore
 from studio import session
 
 PAGES = ["pages/inspect.py", "pages/math.py", "pages/gradients.py", "pages/compare.py", "pages/data.py"]
@@ -86,10 +87,11 @@ def test_gradient_check_and_lr_finder_buttons(use_studio, trained):
 def test_compare_renames_with_messages_and_deletes(use_studio, trained):
     use_studio(trained)
     store = RunStore()
-    run_id = store.create({"layers": [196, 1], "learning_rate": 0.5}, name="to rename")
-    recorder = RunRecorder(store, run_id)
-    recorder.add([{"iteration": 0, "epoch": 1.0, "cost": 0.7, "test_accuracy": 0.6}])
-    recorder.close({"test_accuracy": 0.6})
+    recorded = Run({"layers": [196, 1], "learning_rate": 0.5}, store=store, name="to rename")
+    recorded.open()
+    recorded.record([{"iteration": 0, "epoch": 1.0, "cost": 0.7, "test_accuracy": 0.6}])
+    recorded.finish(metrics={"test_accuracy": 0.6})
+    run_id = recorded.run_id
     at = run("pages/compare.py")
     label = next(option for option in at.selectbox(key="compare_manage").options if "to rename" in option)
     at.selectbox(key="compare_manage").set_value(label).run()
@@ -233,3 +235,4 @@ def test_a_cancelled_landscape_is_shown_but_not_kept_with_the_run(use_studio):
     assert any("Cancelled" in caption.value and "of 625 points" in caption.value for caption in at.caption)
     assert studio.trainer.history.landscape is None
     studio.release()
+

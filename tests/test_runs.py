@@ -11,9 +11,11 @@ import time
 import pytest
 
 from backprop import paths
+from backprop import run as run_layer
 from backprop.config import TrainConfig
 from backprop.errors import InputError
-from backprop.runs import RunRecorder, RunStore, default_name, format_runs_table
+from backprop.run import Run, run_writer
+from backprop.runs import RunStore, default_name, format_runs_table
 
 
 @pytest.fixture
@@ -146,45 +148,56 @@ def test_a_file_that_is_not_a_database_gives_a_message(tmp_path):
     assert "move it away" in error.value.message
 
 
-def test_recorder_batches_writes(store):
-    run_id = store.create({})
-    recorder = RunRecorder(store, run_id, flush_seconds=3600)
-    recorder.add(step_records(0, 10))
-    assert store.history(run_id) == []  # not yet due
-    recorder.flush()
+def written():
+    """Wait until the run writer has done what was queued before now."""
+    run_writer().put(lambda: None).wait()
+
+
+def test_a_run_batches_its_writes(store, monkeypatch):
+    monkeypatch.setattr(run_layer, "FLUSH_SECONDS", 3600)
+    run = Run(TrainConfig().validated(), store=store)
+    run.open()
+    run.record(step_records(0, 10))
+    written()
+    assert store.history(run.run_id) == []  # not yet due
+    run.flush()
 
     def steps():
-        return [row["iteration"] for row in store.history(run_id) if row["cost"] is not None]
+        return [row["iteration"] for row in store.history(run.run_id) if row["cost"] is not None]
 
     assert len(steps()) == 10
-    eager = RunRecorder(store, run_id, flush_seconds=0)
-    eager.add(step_records(10, 12))
+    monkeypatch.setattr(run_layer, "FLUSH_SECONDS", 0)
+    run.record(step_records(10, 12))
+    written()
     assert len(steps()) == 12
     # the test after step 9 (iteration 10) and step 10's cost share one row
-    row = next(row for row in store.history(run_id) if row["iteration"] == 10)
+    row = next(row for row in store.history(run.run_id) if row["iteration"] == 10)
     assert row["cost"] == 1 / 11 and row["test_accuracy"] == 0.9
 
 
-def test_recorder_close_marks_divergence(store):
-    run_id = store.create({})
-    recorder = RunRecorder(store, run_id, flush_seconds=3600)
+def test_a_finished_run_marks_its_divergence(store, monkeypatch):
+    monkeypatch.setattr(run_layer, "FLUSH_SECONDS", 3600)
+    run = Run(TrainConfig().validated(), store=store)
+    run.open()
     records = step_records(0, 3)
     divergence = {"iteration": 3, "layer": 2, "reason": "cost became NaN"}
     records.append({"iteration": 3, "epoch": 0.3, "cost": float("nan"), "diverged": divergence})
-    recorder.add(records)
-    recorder.close({"train_cost": 0.4})
-    run = store.get(run_id)
-    assert run["status"] == "diverged"
-    assert run["metrics"]["divergence"] == divergence
-    assert [row["iteration"] for row in store.history(run_id)] == [0, 1, 2]
+    run.record(records)
+    run.finish(metrics={"train_cost": 0.4})
+    recorded = store.get(run.run_id)
+    assert recorded["status"] == "diverged"
+    assert recorded["metrics"]["divergence"] == divergence
+    assert [row["iteration"] for row in store.history(run.run_id)] == [0, 1, 2]
 
 
-def test_recorder_thins_long_runs_but_keeps_every_evaluation(store):
-    run_id = store.create({})
-    recorder = RunRecorder(store, run_id, flush_seconds=3600, max_rows=20)
-    recorder.add(step_records(0, 1000, eval_every=50))
-    recorder.close({})
-    history = store.history(run_id)
+def test_a_run_thins_long_histories_but_keeps_every_evaluation(store, monkeypatch):
+    monkeypatch.setattr(run_layer, "FLUSH_SECONDS", 3600)
+    monkeypatch.setattr(run_layer, "MAX_ROWS", 20)
+    run = Run(TrainConfig().validated(), store=store)
+    run.open()
+    run.record(step_records(0, 1000, eval_every=50))
+    run.finish(metrics={})
+    history = store.history(run.run_id)
     assert len(history) < 150
     assert history[0]["iteration"] == 0
     evaluated = [row["iteration"] for row in history if row["test_accuracy"] is not None]
@@ -213,7 +226,9 @@ CHILD = textwrap.dedent("""
     import numpy as np
     from backprop.config import TrainConfig
     from backprop.data import Dataset
-    from backprop.runs import RunRecorder, RunStore
+    import backprop.run
+    from backprop.run import Run
+    from backprop.runs import RunStore
     from backprop.trainer import Trainer
 
     rng = np.random.RandomState(0)
@@ -223,11 +238,12 @@ CHILD = textwrap.dedent("""
     config = TrainConfig(layers=[4, 1], eval_every=10).validated()
     trainer = Trainer.from_config(config, data)
     store = RunStore(sys.argv[1])
-    run_id = store.create(config, source="cli", name="doomed")
-    recorder = RunRecorder(store, run_id, flush_seconds=0.05)
-    print(run_id, flush=True)
+    backprop.run.FLUSH_SECONDS = 0.05
+    run = Run(config, trainer, store=store, source="cli", name="doomed")
+    run.open()
+    print(run.run_id, flush=True)
     while True:
-        recorder.add(trainer.step(5))
+        run.record(trainer.step(5))
 """)
 
 
