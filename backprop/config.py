@@ -9,7 +9,7 @@ import copy
 import dataclasses
 
 from .data.tasks import nominal_classes
-from .data.toy2d import is_regression
+from .data.toy2d import TOY_DATASETS, is_regression
 from .errors import InputError
 from .network import EVAL_BLOCK
 from .optimizers import OPTIMIZERS
@@ -36,6 +36,12 @@ def _validated(self):
     """A checked copy; raises InputError naming the first bad field."""
     values = {name: setting.parse(getattr(self, name)) for name, setting in SETTINGS.items()}
     c = type(self)(**values)
+    if c.dataset in TOY_DATASETS and c.digits is not None:  # known without drawing the points
+        if is_regression(c.dataset):
+            raise InputError("digits", f"{c.dataset} is a regression data set without classes; use 'all'")
+        if set(c.digits) != {0, 1}:
+            raise InputError("digits", f"{c.dataset} has the classes 0 and 1: give 0,1 or 'all', got "
+                                       f"{','.join(map(str, c.digits))}")
     if len(c.layers) > MAX_LAYERS:
         raise InputError("layers", f"at most {MAX_LAYERS} layers, got {len(c.layers)}")
     if c.digits is not None and c.layers[-1] != 1:
