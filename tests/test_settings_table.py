@@ -160,3 +160,21 @@ def test_every_sidebar_setting_reaches_the_set_up_and_a_bad_one_is_named_under_i
         at.query_params["subset"] = "300"
         at.run()
     assert len(checked) == len(SIDEBAR)
+
+
+def test_the_sidebars_classes_follow_a_2d_data_set_and_back():
+    """Choosing the spiral after MNIST's 5,8 shows its classes 0,1 (and MNIST's again on the way
+    back), as a link naming the spiral gets them (backprop.profiles: the 2D sets' classes)."""
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
+    at.query_params["subset"] = "300"
+    at.run()
+    at.selectbox(key=widget_key("dataset")).set_value("spiral").run()
+    assert at.text_input(key=widget_key("digits")).value == "0,1" and not at.sidebar.error
+    assert at.query_params["dataset"] == "spiral" and "digits" not in at.query_params
+    at.text_input(key=widget_key("digits")).input("all").run()  # a person's own choice stays
+    at.selectbox(key=widget_key("dataset")).set_value("mnist").run()
+    assert at.text_input(key=widget_key("digits")).value == "all"
+    at.text_input(key=widget_key("digits")).input("5,8").run()
+    at.selectbox(key=widget_key("dataset")).set_value("moons").run()
+    at.selectbox(key=widget_key("dataset")).set_value("mnist").run()
+    assert at.text_input(key=widget_key("digits")).value == "5,8" and not at.exception
