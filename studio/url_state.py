@@ -1,38 +1,43 @@
 """The set-up in the URL, so a copied link opens the same configuration (and the demo view).
 
-Only the settings that differ from the tutorial's default set-up are written, each as its
-setting's own short text (`Setting.encode`): `?layers=392,196,98,1&learning_rate=0.5&demo=1`.
-Reading is forgiving: a bad value is dropped with a message naming it, and the rest of the link
-still applies. A link never names a path on the server (settings with `url=False`).
+A link is read and written against its page's profile (backprop/profiles.py): only the settings
+that differ from that page's defaults are written, each as its setting's own short text
+(`Setting.encode`): `/?layers=392,196,98,1&learning_rate=0.5&demo=1` on the Train page,
+`/playground?dataset=spiral` on the Playground. Reading is forgiving: a bad value, a value past the
+page's limits, or a key the page does not take is dropped with a message naming it, and the rest of
+the link still applies. A link never names a path on the server (settings with `url=False`).
 """
 
+import dataclasses
 import re
 
-from backprop.config import TrainConfig
 from backprop.data.tasks import nominal_size
 from backprop.errors import InputError
-from backprop.setting import Setting
+from backprop.profiles import TRAIN
+from backprop.setting import Setting, _short
 from backprop.settings import SETTINGS
 
-FIELDS = [name for name, setting in SETTINGS.items() if setting.url]
-NOT_IN_LINKS = [name for name, setting in SETTINGS.items() if not setting.url]
+FIELDS = list(TRAIN.link_settings)  # the Train page's; another page's are its profile's link_settings
+NOT_IN_LINKS = [name for name in TRAIN.settings if name not in TRAIN.link_settings]
 DEMO = Setting("demo", "flag", False, "Demo view", "Hide the set-up and enlarge the charts for a projector",
                cli=False)
 
 
-def config_to_query(config, demo=False):
-    """The query parameters for a set-up: only what differs from the defaults."""
-    default = TrainConfig().validated()
-    params = {name: SETTINGS[name].encode(getattr(config, name)) for name in FIELDS
+def config_to_query(config, demo=False, profile=TRAIN):
+    """The query parameters for a set-up: only what differs from the page's defaults (for its data
+    set: the Playground's regression sets have their own number of points)."""
+    on_dataset = profile.default_config(config.dataset if config.dataset in profile.datasets else None)
+    default = dataclasses.replace(on_dataset, dataset=profile.default("dataset"))
+    params = {name: profile.setting(name).encode(getattr(config, name)) for name in profile.link_settings
               if getattr(config, name) != getattr(default, name)}
-    if demo:
+    if demo and profile.demo:
         params[DEMO.name] = DEMO.encode(True)
     return params
 
 
-def describes_setup(params):
+def describes_setup(params, profile=TRAIN):
     """Whether a link carries any set-up field (a bare link leaves the current set-up alone)."""
-    return any(name in params for name in FIELDS)
+    return any(name in params for name in profile.link_settings)
 
 
 def demo_from_query(params):
@@ -43,38 +48,41 @@ def demo_from_query(params):
         return False
 
 
-def query_to_config(params):
-    """(config, demo, problems) from query parameters; problems lists 'field: why' for each value
-    that was dropped (the default is used for it)."""
+def query_to_config(params, profile=TRAIN):
+    """(config, demo, problems) from query parameters read on a page with this profile; problems
+    lists 'field: why' for each key or value that was dropped (the page's default is used for it)."""
     values, problems = {}, []
-    for name in NOT_IN_LINKS:
-        if name in params:
-            problems.append(f"{name}: a link cannot name a file on the server; upload your data on "
+    for key, text in params.items():
+        if key == DEMO.name and profile.demo:
+            continue
+        if key in SETTINGS and not SETTINGS[key].url:
+            problems.append(f"{key}: a link cannot name a file on the server; upload your data on "
                             "the Data page instead")
-    for name in FIELDS:
-        if name in params:
-            try:
-                values[name] = SETTINGS[name].parse(str(params[name]))
-            except InputError as error:
-                problems.append(f"{error.field}: {error.message}")
-    try:
-        config = TrainConfig(**values).validated()
-    except InputError as error:  # a combination, e.g. layers that don't fit the task
-        problems.append(f"{error.field}: {error.message}")
-        values.pop("layers", None)
+            continue
         try:
-            config = TrainConfig(**values).validated()
-        except InputError:  # the classes need other layers than the default: drop the whole set-up
-            problems.append("the set-up in the link was not used; the tutorial's is shown instead")
-            config = TrainConfig().validated()
-    size = nominal_size(config)
-    if size is not None:
+            values[key] = profile.parse(key, str(text))
+        except InputError as error:
+            problems.append(f"{_short(error.field, 40)}: {error.message}")
+    config = _combined(values, profile, problems)
+    return config, profile.demo and demo_from_query(params), problems
+
+
+def _combined(values, profile, problems):
+    """The page's set-up with the link's values, each one that does not fit with the others (or
+    past the memory budget) dropped with a message; the page's default set-up if that fails."""
+    while True:
         try:
-            config.check_memory(*size)
-        except InputError as error:  # a link must not set up training past the memory budget
+            config = profile.config(**values)
+            size = nominal_size(config)
+            if size is not None:
+                config.check_memory(*size)  # a link must not set up training past the memory budget
+            return config
+        except InputError as error:  # a combination, e.g. layers that don't fit the task
             problems.append(f"{error.field}: {error.message}")
-            config = TrainConfig().validated()
-    return config, demo_from_query(params), problems
+            if error.field not in values:  # e.g. the classes need other layers than the default
+                problems.append(f"the set-up in the link was not used; {profile.title}'s is shown instead")
+                return profile.default_config()
+            values.pop(error.field)
 
 
 _MARKDOWN = re.compile(r"([\\`*\[\]()<>!~|$])")

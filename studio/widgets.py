@@ -6,10 +6,11 @@ import time
 import streamlit as st
 
 from backprop.errors import InputError
+from backprop.profiles import TRAIN
+from backprop.threads import active_training_threads, max_training_threads
 
 from . import figures
 from .controls import fill_widgets
-from .threads import active_training_threads, max_training_threads
 from .url_state import config_to_query, describes_setup, plain, query_to_config
 
 
@@ -77,15 +78,19 @@ def live(studio, rates, name, draw, *args):
     st.fragment(timed, run_every=in_use)()
 
 
-def setup_from_link(studio, state, params, fill=fill_widgets):
-    """On a session's first run, take the set-up from the link (a bare link keeps what another
-    page proposed already) and fill the widgets; later, refill them when another page changed the
-    set-up (the Data page's propose, Compare's "Load into the Train page"). Returns the demo flag
-    the link asked for on the first run, else None."""
+def setup_from_link(studio, state, params, fill=None, profile=TRAIN):
+    """On a session's first run, take the set-up from the link, read against the page's profile (a
+    bare link keeps what another page proposed already), and fill the widgets; later, refill them
+    when another page changed the set-up (the Data page's propose, Compare's "Load into the Train
+    page"). `fill(config)` puts a set-up into the page's widgets (default: the profile's own
+    widgets). Returns the demo flag the link asked for on the first run, else None."""
+    if fill is None:
+        def fill(config):
+            fill_widgets(config, profile=profile)
     current = studio.pending or studio.config
     if "setup_loaded" not in state:
-        config, demo, problems = query_to_config(params)
-        if describes_setup(params):
+        config, demo, problems = query_to_config(params, profile)
+        if describes_setup(params, profile):
             studio.propose(config)
         current = studio.pending or studio.config
         fill(current)
@@ -111,8 +116,9 @@ def link_problems(studio, state):
         state.pop("url_problems", None)
 
 
-def keep_link_in_step(config, demo):
-    """Write the set-up (and the demo flag) into the address bar, only when it changed."""
-    query = config_to_query(config, demo=demo)
+def keep_link_in_step(config, demo, profile=TRAIN):
+    """Write the set-up (and the demo flag) into the address bar, only when it changed: what
+    differs from the page's defaults (its profile's)."""
+    query = config_to_query(config, demo=demo, profile=profile)
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
