@@ -24,9 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import ACTIVATIONS
+from .budget import budget_text, format_bytes, memory_budget, parameter_count, training_bytes
 from .errors import InputError
-from .network import Network
-from .parallel import chunk_bounds
+from .network import EVAL_BLOCK, Network
+from .parallel import chunk_bounds, map_chunks, workers
+from .threads import _free_slot, _take_slot, max_training_threads
 
 SAMPLE_SIZE = 2000
 MIN_RESOLUTION, MAX_RESOLUTION = 3, 51
@@ -234,7 +236,46 @@ class Landscape:
         return landscape
 
 
-def _plane_costs(network, plane, X, Y):
+class _Cancelled(Exception):
+    """Cancel was pressed: the job stops between two groups of chunks, not after a whole point."""
+
+
+def _check(cancel):
+    if cancel is not None and cancel.is_set():
+        raise _Cancelled
+
+
+def _cost(network, X, Y, cancel=None):
+    """network.evaluate(X, Y)[0] with the same blocks, chunks and sums (so exactly the same number),
+    but `cancel` is looked at before each group of as many chunks as run at once: one evaluation of
+    a large network takes seconds ([784, 2048, 2048, 2048, 1] on 2,000 samples: about 3 s on two
+    cores), and Cancel (or a closed tab) must end the job within a second."""
+    X = network.check_inputs(X)
+    Y = network.check_labels(Y, X.shape[0])
+    n = X.shape[0]
+
+    def cost_sum(start, stop):
+        _, Z_out = network._forward(X[start:stop], reuse=False)
+        return network._cost_sum(Z_out, Y[start:stop])
+
+    sums = []
+    for block in range(0, n, EVAL_BLOCK):
+        size = min(EVAL_BLOCK, n - block)
+        bounds = chunk_bounds(size)
+        if bounds is None:
+            _check(cancel)
+            sums.append(cost_sum(block, block + size))
+            continue
+        bounds = [(block + start, block + stop) for start, stop in bounds]
+        at_once = max(1, workers())
+        for first in range(0, len(bounds), at_once):
+            _check(cancel)
+            group = bounds[first:first + at_once]
+            sums += map_chunks(lambda part, group=group: cost_sum(*group[part]), len(group))
+    return sum(sums) / n
+
+
+def _plane_costs(network, plane, X, Y, cancel=None):
     """cost(x, y) on the plane for the sample X, Y, batched through the first layer's linearity:
     Z1 = (W1 + x D1 + y E1) A0 + b1(x, y) = W1 A0 + x (D1 A0) + y (E1 A0) + b1(x, y), so the three
     products are computed once for the whole grid and each point costs element-wise work plus the
@@ -243,13 +284,18 @@ def _plane_costs(network, plane, X, Y):
     if network.n_layers < 2:
         def whole_network_cost(x, y):
             network.params = plane.point(x, y)
-            return network.evaluate(X, Y)[0]
+            return _cost(network, X, Y, cancel)
         return whole_network_cost
     rest = Network(network.sizes[1:], activation=network.activation, output=network.output,
                    dtype=network.dtype)
     bounds = chunk_bounds(X.shape[0]) or [(0, X.shape[0])]
-    first = [np.concatenate([np.matmul(W, X[start:stop].T) for start, stop in bounds], axis=1)
-             for W in (plane.center[0][0], plane.x_direction[0][0], plane.y_direction[0][0])]
+    first = []
+    for W in (plane.center[0][0], plane.x_direction[0][0], plane.y_direction[0][0]):
+        parts = []
+        for start, stop in bounds:
+            _check(cancel)
+            parts.append(np.matmul(W, X[start:stop].T))
+        first.append(np.concatenate(parts, axis=1))
     activation = ACTIVATIONS[network.activation]
 
     def cost(x, y):
@@ -257,7 +303,7 @@ def _plane_costs(network, plane, X, Y):
         Z1 += y * first[2]
         Z1 += plane.center[0][1] + x * plane.x_direction[0][1] + y * plane.y_direction[0][1]  # b1
         rest.params = plane.point(x, y, first_layer=1)
-        return rest.evaluate(activation(Z1, out=Z1).T, Y)[0]
+        return _cost(rest, activation(Z1, out=Z1).T, Y, cancel)
     return cost
 
 
@@ -266,8 +312,9 @@ def compute_landscape(network, plane, X, Y, resolution, iteration=0, progress=No
     `plane`, evaluated on X, Y (a fixed sample, see evaluation_sample).
 
     progress(done, total) is called after each row of the grid; `cancel` (a threading.Event) is
-    looked at before each point: once set, the landscape comes back with complete=False and NaN
-    where nothing was evaluated."""
+    looked at before each point and within one (see _cost): once set, the landscape comes back
+    with complete=False and NaN where nothing was evaluated (the centre's cost too, when it was
+    cancelled before that)."""
     xs, ys = grid_axes(plane, resolution)
     twin = network.copy()
     X = twin.check_inputs(X)
@@ -275,31 +322,101 @@ def compute_landscape(network, plane, X, Y, resolution, iteration=0, progress=No
     started = time.perf_counter()
     costs = np.full((len(ys), len(xs)), np.nan)
     twin.params = list(plane.center)
-    center_cost = float(twin.evaluate(X, Y)[0])
-    cost_at = _plane_costs(twin, plane, X, Y)
-    complete = True
-    with np.errstate(all="ignore"):  # far from the centre a cost may overflow: drawn as a gap
-        for row, y in enumerate(ys):
-            for column, x in enumerate(xs):
-                if cancel is not None and cancel.is_set():
-                    complete = False
-                    break
-                costs[row, column] = cost_at(float(x), float(y))  # Python floats keep float32 float32
-            if not complete:
-                break
-            if progress is not None:
-                progress(row + 1, len(ys))
+    center_cost, complete = float("nan"), True
+    try:
+        center_cost = float(_cost(twin, X, Y, cancel))
+        cost_at = _plane_costs(twin, plane, X, Y, cancel)
+        with np.errstate(all="ignore"):  # far from the centre a cost may overflow: drawn as a gap
+            for row, y in enumerate(ys):
+                for column, x in enumerate(xs):
+                    _check(cancel)
+                    costs[row, column] = cost_at(float(x), float(y))  # Python floats keep float32 float32
+                if progress is not None:
+                    progress(row + 1, len(ys))
+    except _Cancelled:
+        complete = False
     costs[~np.isfinite(costs)] = np.nan
     return Landscape(plane.kind, int(iteration), xs, ys, costs, center_cost, int(X.shape[0]),
                      time.perf_counter() - started, complete, plane.path, plane.path_iterations,
                      plane.explained)
 
 
+# -- memory: what a job allocates, checked before anything is --------------------------------------
+def landscape_bytes(sizes, dtype, kind="random", samples=SAMPLE_SIZE, n_snapshots=0):
+    """Bytes a landscape job of the network `sizes` ([n_0, ..., n_L]) takes at its peak, from the
+    sizes alone (measured: [784, 2048, 2048, 2048, 1] float64 peaks at 619 MB with the centre, this
+    says 776 MB):
+
+    parameter copies (P parameters): the centre (the inspected copy the plane keeps), two
+    directions, the job's own copy and, while the job starts, the copy compute_landscape makes
+    (2P: Network() initialises one set, then takes the other); per point, the later layers' old and
+    new parameters and two temporaries of the largest layer (W + x dW + y eW); the evaluation
+    block: per sample, the first layer's three products, Z1 and a temporary, and every later
+    layer's output; the sample of inputs (float64, and its copy in the network's dtype). The PCA
+    plane adds its snapshot matrix twice in float32 and once in float64 (k x P) and two float64
+    directions, while the plane is made."""
+    sizes = [int(n) for n in sizes]
+    itemsize = np.dtype(dtype).itemsize
+    P = parameter_count(sizes)
+    P_rest = parameter_count(sizes[1:]) if len(sizes) > 2 else P
+    largest = max(fan_in * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=False))
+    n = min(int(samples), SAMPLE_SIZE)
+    evaluation = n * (5 * sizes[1] + sum(sizes[2:]))
+    parameters = 4 * P + max(2 * P, 2 * P_rest + 2 * largest + evaluation)
+    total = itemsize * parameters + n * sizes[0] * (8 + itemsize)
+    if kind == "pca":
+        total += 16 * int(n_snapshots) * P + 16 * P
+    return total
+
+
+def check_landscape_memory(sizes, dtype, kind, resolution, samples=SAMPLE_SIZE, n_snapshots=0, beside=0,
+                           beside_what="its training", advice=""):
+    """Refuse a landscape job whose memory (landscape_bytes), with `beside` bytes the session holds
+    already (`beside_what`: its training), is past the memory budget, before any plane is made;
+    the message names the plane and resolution and what would fit. Returns the job's bytes."""
+    needed = landscape_bytes(sizes, dtype, kind, samples, n_snapshots)
+    budget = memory_budget()
+    if needed + beside <= budget:
+        return needed
+    plane = "PCA plane" if kind == "pca" else "random plane"
+    what = (f"the loss landscape on the {plane} at {int(resolution)} x {int(resolution)} points of the "
+            f"network {[int(n) for n in sizes]} ({dtype}) would take {format_bytes(needed)}")
+    if beside:
+        what += f" beside the {format_bytes(beside)} {beside_what} takes: {format_bytes(needed + beside)}"
+    if kind == "pca" and landscape_bytes(sizes, dtype, "random", samples) + beside <= budget:
+        advice = "the random plane fits (" + format_bytes(landscape_bytes(sizes, dtype, "random", samples)) \
+            + ")" + (f"; {advice}" if advice else "")
+    elif needed > budget:
+        advice = "even on its own it does not fit: inspect a network with fewer or smaller layers"
+    resolution_note = "its resolution sets its time, not its memory"
+    raise InputError("landscape", f"{what}, over {budget_text(budget)}; "
+                                  + (f"{advice}; " if advice else "") + resolution_note)
+
+
+def largest_batch_beside(sizes, dtype, optimizer_state_arrays, n_train, needed):
+    """The largest batch size whose training (its step, or the evaluation block, whichever is
+    larger) leaves `needed` bytes of the memory budget free; 0 if none does."""
+    budget = memory_budget() - int(needed)
+    floor = min(int(n_train), EVAL_BLOCK)  # an evaluation of the test set takes this many samples
+    if training_bytes(sizes, floor, dtype, optimizer_state_arrays) > budget:
+        return 0
+    low, high = floor, int(n_train)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if training_bytes(sizes, middle, dtype, optimizer_state_arrays) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
 class LandscapeJob:
     """compute_landscape on a background thread, so a page can show its progress and cancel it.
 
     `done`/`total` count grid rows; `result` is the Landscape once finished (complete or
-    cancelled), `error` the InputError or other exception that stopped it."""
+    cancelled), `error` the InputError or other exception that stopped it. The thread takes one of
+    the server's training slots (backprop.threads: it works the cores like training does), so
+    BACKPROP_MAX_TRAINING_THREADS caps landscapes and training together; none free, an InputError."""
 
     def __init__(self, network, plane, X, Y, resolution, iteration=0):
         self.resolution = check_resolution(resolution)
@@ -309,9 +426,20 @@ class LandscapeJob:
         self.result = None
         self.error = None
         self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(network.copy(), plane, X, Y),
-                                        name="backprop-landscape", daemon=True)
-        self._thread.start()
+        self._slot = f"backprop-landscape-{id(self):x}"
+        try:
+            _take_slot(self._slot)
+        except InputError:
+            raise InputError("landscape", f"the server already runs {max_training_threads()} training or "
+                                          "landscape jobs at once (its limit, BACKPROP_MAX_TRAINING_"
+                                          "THREADS); wait for one to end, then compute it again") from None
+        try:
+            self._thread = threading.Thread(target=self._run, args=(network.copy(), plane, X, Y),
+                                            name="backprop-landscape", daemon=True)
+            self._thread.start()
+        except BaseException:
+            _free_slot(self._slot)
+            raise
 
     def _run(self, network, plane, X, Y):
         try:
@@ -319,6 +447,8 @@ class LandscapeJob:
                                             progress=self._progress, cancel=self._cancel)
         except Exception as error:  # reported on the page, never lost in a thread
             self.error = error
+        finally:
+            _free_slot(self._slot)
 
     def _progress(self, done, total):
         self.done, self.total = done, total

@@ -23,6 +23,7 @@ from studio.analysis_figures import (
 from studio.inspection import drawn_digit, inspect_network
 from studio.landscapes import start_landscape
 from studio.session import get_studio, route_through_app
+from studio.url_state import plain
 
 CANVAS_SIDE = 280  # pixels: 10x the network's 28, a comfortable size for a mouse or a finger
 STROKE_WIDTH = 20  # on the 280-px canvas: about 2 px at 28, like MNIST's pen
@@ -182,7 +183,7 @@ def landscape_views():
         try:
             st.session_state.landscape_job = start_landscape(studio, inspection, kind, resolution, seed)
         except InputError as error:
-            st.warning(error.message)
+            st.warning(f"**{error.field}**: {plain(error.message)}")
     job = st.session_state.get("landscape_job")
     # Redrawn every half second only while a job runs; one that finishes triggers a full run,
     # which draws its result with no more polling.

@@ -308,7 +308,9 @@ def activation_histogram_figure(iterations, low, high, shares, layer, bins=60, h
     if not len(iterations):
         layout = _layout(title, height=height, xaxis={"title": {"text": "iteration"}},
                          yaxis={"title": {"text": "activation"}})
-        return {"data": [], "layout": _empty_state(layout, 0, [0, 1])}
+        # One empty trace: st.plotly_chart refuses a figure without data (before the first step)
+        return {"data": [{"type": "scatter", "x": [], "y": [], "showlegend": False}],
+                "layout": _empty_state(layout, 0, [0, 1])}
     edges = _common_bins(low[:, layer], high[:, layer], bins)
     z = np.array([rebin(shares[i, layer], low[i, layer], high[i, layer], edges)
                   for i in range(len(iterations))]).T  # (value bins, records)

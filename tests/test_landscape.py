@@ -190,3 +190,125 @@ def test_a_float32_network_is_evaluated_in_float32_and_its_centre_is_exact():
     landscape = compute_landscape(net, random_plane(net.params), data.x_train, data.y_train, 5)
     assert landscape.costs[2, 2] == landscape.center_cost == net.evaluate(data.x_train, data.y_train)[0]
     assert all(W.dtype == np.float32 for W, _ in random_plane(net.params).point(np.float64(0.5), 0.5))
+
+
+# -- memory and cancelling (issue 21 item 9) --------------------------------------------------------
+def traced_job_peak(network, plane_of, X, Y):
+    """NumPy's peak allocation (tracemalloc) while a plane is made and a 3 x 3 job runs to its end,
+    beyond what was allocated before (the network itself)."""
+    import tracemalloc
+
+    from backprop.landscape import LandscapeJob
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        job = LandscapeJob(network, plane_of(network), X, Y, 3)
+        assert job.wait(120) and job.error is None and job.result.complete
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("sizes, dtype, kind", [([64, 300, 200, 10], "float64", "random"),
+                                                ([64, 300, 200, 10], "float32", "pca"),
+                                                ([64, 500, 1], "float64", "random"),
+                                                ([64, 1], "float64", "random")])
+def test_the_memory_estimate_bounds_what_a_job_allocates(sizes, dtype, kind):
+    """landscape_bytes, from the sizes alone, is at least the job's measured peak (with the centre,
+    the inspected copy the plane keeps), and not far above it."""
+    from backprop.landscape import landscape_bytes
+
+    rng = np.random.default_rng(0)
+    network = Network(sizes, activation="tanh", output="sigmoid" if sizes[-1] == 1 else "softmax",
+                      dtype=dtype)
+    X = rng.uniform(0, 1, (2000, sizes[0]))
+    Y = rng.integers(0, network.n_classes, 2000)
+    k = 8
+    snapshots = rng.normal(size=(k, network.n_parameters())).astype(np.float32)
+
+    def plane_of(net):
+        if kind == "pca":
+            return pca_plane(np.arange(k) * 10, snapshots, net.params, 10 * k)
+        return random_plane(net.params)
+    measured = traced_job_peak(network, plane_of, X, Y) + network.n_parameters() * np.dtype(dtype).itemsize
+    estimate = landscape_bytes(sizes, dtype, kind, 2000, k if kind == "pca" else 0)
+    sample = 2000 * sizes[0] * 16  # the sample of inputs and its copy, made before the job (counted)
+    assert measured <= estimate <= 2.5 * measured + sample + 2**20, (measured, estimate)
+
+
+def test_a_landscape_past_the_session_budget_is_refused_naming_the_plane_and_what_fits():
+    """The issue's network, [784, 2048, 2048, 2048, 1], full-batch on MNIST 5 vs 8 (11,272 images):
+    its training takes 2.4 GB of the 3 GB budget, its landscape 776 MB more: refused before a
+    plane is made, with the batch size that leaves room for it."""
+    from backprop.budget import training_bytes
+    from backprop.landscape import check_landscape_memory, landscape_bytes, largest_batch_beside
+
+    sizes = [784, 2048, 2048, 2048, 1]
+    training = training_bytes(sizes, 11272, "float64")
+    needed = landscape_bytes(sizes, "float64")
+    assert 700e6 < needed < 800e6 and training + needed > 3e9
+    batch = largest_batch_beside(sizes, "float64", 0, 11272, needed)
+    assert 8192 <= batch < 11272 and training_bytes(sizes, batch, "float64") + needed <= 3e9
+    with pytest.raises(InputError) as refused:
+        check_landscape_memory(sizes, "float64", "random", 25, beside=training,
+                               advice=f"with a batch size of at most {batch:,} both fit")
+    assert refused.value.field == "landscape"
+    message = refused.value.message
+    for words in ("random plane at 25 x 25 points", "[784, 2048, 2048, 2048, 1]", "776.0 MB",
+                  "beside the 2.4 GB its training takes", "memory budget of 3.0 GB",
+                  f"batch size of at most {batch:,}", "resolution sets its time, not its memory"):
+        assert words in message, (words, message)
+    assert check_landscape_memory(sizes, "float64", "random", 25, beside=0) == needed  # alone it fits
+
+
+def test_a_pca_plane_past_the_budget_says_the_random_plane_fits(monkeypatch):
+    from backprop.landscape import check_landscape_memory, landscape_bytes
+
+    sizes = [784, 1000, 1]
+    random_bytes = landscape_bytes(sizes, "float64", "random")
+    monkeypatch.setenv("BACKPROP_MEMORY_BUDGET", str(random_bytes + 2**20))
+    with pytest.raises(InputError, match="the random plane fits"):
+        check_landscape_memory(sizes, "float64", "pca", 9, n_snapshots=32)
+    monkeypatch.setenv("BACKPROP_MEMORY_BUDGET", str(random_bytes // 2))
+    with pytest.raises(InputError, match="even on its own it does not fit"):
+        check_landscape_memory(sizes, "float64", "random", 9)
+
+
+def test_cancel_ends_the_job_within_a_second_even_inside_a_point():
+    """A point of this network costs seconds on two cores (2,000 samples through a 2048 x 2048 layer);
+    Cancel used to wait for the point (and for the centre's whole evaluation) to end."""
+    import time
+
+    from backprop.landscape import LandscapeJob
+
+    rng = np.random.default_rng(1)
+    network = Network([64, 2048, 2048, 1], activation="tanh")
+    X, Y = rng.uniform(0, 1, (2000, 64)), rng.integers(0, 2, 2000)
+    job = LandscapeJob(network, random_plane(network.params), X, Y, 51)
+    time.sleep(0.4)  # inside the centre's evaluation
+    assert job.running
+    cancelled = time.perf_counter()
+    job.cancel()
+    assert job.wait(10)
+    assert time.perf_counter() - cancelled < 1.0
+    assert job.error is None and not job.result.complete
+
+
+def test_a_landscape_job_takes_a_training_slot(monkeypatch):
+    from backprop.landscape import LandscapeJob
+    from backprop.threads import active_training_threads
+
+    monkeypatch.setenv("BACKPROP_MAX_TRAINING_THREADS", "1")
+    network = Network([64, 2048, 2048, 1], activation="tanh")
+    X, Y = np.random.default_rng(2).uniform(0, 1, (2000, 64)), np.zeros(2000, dtype=np.int64)
+    job = LandscapeJob(network, random_plane(network.params), X, Y, 51)
+    try:
+        assert active_training_threads() == 1
+        with pytest.raises(InputError) as refused:
+            LandscapeJob(network, random_plane(network.params), X, Y, 3)
+        assert refused.value.field == "landscape" and "BACKPROP_MAX_TRAINING_THREADS" in refused.value.message
+    finally:
+        job.cancel()
+        assert job.wait(10)
+    assert active_training_threads() == 0
