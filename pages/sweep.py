@@ -116,10 +116,12 @@ def sweep_view(sweep_id):
     state.sweep_was_live = live
     done, total = snapshot.done, snapshot.total
     best = snapshot.best(1)
+    lost = len(snapshot.lost_attempts())  # attempts whose worker died (the trial ran again)
     st.progress(min(1.0, done / max(1, total)),
                 text=f"**{snapshot.status}** · {done}/{total} done · {snapshot.count('running')} running · "
                      f"{snapshot.count('pruned')} pruned · "
                      f"{snapshot.count('failed') + snapshot.count('diverged')} failed · "
+                     + (f"{lost} lost to a worker that died · " if lost else "")
                      + ("best: -" if not best else f"best: trial {best[0].number}, " + (
                          f"test accuracy {best[0].test_accuracy:.2%}" if best[0].test_accuracy is not None
                          else f"test cost {best[0].test_cost:.4g}"))
