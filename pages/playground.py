@@ -7,26 +7,21 @@ same Studio, controls and status line as the Train page; this page keeps its own
 builds a fresh one at once; the learning rate, regularisation and speed apply at the next step.
 """
 
-import dataclasses
-
 import streamlit as st
 
-from backprop.activations import ACTIVATIONS
-from backprop.config import TrainConfig
-from backprop.data.toy2d import (
-    CLASSIFICATION,
-    FEATURES,
-    MAX_NOISE,
-    MAX_POINTS,
-    MAX_TRAIN_SHARE,
-    MIN_POINTS,
-    MIN_TRAIN_SHARE,
-    REGRESSION,
-    TOY_DATASETS,
-    check_features,
-)
+from backprop.data.toy2d import CLASSIFICATION, FEATURES, REGRESSION
+from backprop.profiles import PLAYGROUND
 from studio import figures
 from studio import playground_figures as pf
+from studio.controls import (
+    PENALTIES,
+    PLAYGROUND_FORM,
+    fill_widgets,
+    follow_dataset,
+    hidden_sizes,
+    read_widgets,
+    widget_options,
+)
 from studio.live_plot import live_plot
 from studio.refresh import Rate, RefreshRates
 from studio.session import get_studio, route_through_app
@@ -42,11 +37,9 @@ from studio.widgets import (
 
 route_through_app()
 
-MAX_HIDDEN_LAYERS, MAX_UNITS = 6, 8
-DEFAULT = TrainConfig(dataset="circle", digits=(0, 1), layers=[4, 2, 1], activation="tanh", init="xavier",
-                      learning_rate=0.03, batch_size=10, iterations=10**7, eval_every=25)
-LEARNING_RATES = [0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
-PENALTY_RATES = [0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
+# This page's defaults, limits and lists are its profile's (backprop/profiles.py: PLAYGROUND); its
+# widgets' keys are its form's (studio/controls.py: PLAYGROUND_FORM).
+PROFILE, FORM = PLAYGROUND, PLAYGROUND_FORM
 SPEEDS = ["full speed", 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 # The maps must refresh at 5 Hz or more: a period a quarter under 0.2 s (each run and the timer add
 # some), unless drawing takes half of it.
@@ -58,49 +51,10 @@ mine = state.setdefault("playground", {})  # this page's own link bookkeeping (n
 rates = RefreshRates(RATES, state)
 
 
-def hidden_of(config):
-    return list(config.layers[:-1])
-
-
-def with_value(options, value):
-    """The options, with a value from a link or the CLI that is not among them put in its place."""
-    return options if value in options else sorted({*options, value})
-
-
-def fill(config):
-    """Put a set-up into this page's widgets."""
-    state.pg_dataset = config.dataset
-    state.pg_problem = "Regression" if config.dataset in REGRESSION else "Classification"
-    state.pg_points, state.pg_noise, state.pg_train_share = config.points, config.noise, config.train_share
-    chosen = check_features(config.features)
-    for name in FEATURES:
-        state[f"pg_feature_{name}"] = name in chosen
-    state.pg_hidden = hidden_of(config)
-    state.pg_activation = config.activation
-    state.pg_learning_rate = config.learning_rate
-    state.pg_regularisation = "L1" if config.l1 else "L2" if config.l2 else "None"
-    state.pg_penalty = config.l1 or config.l2 or 0.0
-    state.pg_batch_size = config.batch_size or 10
-    state.pg_seed = config.seed
-
-
-def from_widgets():
-    """The set-up the widgets show, on top of the current one."""
-    dataset = state.pg_dataset
-    regularisation, penalty = state.pg_regularisation, float(state.pg_penalty)
-    return dataclasses.replace(
-        studio.pending or studio.config, dataset=dataset, digits=None if dataset in REGRESSION else (0, 1),
-        points=state.pg_points, noise=state.pg_noise, train_share=state.pg_train_share,
-        features=",".join(name for name in FEATURES if state[f"pg_feature_{name}"]),
-        layers=[*state.pg_hidden, 1], activation=state.pg_activation, learning_rate=state.pg_learning_rate,
-        l1=penalty if regularisation == "L1" else 0.0, l2=penalty if regularisation == "L2" else 0.0,
-        batch_size=state.pg_batch_size, seed=state.pg_seed)
-
-
 def apply_setup():
     """Take the widgets' set-up: the rate and penalties at the next step; a new network at once
     for anything else (TensorFlow Playground's way)."""
-    config = from_widgets()  # no feature at all: the table's check names "features"
+    config = read_widgets(studio, FORM)  # no feature at all: the table's check names "features"
     waiting = studio.propose(config)
     if waiting:
         studio.reset()
@@ -110,11 +64,16 @@ def change():
     act(studio, apply_setup)
 
 
+def change_dataset():
+    follow_dataset(studio, FORM)  # e.g. a regression's 1,200 points
+    change()
+
+
 def change_problem():
     names = list(REGRESSION if state.pg_problem == "Regression" else CLASSIFICATION)
     if state.pg_dataset not in names:
         state.pg_dataset = names[0]
-    change()
+    change_dataset()
 
 
 def regenerate():
@@ -124,15 +83,15 @@ def regenerate():
 
 def resize(layer, delta):
     """Add/remove a hidden layer (layer None) or a unit of one; within the page's limits."""
-    hidden = list(state.pg_hidden)
+    hidden = hidden_sizes(state.pg_hidden)
     if layer is None:
-        if delta > 0 and len(hidden) < MAX_HIDDEN_LAYERS:
+        if delta > 0 and len(hidden) < PROFILE.max_hidden_layers:
             hidden.append(hidden[-1] if hidden else 2)
         elif delta < 0 and hidden:
             hidden.pop()
     else:
-        hidden[layer] = min(MAX_UNITS, max(1, hidden[layer] + delta))
-    state.pg_hidden = hidden
+        hidden[layer] = min(PROFILE.max_units, max(1, hidden[layer] + delta))
+    state.pg_hidden = ",".join(map(str, hidden))
     change()
 
 
@@ -142,19 +101,15 @@ def set_speed():
 
 
 # -- the set-up: this page's default, then a link, then the widgets ----------------------------
-if (studio.pending or studio.config).dataset not in TOY_DATASETS:
-    studio.propose(DEFAULT)  # a fresh Studio starts on the tutorial's MNIST set-up
-setup_from_link(studio, mine, st.query_params.to_dict(), fill=fill)
-if (studio.pending or studio.config).dataset not in TOY_DATASETS:  # a Train page link
-    studio.propose(DEFAULT)
-    studio.message = ("warning", "The Playground trains the 2D data sets (" + ", ".join(TOY_DATASETS)
-                      + "); the link's data set is for the Train page.")
-    fill(DEFAULT)
+if (studio.pending or studio.config).dataset not in PROFILE.datasets:
+    studio.propose(PROFILE.default_config())  # a fresh Studio starts on the tutorial's MNIST set-up
+setup_from_link(studio, mine, st.query_params.to_dict(), profile=PROFILE)
 if "pg_dataset" not in state:  # Streamlit forgot the widgets on a visit to another page
-    fill(studio.pending or studio.config)
+    fill_widgets(studio.pending or studio.config, form=FORM)
+state.pg_problem = "Regression" if state.pg_dataset in REGRESSION else "Classification"
 state.setdefault("pg_speed", SPEEDS[0])
 act(studio, studio.ensure_built)  # TensorFlow Playground shows the untrained network at once
-keep_link_in_step(studio.pending or studio.config, demo=False)
+keep_link_in_step(studio.pending or studio.config, demo=False, profile=PROFILE)
 
 # -- controls ------------------------------------------------------------------------------------
 st.title("Playground")
@@ -164,17 +119,18 @@ training_controls(studio, key="pg_")
 live(studio, rates, "fast", lambda: status_line(studio.view(), rates))
 
 bar = st.columns([1.2, 1, 1, 1, 1.2, 1, 1.6])
-bar[0].select_slider("Learning rate", with_value(LEARNING_RATES, state.pg_learning_rate),
-                     key="pg_learning_rate", on_change=change)
-bar[1].selectbox("Activation", list(ACTIVATIONS), key="pg_activation",
+setting = {name: PROFILE.setting(name) for name in PROFILE.widgets}  # with this page's bounds
+bar[0].select_slider("Learning rate", widget_options(setting["learning_rate"], FORM, state.pg_learning_rate),
+                     key="pg_learning_rate", on_change=change, format_func=lambda v: f"{v:g}")
+bar[1].selectbox("Activation", setting["activation"].choices, key="pg_activation",
                  on_change=change, help="The hidden layers' activation")
-bar[2].selectbox("Regularisation", ["None", "L1", "L2"], key="pg_regularisation", on_change=change,
+bar[2].selectbox("Regularisation", ["None", *PENALTIES.values()], key="pg_regularisation", on_change=change,
                  help="L1 adds λ·Σ|W| to the cost, L2 adds λ/2·Σ‖W‖²")
-bar[3].selectbox("Regularisation rate", with_value(PENALTY_RATES, state.pg_penalty), key="pg_penalty",
-                 on_change=change)
+bar[3].selectbox("Regularisation rate", widget_options(setting["l2"], FORM, state.pg_penalty),
+                 key="pg_penalty", on_change=change)
 bar[4].selectbox("Problem type", ["Classification", "Regression"], key="pg_problem", on_change=change_problem)
-bar[5].number_input("Batch size", min_value=1, max_value=MAX_POINTS, step=1, key="pg_batch_size",
-                    on_change=change)
+bar[5].number_input("Batch size", min_value=int(setting["batch_size"].low),
+                    max_value=int(setting["batch_size"].high), step=1, key="pg_batch_size", on_change=change)
 bar[6].select_slider("Speed (steps/s)", SPEEDS, key="pg_speed", on_change=set_speed,
                      help="Full speed, or a slow-motion pace for a demo; applies at once")
 set_speed()
@@ -186,28 +142,29 @@ with left:
     if state.pg_dataset not in names:
         state.pg_dataset = names[0]
     descriptions = {**CLASSIFICATION, **REGRESSION}
-    st.radio("Data set", names, key="pg_dataset", on_change=change, help="; ".join(
+    st.radio("Data set", names, key="pg_dataset", on_change=change_dataset, help="; ".join(
         f"**{name}**: {descriptions[name]}" for name in names))
-    st.slider("Training share (%)", MIN_TRAIN_SHARE, MAX_TRAIN_SHARE, step=10, key="pg_train_share",
-              on_change=change, help="The rest are test points")
-    st.slider("Noise (%)", 0, MAX_NOISE, step=5, key="pg_noise", on_change=change)
-    st.number_input("Points", MIN_POINTS, MAX_POINTS, step=50, key="pg_points", on_change=change)
-    st.number_input("Seed", 0, 2**32 - 1, key="pg_seed", on_change=change,
-                    help="Draws the points and the first weights")
+    for name, step, about in (("train_share", 10, "The rest are test points"), ("noise", 5, None)):
+        st.slider(setting[name].label, int(setting[name].low), int(setting[name].high), step=step,
+                  key=FORM.key(name), on_change=change, help=about)
+    st.number_input(setting["points"].label, int(setting["points"].low), int(setting["points"].high), step=50,
+                    key="pg_points", on_change=change)
+    st.number_input(setting["seed"].label, int(setting["seed"].low), int(setting["seed"].high), key="pg_seed",
+                    on_change=change, help="Draws the points and the first weights")
     st.button("Regenerate", on_click=regenerate, help="New points (the next seed) and a fresh network",
               use_container_width=True)
     st.subheader("Features")
-    for name, (label, _) in FEATURES.items():
-        st.checkbox(label, key=f"pg_feature_{name}", on_change=change)
+    for name in setting["features"].choices:
+        st.checkbox(FEATURES[name][0], key=f"{FORM.key('features')}_{name}", on_change=change)
 
 with right:
     network_side, output_side = st.columns([2.5, 1.6])
-    hidden = list(state.pg_hidden)
+    hidden = hidden_sizes(state.pg_hidden)
     with network_side:
         head = st.columns([1.4, 0.6, 0.6, 3])
         head[0].markdown(f"**{len(hidden)} hidden layer{'s' if len(hidden) != 1 else ''}**")
         head[1].button("+", key="pg_add_layer", on_click=resize, args=(None, 1),
-                       disabled=len(hidden) >= MAX_HIDDEN_LAYERS, help="Add a hidden layer")
+                       disabled=len(hidden) >= PROFILE.max_hidden_layers, help="Add a hidden layer")
         head[2].button("−", key="pg_remove_layer", on_click=resize, args=(None, -1),
                        disabled=not hidden, help="Remove the last hidden layer")
         if hidden:
@@ -215,11 +172,11 @@ with right:
             for l, size in enumerate(hidden):
                 inner = units[l].columns(2)
                 inner[0].button("+", key=f"pg_add_unit_{l}", on_click=resize, args=(l, 1),
-                                disabled=size >= MAX_UNITS, help=f"Add a unit to layer {l + 1}")
+                                disabled=size >= PROFILE.max_units, help=f"Add a unit to layer {l + 1}")
                 inner[1].button("−", key=f"pg_remove_unit_{l}", on_click=resize, args=(l, -1),
                                 disabled=size <= 1, help=f"Remove a unit from layer {l + 1}")
                 units[l].caption(f"{size} unit{'s' if size != 1 else ''}")
-        chosen = [name for name in FEATURES if state[f"pg_feature_{name}"]]
+        chosen = [name for name in FEATURES if state[f"{FORM.key('features')}_{name}"]]
         note = pf.linear_note(state.pg_dataset, chosen, hidden, state.pg_activation)
         if note:
             st.info(note)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backprop.data.toy2d import FEATURES, PLANE_RADIUS, feature_map
+from backprop.data.toy2d import FEATURES, PLANE_RADIUS, REGRESSION, feature_map
 from backprop.network import Network
 
 from .figures import typed_array
@@ -276,7 +276,7 @@ def linear_note(dataset, features, hidden, activation):
     if dataset in LINE_ENOUGH or not set(features) <= {"x1", "x2"}:
         return None
     what = "no hidden layer" if not hidden else "only linear hidden layers"
-    if dataset in ("plane", "multi-gauss"):
+    if dataset in REGRESSION:
         miss = "it can only fit a tilted plane, not the bumps of multi-gauss"
     else:
         miss = (f"its decision boundary is a straight line, and no straight line separates the classes "

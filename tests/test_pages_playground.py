@@ -1,11 +1,15 @@
 """The Playground page (AppTest): its default, a link's set-up, the + / − buttons, features,
 live settings, Regenerate, speed, and the note on linear models."""
 
+import math
+import time
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from backprop.config import TrainConfig
 from backprop.paths import PROJECT_ROOT
+from backprop.profiles import PLAYGROUND
 from backprop.runs import RunStore
 from studio import session
 
@@ -117,7 +121,7 @@ def test_regenerate_draws_new_points_and_the_speed_control_paces_training(studio
     assert studio.config.seed == 2 and not (studio.data.plane_train == before).all()
     by_key(at.select_slider, "pg_speed").set_value(50)
     run(at.run())
-    assert studio.runner.steps_per_second == 50
+    assert studio.steps_per_second == 50
 
 
 def test_xor_without_a_hidden_layer_says_why_it_cannot_learn(studio):
@@ -132,6 +136,76 @@ def test_a_train_page_link_is_refused_with_a_message(studio):
     at = run(dataset="mnist", digits="5,8", layers="196,1")
     assert studio.config.dataset == "circle"
     assert any("2D data sets" in w.value for w in at.warning)
+
+
+def test_a_link_naming_a_data_set_opens_it_on_the_playgrounds_set_up_and_trains(studio):
+    """The issue's `/playground?dataset=spiral`: the spiral with the Playground's defaults (not the
+    Train page's: digits 5,8, 196 units, lr 0.1, full batches, a 1,000-step budget)."""
+    at = run(dataset="spiral")
+    assert not at.error and not at.warning, [e.value for e in [*at.error, *at.warning]]
+    config = studio.config
+    assert (config.dataset, config.layers, config.learning_rate, config.batch_size, config.activation) == (
+        "spiral", [4, 2, 1], 0.03, 10, "tanh")
+    assert config.init == "xavier" and config.points == 500 and config.iterations == 10**7
+    assert studio.trainer.network.sizes == [2, 4, 2, 1]
+    assert by_key(at.radio, "pg_dataset").value == "spiral"
+    assert by_key(at.number_input, "pg_batch_size").value == 10
+    assert by_key(at.select_slider, "pg_learning_rate").value == 0.03
+    assert by_key(at.selectbox, "pg_activation").value == "tanh"
+    assert dict(at.query_params) == {"dataset": "spiral"}  # only what differs from the Playground's defaults
+    by_key(at.button, "pg_step").click()
+    at = run(at.run())
+    assert studio.trainer.iteration == 1 and math.isfinite(studio.view().costs[-1])
+    by_key(at.button, "pg_train").click()
+    run(at.run())
+    try:
+        deadline = time.monotonic() + 60
+        while studio.trainer.iteration <= 1100 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert studio.trainer.iteration > 1100 and studio.running  # no 1,000-step budget
+    finally:
+        studio.pause()
+    assert math.isfinite(studio.view().costs[-1])
+
+
+def test_a_tensorflow_playground_key_is_named_in_a_warning(studio):
+    at = run(networkShape="4,2")
+    (warning,) = [w.value for w in at.warning]
+    assert warning.startswith("Ignored from the link: networkShape: not a setting of this page")
+    assert "layers" in warning and studio.config == PLAYGROUND.default_config()
+
+
+def test_a_link_past_the_playgrounds_limits_is_refused_naming_layers(studio):
+    """Issue 21: `layers=1024,1024,1` took the server from 497 to 2,461 MB."""
+    at = run(layers="1024,1024,1", dataset="moons")
+    (warning,) = [w.value for w in at.warning]
+    assert warning.startswith("Ignored from the link: layers:") and "at most 8 units" in warning
+    assert studio.config.dataset == "moons" and studio.trainer.network.sizes == [2, 4, 2, 1]
+
+
+def test_a_regression_data_set_gets_1200_points_by_default(studio):
+    at = run(dataset="plane")
+    assert len(studio.data.y_train) + len(studio.data.y_test) == 1200 and studio.config.digits is None
+    assert dict(at.query_params) == {"dataset": "plane"}
+    at = run()  # the page's own problem type switch: the points follow the data set
+    by_key(at.selectbox, "pg_problem").set_value("Regression")
+    at = run(at.run())
+    assert studio.config.dataset == "plane" and studio.config.points == 1200
+    assert by_key(at.number_input, "pg_points").value == 1200
+    by_key(at.selectbox, "pg_problem").set_value("Classification")
+    at = run(at.run())
+    assert (studio.config.dataset, studio.config.points, studio.config.digits) == ("circle", 500, (0, 1))
+
+
+def test_regularisation_is_one_penalty_at_a_time(studio):
+    at = run(l1="0.01", l2="0.03")
+    assert studio.config.l1 == 0.01 and studio.config.l2 == 0.0
+    assert any(w.value.startswith("Ignored from the link: l2:") for w in at.warning)
+    assert by_key(at.selectbox, "pg_regularisation").value == "L1"
+    assert by_key(at.selectbox, "pg_penalty").value == 0.01
+    by_key(at.selectbox, "pg_regularisation").set_value("L2")
+    run(at.run())
+    assert (studio.config.l1, studio.config.l2) == (0.0, 0.01)
 
 
 @pytest.fixture(scope="module")
