@@ -79,13 +79,7 @@ class NpzArchive:
                 raise self._refuse(f"holds the array {name!r} twice")
             try:
                 with self._zip.open(info) as stream:
-                    version = np.lib.format.read_magic(stream)
-                    if version == (1, 0):
-                        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
-                    elif version == (2, 0):
-                        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
-                    else:
-                        raise ValueError(f".npy format version {version} is not supported")
+                    shape, fortran_order, dtype = _read_header(stream)
                     header_bytes = stream.tell()
             except ARCHIVE_ERRORS as error:
                 raise self._refuse(f"has a damaged array {name!r}: {error}") from None
@@ -116,6 +110,35 @@ class NpzArchive:
         if array.shape != member.shape or array.dtype != member.dtype:  # cannot happen for one header
             raise self._refuse(f"changed array {name!r} while it was read")
         return array
+
+
+    def chunks(self, name, size=1 << 22):
+        """The data bytes of array `name` (what follows its header), `size` bytes at a time (the
+        last chunk may be shorter), so a large member can be looked at in bounded memory."""
+        if name not in self.members:
+            raise self._refuse(f"has no array {name!r}")
+        left = self.members[name].nbytes
+        try:
+            with self._zip.open(name + ".npy") as stream:
+                _read_header(stream)
+                while left:
+                    chunk = stream.read(min(size, left))
+                    if not chunk:
+                        raise EOFError(f"the data ends {left:,} bytes early")
+                    left -= len(chunk)
+                    yield chunk
+        except ARCHIVE_ERRORS as error:
+            raise self._refuse(f"has a damaged array {name!r}: {error}") from None
+
+
+def _read_header(stream):
+    """(shape, fortran_order, dtype) of the .npy header `stream` starts with, left after it."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(stream)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(stream)
+    raise ValueError(f".npy format version {version} is not supported")
 
 
 def _starts_like_npy(source):
