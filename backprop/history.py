@@ -43,19 +43,42 @@ def first_stride(samples_apart, batch_size):
     return stride
 
 
-def _encode(array):
-    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
+def _array(value, dtype, shape, field):
+    """A saved record as an array of `dtype` and `shape`: to_dict's arrays, or what a checkpoint of
+    format version 1 kept in its JSON (lists, None for NaN; the trajectory as base64 text)."""
+    if isinstance(value, str):
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (TypeError, ValueError):
+            raise InputError(field, "is not base64 text") from None
+        expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if len(raw) != expected:
+            raise InputError(field, f"holds {len(raw)} bytes, expected {expected} for shape {shape}")
+        return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    array = np.asarray(value, dtype=dtype)
+    if array.shape != tuple(shape):
+        if array.size != int(np.prod(shape)):
+            raise InputError(field, f"has shape {array.shape}, expected {tuple(shape)}")
+        array = array.reshape(shape)  # a version 1 list of rows for an empty record: shape (0,)
+    return array
 
 
-def _decode(text, dtype, shape, field):
+def _kept_iterations(iterations, stride, field):
+    """Saved iterations as a record keeps them: increasing, each a multiple of its stride (what
+    halving a full record relies on)."""
+    if len(iterations) and (np.any(np.diff(iterations) <= 0) or iterations[0] < 0
+                            or (stride is not None and np.any(iterations % max(1, int(stride))))):
+        raise InputError(field, f"keeps iterations {iterations[:8].tolist()}... that are not increasing "
+                                f"multiples of its stride {stride}")
+    return iterations
+
+
+def _count(value, field):
+    """How many records a saved column holds (len of its array or list)."""
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (TypeError, ValueError):
-        raise InputError(field, "is not base64 text") from None
-    expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    if len(raw) != expected:
-        raise InputError(field, f"holds {len(raw)} bytes, expected {expected} for shape {shape}")
-    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+        return len(value)
+    except TypeError:
+        raise InputError(field, f"is a {type(value).__name__}, not a list of records") from None
 
 
 class HistogramRecord:
@@ -106,21 +129,27 @@ class HistogramRecord:
                 self._high[:n].astype(np.float64), self._shares[:n].astype(np.float64))
 
     def to_dict(self):
+        """Settings as plain values, the kept histograms as arrays (copies)."""
         n = self.size
-        return {"capacity": self.capacity, "stride": self.stride, "iteration": self._iteration[:n].tolist(),
-                "low": self._low[:n].tolist(), "high": self._high[:n].tolist(),
-                "shares": self._shares[:n].tolist()}
+        return {"capacity": self.capacity, "stride": self.stride, "iteration": self._iteration[:n].copy(),
+                "low": self._low[:n].copy(), "high": self._high[:n].copy(),
+                "shares": self._shares[:n].copy()}
 
     @classmethod
     def from_dict(cls, data, n_hidden):
-        record = cls(n_hidden, int(data["capacity"]), stride=1)
-        iterations = [int(i) for i in data["iteration"]]
-        if len(iterations) > record.capacity:
-            raise InputError("histograms", f"{len(iterations)} histograms, capacity {record.capacity}")
-        low = np.asarray(data["low"], dtype=np.float32).reshape(-1, n_hidden)
-        high = np.asarray(data["high"], dtype=np.float32).reshape(-1, n_hidden)
-        shares = np.asarray(data["shares"], dtype=np.float32).reshape(-1, n_hidden, HISTOGRAM_BINS)
-        for it, lo, hi, sh in zip(iterations, low, high, shares, strict=True):
+        capacity = int(data["capacity"])
+        if not 2 <= capacity <= HISTOGRAM_CAPACITY:  # allocated up front: never more than a run keeps
+            raise InputError("histograms", f"capacity {capacity}, expected 2 to {HISTOGRAM_CAPACITY}")
+        record = cls(n_hidden, capacity, stride=1)
+        m = _count(data["iteration"], "histograms")
+        if m > record.capacity:
+            raise InputError("histograms", f"{m} histograms, capacity {record.capacity}")
+        iterations = _kept_iterations(_array(data["iteration"], np.int64, (m,), "histogram iterations"),
+                                      data.get("stride"), "histograms")
+        low = _array(data["low"], np.float32, (m, n_hidden), "histogram lows")
+        high = _array(data["high"], np.float32, (m, n_hidden), "histogram highs")
+        shares = _array(data["shares"], np.float32, (m, n_hidden, HISTOGRAM_BINS), "histogram shares")
+        for it, lo, hi, sh in zip(iterations.tolist(), low, high, shares, strict=True):
             record.add(it, lo, hi, sh)
         record.stride = None if data.get("stride") is None else max(1, int(data["stride"]))
         return record
@@ -168,13 +197,13 @@ class Trajectory:
             self._size(sum(W.size + b.size for W, b in params))
             if self.too_large:
                 return
-        if len(self._iterations) == self.capacity:
-            self.stride *= 2
+        while len(self._iterations) >= self.capacity:  # a loop: snapshots that are all multiples of
+            self.stride *= 2  # the doubled stride (not kept on every stride-th step) would stay
             keep = [k for k, it in enumerate(self._iterations) if it % self.stride == 0]
             self._iterations = [self._iterations[k] for k in keep]
             self._diffs = [self._diffs[k] for k in keep]
-            if iteration % self.stride:
-                return
+        if iteration % self.stride:
+            return
         flat = np.concatenate([part.ravel() for W, b in params for part in (W, b)]).astype(np.float32)
         if self.anchor is None:
             self.anchor = flat
@@ -198,27 +227,34 @@ class Trajectory:
         return np.array([self._iterations[k] for k in keep], dtype=np.int64), matrix
 
     def to_dict(self):
+        """Settings as plain values; the snapshots as arrays: `anchor` float32 (n_params,), `diffs`
+        float16 (k, n_params), both None while there are none."""
         return {"max_bytes": self.max_bytes, "max_snapshots": self.max_snapshots, "stride": self.stride,
-                "n_params": self.n_params, "iterations": list(self._iterations),
-                "anchor": _encode(self.anchor) if self.anchor is not None else None,
-                "diffs": _encode(np.stack(self._diffs)) if self._diffs else None}
+                "n_params": self.n_params, "iterations": np.array(self._iterations, dtype=np.int64),
+                "anchor": self.anchor.copy() if self.anchor is not None and self._diffs else None,
+                "diffs": np.stack(self._diffs) if self._diffs else None}
 
     @classmethod
     def from_dict(cls, data):
-        trajectory = cls(int(data["max_bytes"]), int(data["max_snapshots"]))
+        max_bytes, max_snapshots = int(data["max_bytes"]), int(data["max_snapshots"])
+        if not 0 <= max_bytes <= SNAPSHOT_BYTES or not 0 <= max_snapshots <= MAX_SNAPSHOTS:
+            # what it may keep as the run goes on: never more than a run of this Studio keeps
+            raise InputError("trajectory", f"keeps up to {max_snapshots} snapshots in {max_bytes} bytes, "
+                                           f"expected at most {MAX_SNAPSHOTS} in {SNAPSHOT_BYTES}")
+        trajectory = cls(max_bytes, max_snapshots)
         trajectory.stride = None if data.get("stride") is None else max(1, int(data["stride"]))
         if data.get("n_params") is None:
             return trajectory
         trajectory._size(int(data["n_params"]))
-        iterations = [int(i) for i in data["iterations"]]
-        if len(iterations) > trajectory.capacity:
-            raise InputError("trajectory", f"{len(iterations)} snapshots, at most {trajectory.capacity}")
-        if iterations:
+        k = _count(data["iterations"], "trajectory")
+        if k > trajectory.capacity:
+            raise InputError("trajectory", f"{k} snapshots, at most {trajectory.capacity}")
+        if k:
             n = trajectory.n_params
-            trajectory.anchor = _decode(data["anchor"], np.float32, (n,), "trajectory anchor")
-            diffs = _decode(data["diffs"], np.float16, (len(iterations), n), "trajectory snapshots")
-            trajectory._iterations = iterations
-            trajectory._diffs = list(diffs)
+            iterations = _array(data["iterations"], np.int64, (k,), "trajectory")
+            trajectory._iterations = _kept_iterations(iterations, trajectory.stride, "trajectory").tolist()
+            trajectory.anchor = _array(data["anchor"], np.float32, (n,), "trajectory anchor")
+            trajectory._diffs = list(_array(data["diffs"], np.float16, (k, n), "trajectory snapshots"))
         return trajectory
 
 
@@ -332,44 +368,94 @@ class History:
         return out
 
     def to_dict(self):
+        """The history as a dict: settings, markers and divergence as plain values, the numeric
+        records as NumPy arrays (copies). backprop.checkpoint keeps each array as an .npz member of
+        its own and the rest as JSON; from_dict reads both this and version 1's all-JSON form."""
+        n = self.size
         return {"n_layers": self.n_layers, "capacity": self.capacity, "stride": self.stride,
                 "total_steps": self.total_steps,
-                "iteration": self.iterations.tolist(), "epoch": self.epochs.tolist(),
-                "cost": self.costs.tolist(),
-                "layers": self._layers[: self.size].tolist(),
-                # NaN (not measured) as None: JSON has no NaN
-                "health": np.where(np.isnan(self._health[: self.size]), None,
-                                   self._health[: self.size]).tolist(),
+                "iteration": self._iteration[:n].copy(), "epoch": self._epoch[:n].copy(),
+                "cost": self._cost[:n].copy(), "layers": self._layers[:n].copy(),
+                "health": self._health[:n].copy(),  # NaN: not measured
                 "histograms": self.histograms.to_dict(), "trajectory": self.trajectory.to_dict(),
                 "landscape": self.landscape.to_dict() if self.landscape is not None else None,
-                "evaluations": self.evaluations, "markers": self.markers,
+                "evaluations": _evaluation_columns(self.evaluations), "markers": list(self.markers),
                 "divergence": self.divergence}
 
     @classmethod
     def from_dict(cls, data):
         history = cls(int(data["n_layers"]), int(data.get("capacity", 100_000)))
-        layers = np.asarray(data["layers"], dtype=np.float32).reshape(-1, history.n_layers,
-                                                                        len(LAYER_STATS))
+        n = _count(data["iteration"], "history")
+        if n > history.capacity:
+            raise InputError("history", f"{n} rows, capacity {history.capacity}")
+        iterations = _array(data["iteration"], np.int64, (n,), "history iterations")
+        columns = {"_iteration": _kept_iterations(iterations, data.get("stride", 1), "history"),
+                   "_epoch": _array(data["epoch"], np.float64, (n,), "history epochs"),
+                   "_cost": _array(data["cost"], np.float64, (n,), "history costs"),
+                   "_layers": _array(data["layers"], np.float32, (n, history.n_layers, len(LAYER_STATS)),
+                                     "history layer statistics")}
         if data.get("health") is not None:  # saved before unit health existed: not measured
-            health = np.asarray(data["health"], dtype=np.float32).reshape(-1, history.n_hidden,
-                                                                           len(HEALTH_STATS))
-        else:
-            health = [None] * len(layers)
-        for it, ep, cost, stats, shares in zip(data["iteration"], data["epoch"], data["cost"], layers,
-                                               health, strict=True):
-            history.append(int(it), float(ep), float(cost), stats, shares)
+            columns["_health"] = _array(data["health"], np.float32,
+                                        (n, history.n_hidden, len(HEALTH_STATS)), "history unit health")
+        length = max(len(history._cost), n)
+        for name in ("_iteration", "_epoch", "_cost", "_layers", "_health"):
+            empty = getattr(history, name)
+            full = np.full((length,) + empty.shape[1:], np.nan if name == "_health" else 0, dtype=empty.dtype)
+            if name in columns:
+                full[:n] = columns[name]
+            setattr(history, name, full)
+        history.size = n
         if data.get("histograms") is not None:
             history.histograms = HistogramRecord.from_dict(data["histograms"], history.n_hidden)
         if data.get("trajectory") is not None:
             history.trajectory = Trajectory.from_dict(data["trajectory"])
         if data.get("landscape") is not None:
             history.landscape = Landscape.from_dict(data["landscape"])
-        history.stride = int(data.get("stride", 1))
+        history.stride = max(1, int(data.get("stride", 1)))
         history.total_steps = int(data.get("total_steps", history.size))
-        history.evaluations = list(data.get("evaluations", []))
-        history.markers = list(data.get("markers", []))
+        history.evaluations = _evaluation_records(data.get("evaluations", []))
+        history.markers = _records(data.get("markers", []), ("iteration", "setting", "old", "new"), "markers")
         history.divergence = data.get("divergence")
+        if history.divergence is not None and not isinstance(history.divergence, dict):
+            raise InputError("divergence", f"is a {type(history.divergence).__name__}, not a record")
         return history
+
+
+EVALUATION_COLUMNS = {"iteration": np.int64, "test_cost": np.float64, "test_accuracy": np.float64}
+
+
+def _evaluation_columns(evaluations):
+    """The test evaluations as one array per key when they are all the trainer's records
+    (iteration, test_cost, test_accuracy: numbers), else as they are."""
+    plain = (int, float, np.integer, np.floating)
+    if evaluations and all(record.keys() == EVALUATION_COLUMNS.keys()
+                           and all(isinstance(value, plain) for value in record.values())
+                           for record in evaluations):
+        return {key: np.array([record[key] for record in evaluations], dtype=dtype)
+                for key, dtype in EVALUATION_COLUMNS.items()}
+    return list(evaluations)
+
+
+def _records(saved, keys, field):
+    """A saved list of records (dicts with at least `keys`, iteration a whole number), checked."""
+    if not isinstance(saved, list):
+        raise InputError(field, f"is a {type(saved).__name__}, not a list of records")
+    for record in saved:
+        if not isinstance(record, dict) or any(key not in record for key in keys) \
+                or isinstance(record["iteration"], bool) \
+                or not isinstance(record["iteration"], (int, np.integer)):
+            raise InputError(field, f"holds {str(record)[:80]!r}, not a record with {', '.join(keys)}")
+    return list(saved)
+
+
+def _evaluation_records(saved):
+    """_evaluation_columns reversed: a list of dicts (version 1 saved that list as it is)."""
+    if not isinstance(saved, dict):
+        return _records(saved, tuple(EVALUATION_COLUMNS), "evaluations")
+    n = _count(saved["iteration"], "evaluations")
+    columns = [_array(saved[key], dtype, (n,), "evaluations").tolist()
+               for key, dtype in EVALUATION_COLUMNS.items()]
+    return [dict(zip(EVALUATION_COLUMNS, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def history_csv(history):

@@ -198,19 +198,23 @@ class Landscape:
     explained: tuple | None = None
 
     def to_dict(self):
-        def listed(array):
-            return None if array is None else np.where(np.isnan(array), None, array).tolist() \
-                if np.asarray(array).dtype.kind == "f" else np.asarray(array).tolist()
+        """Plain values, and the grid and path as arrays (float64 costs, NaN where not evaluated;
+        int64 path iterations): backprop.checkpoint keeps each array as an .npz member."""
+        def array(values, dtype):
+            return None if values is None else np.array(values, dtype=dtype)
 
-        return {"kind": self.kind, "iteration": int(self.iteration), "xs": listed(self.xs),
-                "ys": listed(self.ys), "costs": listed(self.costs), "center_cost": self.center_cost,
-                "samples": self.samples, "seconds": self.seconds, "complete": self.complete,
-                "path": listed(self.path), "path_iterations": listed(self.path_iterations),
-                "explained": list(self.explained) if self.explained is not None else None}
+        return {"kind": self.kind, "iteration": int(self.iteration), "xs": array(self.xs, np.float64),
+                "ys": array(self.ys, np.float64), "costs": array(self.costs, np.float64),
+                "center_cost": float(self.center_cost), "samples": int(self.samples),
+                "seconds": float(self.seconds), "complete": bool(self.complete),
+                "path": array(self.path, np.float64),
+                "path_iterations": array(self.path_iterations, np.int64),
+                "explained": [float(v) for v in self.explained] if self.explained is not None else None}
 
     @classmethod
     def from_dict(cls, data):
-        """From to_dict()'s output (e.g. a checkpoint's), checking every shape."""
+        """From to_dict()'s output (e.g. a checkpoint's), or the lists a version 1 checkpoint kept
+        (None for NaN), checking every shape."""
         try:
             kind = str(data["kind"])
             xs = np.asarray(data["xs"], dtype=np.float64)

@@ -153,6 +153,22 @@ def test_a_landscape_survives_to_dict_and_refuses_a_damaged_one(trained):
         Landscape.from_dict({"kind": "random"})
 
 
+def test_a_landscape_is_saved_as_arrays_and_still_reads_version_1_lists(trained):
+    """Issue 21: a checkpoint keeps the grid and path as .npz members (to_dict gives arrays); version
+    1 kept them in its JSON as lists with None for NaN, which from_dict still reads."""
+    landscape = compute_landscape(trained.network, random_plane(trained.network.params), trained.x_train[:50],
+                                  trained.y_train[:50], 3)
+    landscape.costs[1, 2] = np.nan
+    saved = landscape.to_dict()
+    assert saved["costs"].dtype == np.float64 and saved["xs"].shape == (3,) and saved["path"] is None
+    assert saved["costs"] is not landscape.costs  # a copy: a later edit cannot change what is saved
+    as_version_1 = {**saved, "xs": saved["xs"].tolist(), "ys": saved["ys"].tolist(),
+                    "costs": np.where(np.isnan(saved["costs"]), None, saved["costs"]).tolist()}
+    again = Landscape.from_dict(as_version_1)
+    np.testing.assert_array_equal(again.costs, landscape.costs)
+    np.testing.assert_array_equal(again.xs, landscape.xs)
+
+
 def test_unflatten_is_flatten_reversed_and_checks_the_length(trained):
     params = trained.network.params
     for (W, b), (W2, b2) in zip(unflatten(flatten(params), params), params, strict=True):
