@@ -36,7 +36,7 @@ ENDED = ("finished", "diverged", "stopped", "pruned", "failed")
 # -- what a run records ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StepRow:
-    """One step: the cost at `iteration` (the parameters after `iteration` steps; see README)."""
+    """One step: the cost at `iteration` (the parameters after `iteration` steps: the one numbering)."""
 
     iteration: int
     epoch: float

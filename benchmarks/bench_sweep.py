@@ -30,7 +30,7 @@ from bench_tutorial import verdict  # noqa: E402  (this folder is on the path wh
 
 SPEEDUP_TARGET, OVERHEAD_TARGET = 1.7, 0.050
 ACCURACY_TARGET, PEER_ACCURACY, TIME_RATIO_TARGET = 0.983, 0.980, 0.7
-# The sweep that chose the mnist10 preset (README, "Sweeps").
+# The sweep that chose the mnist10 preset (docs/cli-and-api.md, "backprop sweep").
 MNIST10_SEARCH = ["learning_rate=0.004,0.006,0.008", "l2=1e-4,5e-4"]
 MNIST10_ITERATIONS = 1200
 
