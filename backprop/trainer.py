@@ -8,6 +8,8 @@ arrays stay valid after the lock is released. Readers that must not wait long (a
 the run) take the lock through `reading()`: a training loop lets them in between two steps.
 An optional learning-rate schedule ("cosine" over `schedule_iterations` steps) scales each step's
 update; the optimizer's learning_rate knob stays the base rate that a person sets.
+With L1 and plain gradient descent, a weight that the penalty's part of a step takes across zero
+stops at zero (TensorFlow Playground's rule, `l1_stop_at_zero`).
 """
 
 import contextlib
@@ -28,6 +30,11 @@ PENALTIES = ("l2", "l1")  # weight penalties: settings that apply at the next st
 
 
 class Trainer:
+    # Called as epoch_observer(trainer) after each step that ends a pass over the training set (a
+    # full-batch step, or the last mini-batch of a shuffled pass), under the lock, in the thread
+    # that steps: the Playground's per-epoch training and test losses (studio/playground.py).
+    epoch_observer = None
+
     def __init__(self, network, optimizer, data, batch_size=None, l2=0.0, l1=0.0, eval_every=100,
                  shuffle_seed=0, history_capacity=100_000, lr_schedule="constant",
                  schedule_iterations=None):
@@ -212,6 +219,10 @@ class Trainer:
                         uW *= factor
                         ub *= factor
                 new_params = [(W - uW, b - ub) for (W, b), (uW, ub) in zip(net.params, updates, strict=True)]
+                if self.l1 and self.optimizer.name == "sgd":
+                    penalty_step = self.l1 * self.optimizer.learning_rate * factor
+                    new_params = [(l1_stop_at_zero(W, W_new, penalty_step), b_new)
+                                  for (W, _), (W_new, b_new) in zip(net.params, new_params, strict=True)]
                 param_sq = np.array([(np.vdot(W, W), np.vdot(b, b)) for W, b in new_params],
                                     dtype=np.float64)
             bad = self._first_bad_row(param_sq)
@@ -243,6 +254,8 @@ class Trainer:
                   "layers": [dict(zip(LAYER_STATS, map(float, row), strict=True)) for row in stats]}
         if self.x_test is not None and (self.iteration % self.eval_every == 0):
             record.update(self._evaluate_test())
+        if self.epoch_observer is not None and (self.batch_size is None or self._cursor >= len(self.x_train)):
+            self.epoch_observer(self)
         return record
 
     @staticmethod
@@ -276,6 +289,19 @@ class Trainer:
             return {"iteration": self.iteration, "epoch": self.epoch, "seconds": self.seconds,
                     "params": list(self.network.params), "knobs": self.optimizer.knobs(),
                     **self.penalties(), "diverged": self.diverged, "last": self.history.last()}
+
+
+def l1_stop_at_zero(W, W_new, penalty_step):
+    """TensorFlow Playground's L1 rule for one gradient-descent step W -> W_new whose penalty part
+    was penalty_step * sign(W) (penalty_step = l1 * learning rate): where that part took a weight
+    across zero (the weight before it and after it have opposite signs), the weight stops at zero.
+    A weight that the data's gradient alone takes across zero goes on. W_new is the step's own new
+    array (changed in place); W is left alone."""
+    before_penalty = W_new + penalty_step * np.sign(W)
+    crossed = before_penalty * W_new < 0
+    if crossed.any():
+        W_new[crossed] = 0
+    return W_new
 
 
 def _check_schedule(lr_schedule, schedule_iterations):

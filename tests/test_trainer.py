@@ -322,3 +322,71 @@ def test_l1_is_trained_with_and_applies_at_the_next_step():
     assert cost_l1 == pytest.approx(cost_plain + 0.1 * weights, rel=1e-12)
     penalised.set_knob("l1", 0.0)
     assert penalised.history.markers[-1] == {"iteration": 1, "setting": "l1", "old": 0.1, "new": 0.0}
+
+
+def tensorflow_playground_step(params, grads, learning_rate, l1):
+    """TensorFlow Playground's updateWeights, weight by weight: the data's gradient step, then the
+    L1 step; a weight that the L1 step takes across zero is set to zero."""
+    new = []
+    for (W, b), (dW, db) in zip(params, grads, strict=True):
+        W_new = W.copy()
+        for index, w in np.ndenumerate(W):
+            half = w - learning_rate * dW[index]
+            after = half - learning_rate * l1 * np.sign(w)
+            W_new[index] = 0.0 if half * after < 0 else after
+        new.append((W_new, b - learning_rate * db))
+    return new
+
+
+def test_l1_stops_a_weight_that_crosses_zero_at_zero_as_tensorflow_playground_does():
+    """With L1, a weight that the penalty's part of a gradient-descent step takes across zero stops
+    at zero; one that the data's gradient takes across goes on (issue 19)."""
+    from backprop.trainer import l1_stop_at_zero
+
+    W = np.array([[0.05, -0.05, 0.5, 0.02]])
+    # penalty step 0.1: 0.05 -> -0.05 and -0.05 -> 0.05 cross because of it; 0.5 does not cross;
+    # 0.02 - 0.5 (the data's gradient) was already across before the penalty's part
+    W_new = np.array([[0.05 - 0.1, -0.05 + 0.1, 0.5 - 0.1, 0.02 - 0.5 - 0.1]])
+    assert l1_stop_at_zero(W, W_new.copy(), 0.1).tolist() == [[0.0, 0.0, 0.4, pytest.approx(-0.58)]]
+
+    X = np.random.default_rng(1).uniform(-1, 1, size=(30, 2))
+    data = Dataset("toy", X, (X[:, 0] * X[:, 1] > 0).astype(np.int64), X[:5], np.zeros(5, np.int64),
+                   ["0", "1"], None)
+    trainer = Trainer(Network([2, 8, 1], activation="tanh", init="xavier", seed=4), GradientDescent(0.3),
+                      data, l1=0.05)
+    zeros = 0
+    for _ in range(60):
+        params = list(trainer.network.params)
+        _, grads = trainer.network.loss_and_gradients(X, data.y_train)  # without the penalty
+        trainer.step(1)
+        expected = tensorflow_playground_step(params, grads, 0.3, 0.05)
+        for (W, b), (W_tf, b_tf) in zip(trainer.network.params, expected, strict=True):
+            assert np.allclose(W, W_tf, rtol=0, atol=1e-12) and np.allclose(b, b_tf, rtol=0, atol=1e-12)
+        zeros = max(zeros, sum(int((W == 0).sum()) for W, _ in trainer.network.params))
+    assert zeros > 0  # the rule was met on the way (the weights that L1 stopped)
+
+
+def test_without_l1_or_with_momentum_a_step_is_plain():
+    """The rule belongs to L1 with gradient descent: other steps are W - update, bit for bit."""
+    for optimizer, l1 in ((GradientDescent(0.5), 0.0), (make_optimizer("momentum", learning_rate=0.5), 0.05)):
+        fresh = copy.deepcopy(optimizer)
+        trainer = make_trainer(optimizer=optimizer, l1=l1)
+        twin = make_trainer(optimizer=copy.deepcopy(fresh), l1=l1)
+        params = list(trainer.network.params)
+        trainer.step(1)
+        _, grads = twin.network.loss_and_gradients(*twin._next_batch(), l1=l1)
+        updates = fresh.updates(grads)
+        for (W, b), (W0, b0), (uW, ub) in zip(trainer.network.params, params, updates, strict=True):
+            assert np.array_equal(W, W0 - uW) and np.array_equal(b, b0 - ub)
+
+
+def test_the_epoch_observer_is_called_at_the_end_of_each_pass_over_the_training_set():
+    seen = []
+    trainer = make_trainer(batch_size=10)  # 40 training samples: 4 steps a pass
+    trainer.epoch_observer = lambda t: seen.append((t.iteration, t.epoch))
+    trainer.step(9)
+    assert seen == [(4, 1.0), (8, 2.0)]
+    whole = make_trainer()  # full batch: every step is a pass
+    whole.epoch_observer = lambda t: seen.append(t.iteration)
+    whole.step(2)
+    assert seen[-2:] == [1, 2]
