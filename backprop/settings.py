@@ -58,7 +58,8 @@ _BASE = [
     # 2D data sets only (circle, xor, gauss, spiral, moons; plane, multi-gauss): see data/toy2d.py
     Setting("points", "int", 500, "Points", "2D data sets: how many points to draw (training and test)",
             group="task", low=MIN_POINTS, high=MAX_POINTS, data=True, datasets=TOY_DATASETS),
-    Setting("noise", "int", 0, "Noise (%)", "2D data sets: how much the classes blur, 0 to 50 percent",
+    Setting("noise", "int", 0, "Noise (%)", "2D data sets: how much the classes blur, 0 to 50 "
+            "percent (up to 80, as TensorFlow Playground takes from a link)",
             group="task", low=0, high=MAX_NOISE, data=True, datasets=TOY_DATASETS),
     Setting("train_share", "int", 50, "Training share (%)", "2D data sets: the percentage of points "
             "used for training; the rest are test points", group="task", low=MIN_TRAIN_SHARE,

@@ -84,7 +84,7 @@ def test_features_are_the_chosen_functions_in_the_tables_order():
 
 @pytest.mark.parametrize("kwargs, field", [
     ({"points": 5}, "points"), ({"points": 10**6}, "points"), ({"points": 2.5}, "points"),
-    ({"noise": 60}, "noise"), ({"noise": -1}, "noise"), ({"noise": "lots"}, "noise"),
+    ({"noise": 81}, "noise"), ({"noise": -1}, "noise"), ({"noise": "lots"}, "noise"),
     ({"train_share": 95}, "train_share"), ({"train_share": 5}, "train_share"),
     ({"features": ()}, "features"), ({"features": "x1,x3"}, "features"), ({"features": 7}, "features"),
     ({"seed": -1}, "seed"),
@@ -125,3 +125,13 @@ def test_2d_sets_refuse_what_does_not_apply_to_them():
         load_task("circle", digits=(0, 1), subset=50)
     assert caught.value.field == "subset"
 
+
+
+def test_the_split_and_the_noise_are_tensorflow_playgrounds():
+    """TF splits floor(n * share / 100) points off for training, and takes a noise of up to 80 from a
+    link (issue 19)."""
+    toy = make_toy("circle", points=55, train_share=30, seed=1)
+    assert (len(toy.target_train), len(toy.target_test)) == (16, 39)  # floor(16.5)
+    assert len(make_toy("plane", points=1200, train_share=50).target_train) == 600
+    noisy = make_toy("xor", points=400, noise=80, seed=2)
+    assert np.mean(noisy.target_train == (noisy.plane_train[:, 0] * noisy.plane_train[:, 1] >= 0)) < 0.9

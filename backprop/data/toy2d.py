@@ -2,7 +2,8 @@
 
 Points lie in the plane [-6, 6]²; each set is drawn from `numpy.random.default_rng(seed)`, so one
 seed always gives the same points. Classification labels are 0 and 1; regression targets lie in
-about [-1, 1]. `noise` is a percentage (0-50) that blurs the classes the way each problem allows:
+about [-1, 1]. `noise` is a percentage (0-50, or up to 80 as TensorFlow Playground allows from a
+link) that blurs the classes the way each problem allows:
 a jittered position decides the label (circle, XOR, plane, multi-Gaussian), the points themselves
 are jittered (spiral, moons), or the clusters widen (Gaussian). The network sees *features* of a
 point (any of x1, x2, x1², x2², x1·x2, sin x1, sin x2), so the input layer's size is the number
@@ -42,7 +43,8 @@ FEATURES = {
 }
 DEFAULT_FEATURES = ("x1", "x2")
 MIN_POINTS, MAX_POINTS = 10, 5000
-MAX_NOISE = 50
+MAX_NOISE = 80  # TensorFlow Playground takes up to 80 from a link (its slider widens to it)
+NOISE_SLIDER = 50  # ... and its slider's usual end
 MIN_TRAIN_SHARE, MAX_TRAIN_SHARE = 10, 90
 
 
@@ -117,7 +119,7 @@ def make_toy(dataset: str, points: int = 500, noise: float = 0, train_share: flo
     rng = np.random.default_rng(int(seed))
     plane, target = _GENERATORS[dataset](rng, points, float(noise) / 100.0)
     order = rng.permutation(points)
-    n_train = min(points - 1, max(1, round(points * train_share / 100)))
+    n_train = points * train_share // 100  # TensorFlow Playground's split: floor(n * share / 100)
     train, test = order[:n_train], order[n_train:]
     return ToySet(plane[train], target[train], plane[test], target[test], features)
 
