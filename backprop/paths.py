@@ -8,11 +8,15 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import InputError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+HOME_VARIABLE = "BACKPROP_STUDIO_HOME"
+HOME_ADVICE = f"set {HOME_VARIABLE} to a folder you can write"
 
 
 def studio_home() -> Path:
-    explicit = os.environ.get("BACKPROP_STUDIO_HOME")
+    explicit = os.environ.get(HOME_VARIABLE)
     if explicit:
         home = Path(explicit).expanduser()
     else:
@@ -50,5 +54,26 @@ def datasets_dir() -> Path:
     return _made(studio_home() / "datasets")
 
 
+def writable_folder(folder, field=HOME_VARIABLE, advice=HOME_ADVICE) -> Path:
+    """`folder`, created if need be, once this process can write in it; else
+    InputError(field, "<folder> cannot be used: <why>; <advice>"), never an OSError's traceback."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        why = "it is a file, not a folder"
+    except OSError as error:  # PermissionError, NotADirectoryError (a file on the way), read-only, ...
+        why = (error.strerror or str(error)).lower()
+        if error.filename is not None and Path(error.filename) != folder:
+            why += f" ({error.filename})"
+    else:
+        if os.access(folder, os.W_OK | os.X_OK):
+            return folder
+        why = "this process cannot write in it"
+    raise InputError(field, f"{folder} cannot be used: {why}; {advice}")
+
+
 def runs_database() -> Path:
-    return studio_home() / "runs.sqlite3"
+    """The runs database's path in the studio home, which must be writable (InputError naming
+    BACKPROP_STUDIO_HOME otherwise)."""
+    return writable_folder(studio_home()) / "runs.sqlite3"

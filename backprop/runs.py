@@ -121,8 +121,12 @@ class RunStore:
     """The runs database. Each method opens its own short connection, so any thread may use it."""
 
     def __init__(self, path=None):
-        self.path = Path(path) if path is not None else paths.runs_database()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if path is None:
+            self.path = paths.runs_database()  # InputError("BACKPROP_STUDIO_HOME", ...) if not writable
+        else:
+            self.path = Path(path)
+            paths.writable_folder(self.path.parent, "runs database", "give a runs database in a folder "
+                                                                     "you can write")
         try:
             with closing(self._connect()) as con:
                 con.execute("PRAGMA journal_mode=WAL")
