@@ -40,7 +40,12 @@ def build_parser():
     output.add_argument("--no-record", action="store_true", help="do not record the run in the run store")
     output.add_argument("--quiet", action="store_true", help="print only the final accuracy")
 
-    commands.add_parser("runs", help="list the recorded runs")
+    runs = commands.add_parser("runs", help="list the recorded runs (--disk: the disk they take)",
+                               description="List the recorded runs, or with --disk what the studio keeps "
+                                           "on disk by kind, against its quota (BACKPROP_DISK_BUDGET), and "
+                                           "what a clean-up would free.")
+    runs.add_argument("--disk", action="store_true",
+                      help="what the studio home holds by kind, its quota and what clean-up would free")
     commands.add_parser("data", help="list or download datasets (see `backprop data --help`)",
                         add_help=False)
     commands.add_parser("sweep", help="train many set-ups (see `backprop sweep --help`)", add_help=False)
@@ -174,8 +179,12 @@ def write_json(path, config, history, result, seconds, status, trainer):
     write_json_file(path, document)
 
 
-def runs_command():
+def runs_command(args=None):
     from .runs import RunStore, format_runs_table
+    if args is not None and args.disk:
+        from .disk import format_report, report
+        print(format_report(report(RunStore())))
+        return 0
     print(format_runs_table(RunStore().list_runs()))
     return 0
 
@@ -194,7 +203,7 @@ def main(argv=None):
         if args.command == "train":
             return train_command(args)
         if args.command == "runs":
-            return runs_command()
+            return runs_command(args)
     except InputError as error:
         print(f"error: {error.field}: {error.message}", file=sys.stderr)
         return EXIT_INPUT

@@ -22,7 +22,7 @@ from pathlib import Path
 from . import paths
 from .errors import InputError
 
-SCHEMA_VERSION = 2  # 2: runs.sweep_id and runs.trial, the sweeps table
+SCHEMA_VERSION = 3  # 2: runs.sweep_id and runs.trial, the sweeps table; 3: runs.pinned
 STATUSES = ("running", "finished", "diverged", "stopped", "pruned", "failed")
 SOURCES = ("app", "cli", "sweep")
 SWEEP_STATUSES = ("created", "running", "finished", "cancelled", "failed")
@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS sweeps (
 );
 """
 # Columns added after schema 1: a store written before them gains them when it is opened.
-ADDED_COLUMNS = (("runs", "sweep_id", "INTEGER"), ("runs", "trial", "INTEGER"))
+ADDED_COLUMNS = (("runs", "sweep_id", "INTEGER"), ("runs", "trial", "INTEGER"),
+                 ("runs", "pinned", "INTEGER NOT NULL DEFAULT 0"))  # 1: kept by the disk quota's clean-up
 HISTORY_FIELDS = ("iteration", "epoch", "cost", "test_cost", "test_accuracy")
 
 
@@ -260,12 +261,54 @@ class RunStore:
             if path.parent.resolve() == self.checkpoint_folder().resolve():
                 path.unlink(missing_ok=True)
 
+    # -- pins and age: what the disk quota's clean-up may remove (backprop.disk) ----------------------
+    def pin(self, run_id, pinned=True):
+        """Keep a run (its history and checkpoint) through every clean-up, or (pinned=False) no longer."""
+        def update(con):
+            self._require(con, run_id)
+            con.execute("UPDATE runs SET pinned = ? WHERE id = ?", (1 if pinned else 0, int(run_id)))
+        self._transaction(update)
+
+    def unpin(self, run_id):
+        self.pin(run_id, pinned=False)
+
+    def forget_checkpoint(self, run_id):
+        """The run no longer has a checkpoint (the clean-up removed its file); its history stays."""
+        def update(con):
+            self._require(con, run_id)
+            con.execute("UPDATE runs SET checkpoint_path = NULL WHERE id = ?", (int(run_id),))
+        self._transaction(update)
+
+    def runs_by_age(self):
+        """Every run, least recently updated first, as the clean-up needs them: id, name, status
+        ('interrupted' for a running run whose process is gone), pinned, updated, checkpoint_path,
+        sweep_id, the upload its set-up names (or None) and its number of history rows."""
+        with closing(self._connect()) as con:
+            counts = dict(con.execute("SELECT run_id, COUNT(*) FROM history GROUP BY run_id").fetchall())
+            rows = con.execute("SELECT id, name, status, pinned, updated, checkpoint_path, sweep_id, host, "
+                               "pid, config FROM runs ORDER BY updated, id").fetchall()
+        runs = []
+        for row in rows:
+            status = row["status"]
+            if status == "running" and not _alive(row["host"], row["pid"]):
+                status = "interrupted"
+            try:
+                upload = json.loads(row["config"]).get("upload")
+            except (ValueError, AttributeError):
+                upload = None
+            runs.append({"id": row["id"], "name": row["name"], "status": status,
+                         "pinned": bool(row["pinned"]), "updated": row["updated"],
+                         "checkpoint_path": row["checkpoint_path"], "sweep_id": row["sweep_id"],
+                         "upload": upload, "n_history": counts.get(row["id"], 0)})
+        return runs
+
     # -- reading -------------------------------------------------------------------------
     def _describe(self, row, last=None):
         run = {key: row[key] for key in ("id", "name", "source", "status", "created", "updated",
                                          "checkpoint_path", "sweep_id", "trial")}
         run["config"] = json.loads(row["config"])
         run["metrics"] = json.loads(row["metrics"])
+        run["pinned"] = bool(row["pinned"])
         if run["status"] == "running" and not _alive(row["host"], row["pid"]):
             run["status"] = "interrupted"  # its process ended without finishing the run
         if last is not None:
