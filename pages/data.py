@@ -9,6 +9,7 @@ from studio.data_files import (
     IDX_HELP,
     current_data,
     data_facts,
+    disk_use,
     download_dataset,
     download_rows,
     folder_name,
@@ -89,10 +90,10 @@ def fetch(name):
 
 
 def choose_earlier_upload():
-    """Every data set uploaded to this server, by name and id (a link names one by its id)."""
+    """The data sets this browser session uploaded (or was given by a link), by name and id."""
     uploads = {upload.id: upload for upload in list_uploads()}
     if uploads:
-        st.selectbox("Or use a data set uploaded earlier", list(uploads), index=None,
+        st.selectbox("Or use a data set you uploaded earlier", list(uploads), index=None,
                      format_func=lambda upload_id: uploads[upload_id].label(), key="data_upload_earlier",
                      placeholder="choose an upload", on_change=pick_upload, args=(uploads,))
 
@@ -131,7 +132,8 @@ def show_upload():
     facts = (f"**{upload.name}** (id `{upload.id}`): {upload.n_train:,} training and {upload.n_test:,} "
              f"test images, classes {', '.join(classes)}.")
     if st.session_state.get("data_upload_saved") == upload.id:
-        st.success(f"Saved {facts}")
+        st.success(f"Saved {facts} Only this browser tab lists it; its id is its key: a link with "
+                   f"`upload={upload.id}` opens it from another tab.")
     else:
         st.info(f"Chosen: {facts}")
     everything = f"All {len(classes)} classes"
@@ -155,6 +157,18 @@ def show_upload():
                 st.success("The set-up now uses this data set: press **Train** on the Train page.")
 
 
+def show_disk():
+    st.header("Disk")
+    try:
+        use = disk_use()
+    except InputError as error:
+        st.error(f"**{error.field}**: {error.message}")
+        return
+    st.dataframe(use.rows, hide_index=True)
+    (st.warning if use.over else st.caption)(use.summary)
+
+
 show_current_data()
 show_downloads()
 show_upload()
+show_disk()

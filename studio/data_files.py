@@ -1,16 +1,23 @@
 """The Data page's data: what the current set-up learns from (facts and sample images), data sets
 to download with a progress bar, and a person's own files, saved under the studio home (each
-upload under its own server-made id) only once `load_task` has accepted them. No Streamlit here."""
+upload under its own server-made id) only once `load_task` has accepted them.
+
+An upload's id is its key: whoever has it (the browser session that uploaded it, a link carrying
+`upload=<id>`) can use it, and a browser session lists only the uploads it made or was given
+(`list_uploads`), never everyone's. Streamlit only for that, imported lazily; nothing else here."""
 
 import dataclasses
 import json
 import os
 import re
 import shutil
+import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from backprop import disk
+from backprop.budget import format_bytes
 from backprop.data import REGISTRY, DownloadError, dataset_facts, download, load_task, sample_images
 from backprop.data.download import is_complete
 from backprop.data.idx import mnist_names
@@ -18,10 +25,11 @@ from backprop.errors import InputError
 from backprop.paths import datasets_dir
 from backprop.settings import SETTINGS
 
-UPLOADS_FOLDER = "uploads"  # under datasets_dir(): one folder per upload, named by its id
+UPLOADS_FOLDER = disk.UPLOADS_FOLDER  # under datasets_dir(): one folder per upload, named by its id
 UPLOAD_ID_LENGTH = 12
 UPLOAD_ID = re.compile(SETTINGS["upload"].pattern)  # the setting a link names an upload by
 UPLOAD_INFO = "upload.json"  # in an upload's folder: its Upload, written by the server
+KNOWN_UPLOADS = "data_uploads_known"  # in a browser session's state: the upload ids it may list
 IDX_NAMES = tuple(mnist_names().values())  # train-images-idx3-ubyte, ..., t10k-labels-idx1-ubyte
 IDX_HELP = ("the four MNIST-style IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
             "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (all plain or all .gz)")
@@ -271,6 +279,8 @@ def save_upload(files, name):
         os.replace(staging, home / upload_id)  # one rename: the folder is complete or absent
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    remember_upload(upload_id)
+    disk.note_written(home / upload_id)  # past the disk quota, the oldest files go
     return upload
 
 
@@ -291,6 +301,7 @@ def get_upload(upload_id):
                                    "upload it again") from None
     if upload.id != upload_id or upload.kind not in ("npz", "idx") or "/" in upload.file:
         raise InputError("upload", f"the uploaded data set {upload_id} is damaged; upload it again")
+    remember_upload(upload_id)  # this browser session was given its id (a link, a recorded run)
     return upload
 
 
@@ -299,17 +310,55 @@ def resolve_upload(upload_id):
     return get_upload(upload_id).path
 
 
-def list_uploads():
-    """Every uploaded data set on this server, newest first (for a selectbox)."""
+def _browser_session():
+    """Streamlit, inside a script run of a browser session; None outside one (the CLI, a test)."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        if get_script_run_ctx() is None:
+            return None
+        import streamlit as st
+
+        return st
+    except Exception:
+        return None
+
+
+def remember_upload(upload_id):
+    """This browser session may list the upload from now on (it made it, or was given its id)."""
+    st = _browser_session()
+    if st is not None:
+        known = st.session_state.setdefault(KNOWN_UPLOADS, [])
+        if upload_id not in known:
+            known.append(upload_id)
+
+
+def session_upload_ids():
+    """The upload ids this browser session made or was given: remembered ones and the one its page's
+    link names (`?upload=<id>`); none outside a browser session."""
+    st = _browser_session()
+    if st is None:
+        return []
+    ids = list(st.session_state.get(KNOWN_UPLOADS, []))
+    try:
+        linked = st.query_params.get("upload")
+    except Exception:
+        linked = None
+    if isinstance(linked, str) and UPLOAD_ID.fullmatch(linked) and linked not in ids:
+        ids.append(linked)
+    return ids
+
+
+def list_uploads(ids=None):
+    """The uploads this browser session made or was given (`session_upload_ids`), or those of `ids`,
+    newest first (for a selectbox); one that is gone (cleaned up) or damaged is left out. Nobody
+    is shown another person's uploads: an upload's id is its key."""
     uploads = []
-    if not uploads_dir().is_dir():
-        return uploads
-    for folder in uploads_dir().iterdir():
-        if UPLOAD_ID.fullmatch(folder.name):
-            try:
-                uploads.append(get_upload(folder.name))
-            except InputError:
-                continue  # a damaged folder is not offered
+    for upload_id in session_upload_ids() if ids is None else ids:
+        try:
+            uploads.append(get_upload(upload_id))
+        except InputError:
+            continue  # removed by the disk quota's clean-up, or damaged: not offered
     return sorted(uploads, key=lambda upload: (upload.saved_at, upload.id), reverse=True)
 
 
@@ -320,3 +369,39 @@ def training_config(config, upload, digits):
     config = dataclasses.replace(config, dataset=upload.kind, data_path=None, upload=upload.id,
                                  digits=tuple(digits) if digits is not None else None, subset=subset)
     return config.fit_output(2 if digits is not None else len(upload.class_names)).validated()
+
+
+# -- the disk ------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class DiskUse:
+    """What the studio keeps on disk, for the Data page: a row per kind and a sentence on the quota."""
+
+    rows: list  # {"kind", "files", "size", "clean-up may free"}
+    summary: str
+    over: bool  # past the quota (a clean-up is due)
+
+
+DISK_USE_SECONDS = 10.0  # a Data page run within this long of the last shows the same walk
+_disk_use = (0.0, None)
+
+
+def disk_use():
+    """The studio home against its disk quota (backprop.disk): one walk at most every
+    DISK_USE_SECONDS, whoever asks. Past the quota it is cleaned up first."""
+    global _disk_use
+    at, shown = _disk_use
+    if shown is not None and time.monotonic() - at < DISK_USE_SECONDS:
+        return shown
+    disk.note_written()  # cleans up when due (cheap otherwise)
+    report = disk.report()
+    rows = [{"kind": kind, "files": files, "size": format_bytes(size),
+             "clean-up may free": format_bytes(freeable) if freeable else "-"}
+            for kind, files, size, freeable in report.rows]
+    summary = (f"{format_bytes(report.total)} of the disk quota of {format_bytes(report.budget)} "
+               f"({report.share:.0%}, {disk.DISK_VARIABLE}). Past the quota the oldest files go first, "
+               f"down to {disk.LOW_WATER:.0%} of it: leftovers of ended processes, then checkpoints of ended "
+               "runs, their histories, uploads and cached data. Running and pinned runs (Pin on Compare "
+               f"runs; {report.pinned_runs} now) are kept.")
+    shown = DiskUse(rows, summary, report.total > report.budget)
+    _disk_use = (time.monotonic(), shown)
+    return shown

@@ -78,8 +78,9 @@ def test_two_uploads_with_the_same_names_keep_both():
     assert first.id != second.id
     assert data_files.get_upload(first.id).class_names == ("0", "1")
     assert data_files.get_upload(second.id).class_names == ("0", "1", "2")
-    listed = [upload.id for upload in data_files.list_uploads()]
-    assert first.id in listed and second.id in listed
+    listed = [upload.id for upload in data_files.list_uploads([first.id, second.id])]
+    assert listed == [second.id, first.id]  # newest first
+    assert data_files.list_uploads() == []  # outside a browser session nobody is listed anything
 
 
 @pytest.mark.parametrize("text", ["../../etc", "/etc/passwd", "ABCDEF012345", "0123456789a", "0123456789abc",
@@ -248,7 +249,9 @@ def test_data_page_offers_earlier_uploads_by_name_and_id(data_page, open_data_pa
     rng = np.random.RandomState(3)
     first = data_files.save_upload([("same.npz", npz_bytes(x=rng.rand(30, 4), y=np.arange(30) % 2))], "same")
     second = data_files.save_upload([("same.npz", npz_bytes(x=rng.rand(30, 4), y=np.arange(30) % 3))], "same")
-    at = open_data_page()
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages/data.py"), default_timeout=60)
+    at.session_state[data_files.KNOWN_UPLOADS] = [first.id, second.id]  # as if this session uploaded them
+    at.run()
     earlier = at.selectbox(key="data_upload_earlier")
     labels = " ".join(earlier.options)  # newest first, both named "same", told apart by their ids
     assert labels.index(second.id) < labels.index(first.id) and labels.count("same (npz") == 2
@@ -257,3 +260,51 @@ def test_data_page_offers_earlier_uploads_by_name_and_id(data_page, open_data_pa
     assert first.id in at.info[0].value and "classes 0, 1." in at.info[0].value
     at.selectbox(key="data_upload_earlier").set_value(second.id).run()
     assert second.id in at.info[0].value and "classes 0, 1, 2." in at.info[0].value
+
+
+def upload_through_the_page(name="mine"):
+    """A browser session that uploads an .npz file on the Data page: (its AppTest, the upload's id)."""
+    x = np.random.RandomState(4).rand(40, 9)
+    at = AppTest.from_file(str(PROJECT_ROOT / "pages/data.py"), default_timeout=60)
+    at.run()
+    at.file_uploader(key="data_upload_files").set_value((f"{name}.npz", npz_bytes(x=x, y=np.arange(40) % 2),
+                                                         "application/zip")).run()
+    at.button(key="data_upload_save").click().run()
+    assert not at.exception and "Saved" in at.success[0].value
+    return at, at.session_state["data_upload_saved"]
+
+
+def earlier_uploads(at):
+    """The labels the Data page offers under "Or use a data set you uploaded earlier" (none: [])."""
+    return [option for box in at.selectbox if box.key == "data_upload_earlier" for option in box.options]
+
+
+def test_a_visitor_is_listed_only_the_uploads_their_session_made_or_a_link_names(data_page):
+    """Issue 21 item 7: uploads were listed to every visitor. The id is a capability: the session that
+    uploaded lists it, another session does not, and a link carrying `upload=<id>` still works."""
+    mine, upload_id = upload_through_the_page("private")
+    mine.run()
+    assert any(upload_id in option for option in earlier_uploads(mine))
+    assert "upload=" + upload_id in mine.success[0].value  # the key to keep, told once
+
+    other = AppTest.from_file(str(PROJECT_ROOT / "pages/data.py"), default_timeout=60)
+    other.run()
+    assert not any(upload_id in option for option in earlier_uploads(other))
+    assert upload_id not in [u.id for u in data_files.list_uploads()]  # outside any session: none
+
+    linked = AppTest.from_file(str(PROJECT_ROOT / "pages/data.py"), default_timeout=60)
+    linked.query_params["upload"] = upload_id
+    linked.run()
+    linked.selectbox(key="data_upload_earlier").set_value(upload_id).run()
+    assert not linked.exception and upload_id in linked.info[0].value
+    linked.query_params.pop("upload")
+    linked.run()  # the link was followed once: this session keeps it
+    assert any(upload_id in option for option in earlier_uploads(linked))
+
+
+def test_the_data_page_shows_what_the_studio_keeps_on_disk(data_page, open_data_page):
+    at = open_data_page()
+    assert "Disk" in [header.value for header in at.header]
+    kinds = [row["kind"] for row in at.dataframe[-1].value.to_dict("records")]
+    assert kinds[:6] == ["checkpoints", "run store", "uploads", "sweeps", "cache", "data sets"]
+    assert any("BACKPROP_DISK_BUDGET" in caption.value for caption in at.caption)
