@@ -32,7 +32,8 @@ if not runs:
     st.stop()
 
 
-st.dataframe([{"id": run.id, "name": run.name, "status": run.status, "source": run.source,
+st.dataframe([{"id": run.id, "name": run.name, "status": run.status, "pinned": run.pinned,
+               "source": run.source,
                "layers": ",".join(map(str, run.config.get("layers", []))),
                "activation": run.config.get("activation"), "optimizer": run.config.get("optimizer"),
                "learning rate": run.config.get("learning_rate"), "steps": run.steps,
@@ -95,6 +96,18 @@ if button_column.button("Rename", key="compare_rename"):
         st.rerun()
     except InputError as error:
         st.error(f"{error.field}: {error.message}")
+if picked.pinned:
+    if st.button("Unpin", key="compare_unpin", help="Let the disk quota's clean-up remove this run again "
+                                                     "(oldest runs first) once the studio's disk is full"):
+        records.unpin(picked)
+        st.rerun()
+elif st.button("Pin", key="compare_pin", help="Keep this run, its history and its checkpoint, when the "
+                                               "studio's disk is full and old runs are cleaned up"):
+    try:
+        records.pin(picked)
+        st.rerun()
+    except InputError as error:
+        st.error(f"**{error.field}**: {error.message}")
 sure = st.checkbox("Yes, delete this run and its history", key="compare_sure")
 if st.button("Delete", key="compare_delete", disabled=not sure):
     records.delete(picked)

@@ -3,6 +3,7 @@ deleted, and one loaded into a Studio. No Streamlit."""
 
 import dataclasses
 
+from backprop import disk
 from backprop.config import TrainConfig
 from backprop.runs import RunStore
 
@@ -20,6 +21,7 @@ class RecordedRun:
     last_iteration: int | None  # the last recorded step's, None before any
     last_test_accuracy: float | None  # the last test evaluation's
     checkpoint_path: str | None  # its trained network, when it saved one
+    pinned: bool = False  # kept by every clean-up of the disk quota (backprop.disk)
 
     @property
     def title(self):
@@ -67,7 +69,8 @@ class RunRecords:
                                     config=row["config"], metrics=row["metrics"],
                                     last_iteration=row.get("last_iteration"),
                                     last_test_accuracy=row.get("last_test_accuracy"),
-                                    checkpoint_path=row["checkpoint_path"]))
+                                    checkpoint_path=row["checkpoint_path"],
+                                    pinned=bool(row.get("pinned"))))
         return runs
 
     def history(self, run):
@@ -82,6 +85,16 @@ class RunRecords:
     def delete(self, run):
         """Forget a run, its history and the checkpoint the studio made for it."""
         self._store.delete(run.id)
+
+    def pin(self, run):
+        """Keep the run (history and checkpoint) through the disk quota's clean-ups. Raises an
+        InputError ("pin") when pinned runs would hold more than their share of the quota."""
+        disk.check_pin(self._store, run.id)
+        self._store.pin(run.id)
+
+    def unpin(self, run):
+        """The run may be cleaned up again, oldest first, like any ended run."""
+        self._store.unpin(run.id)
 
 
 def load_into_studio(studio, run):

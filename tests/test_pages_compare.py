@@ -42,3 +42,27 @@ def test_a_run_renamed_to_a_link_shows_as_typed_in_the_compare_legend(use_studio
     legend = next(trace["name"] for trace in spec["data"] if "evil.example" in trace["name"])
     assert legend == f"#{run_id} &lt;a href=&quot;https://evil.example/&quot;&gt;click&lt;/a&gt;"
     store.delete(run_id)
+
+
+def test_a_run_is_pinned_and_unpinned_on_compare(use_studio, open_page, monkeypatch):
+    """Issue 21 item 7: Pin keeps a run through the disk quota's clean-ups; past the pinned share the
+    page says why, naming the field."""
+    from backprop import disk
+
+    use_studio(session.Studio())
+    store = RunStore()
+    run_id = recorded_run(store, "keep me")
+    at = open_page("pages/compare.py")
+    choose(at, "compare_manage", "keep me")
+    at.button(key="compare_pin").click().run()
+    assert not at.exception and store.get(run_id)["pinned"]
+    mine = next(row for row in at.dataframe[0].value.to_dict("records") if row["id"] == run_id)
+    assert mine["pinned"] is True
+    at.button(key="compare_unpin").click().run()
+    assert not at.exception and not store.get(run_id)["pinned"]
+
+    monkeypatch.setattr(disk, "PIN_SHARE", 0.0)  # no room for pins at all
+    at.button(key="compare_pin").click().run()
+    assert not at.exception and not store.get(run_id)["pinned"]
+    assert "**pin**" in at.error[0].value and "unpin another run first" in at.error[0].value
+    store.delete(run_id)
