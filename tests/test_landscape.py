@@ -292,8 +292,9 @@ def test_a_pca_plane_past_the_budget_says_the_random_plane_fits(monkeypatch):
 
 
 def test_cancel_ends_the_job_within_a_second_even_inside_a_point():
-    """A point of this network costs seconds on two cores (2,000 samples through a 2048 x 2048 layer);
-    Cancel used to wait for the point (and for the centre's whole evaluation) to end."""
+    """One evaluation of this network on 2,000 samples takes most of a second on two cores (the
+    issue's [784, 2048, 2048, 2048, 1]: 3 s), and Cancel used to wait for the whole evaluation of
+    the centre or of a point; now it is looked at between groups of chunks, a quarter of one."""
     import time
 
     from backprop.landscape import LandscapeJob
@@ -301,13 +302,17 @@ def test_cancel_ends_the_job_within_a_second_even_inside_a_point():
     rng = np.random.default_rng(1)
     network = Network([64, 2048, 2048, 1], activation="tanh")
     X, Y = rng.uniform(0, 1, (2000, 64)), rng.integers(0, 2, 2000)
+    started = time.perf_counter()
+    network.evaluate(X, Y)
+    one_evaluation = time.perf_counter() - started  # on this machine, now
     job = LandscapeJob(network, random_plane(network.params), X, Y, 51)
-    time.sleep(0.4)  # inside the centre's evaluation
+    time.sleep(0.2)  # early in the centre's evaluation
     assert job.running
     cancelled = time.perf_counter()
     job.cancel()
-    assert job.wait(10)
-    assert time.perf_counter() - cancelled < 1.0
+    assert job.wait(30)
+    waited = time.perf_counter() - cancelled
+    assert waited < min(1.0, one_evaluation / 2), (waited, one_evaluation)
     assert job.error is None and not job.result.complete
 
 

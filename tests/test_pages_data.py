@@ -283,14 +283,15 @@ def test_a_visitor_is_listed_only_the_uploads_their_session_made_or_a_link_names
     """Issue 21 item 7: uploads were listed to every visitor. The id is a capability: the session that
     uploaded lists it, another session does not, and a link carrying `upload=<id>` still works."""
     mine, upload_id = upload_through_the_page("private")
+    told = mine.success[0].value
     mine.run()
     assert any(upload_id in option for option in earlier_uploads(mine))
-    assert "upload=" + upload_id in mine.success[0].value  # the key to keep, told once
 
     other = AppTest.from_file(str(PROJECT_ROOT / "pages/data.py"), default_timeout=60)
     other.run()
     assert not any(upload_id in option for option in earlier_uploads(other))
     assert upload_id not in [u.id for u in data_files.list_uploads()]  # outside any session: none
+    assert "upload=" + upload_id in told  # the key to keep, told once saved
 
     linked = AppTest.from_file(str(PROJECT_ROOT / "pages/data.py"), default_timeout=60)
     linked.query_params["upload"] = upload_id
