@@ -1,10 +1,13 @@
 """What the CLI and the app show of a sweep: a `SweepSnapshot` of `TrialView`s, live (from the
 client that runs it, `Sweep.snapshot()`) or as recorded (`recorded_snapshot`: the study's journal
-and the run store, for a sweep no client in this process runs), and Optuna's importances.
+and the run store, for a sweep no client in this process runs), and which settings mattered
+(`setting_importance`: an `Importance`, computed from a snapshot, live or recorded).
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, field
 
 from ..errors import InputError
@@ -34,6 +37,7 @@ class TrialView:
     ended_at: float | None = None  # seconds since the sweep (re)started
     checkpoint: str | None = None  # the trained network of a finished trial
     lost: list = field(default_factory=list)  # LostAttempt: attempts whose worker died
+    intermediate: dict = field(default_factory=dict)  # step -> test cost the pruner was told (journal)
 
 
 @dataclass
@@ -75,11 +79,13 @@ def view_of(spec, frozen):
     status = {TrialState.COMPLETE: "finished", TrialState.PRUNED: "pruned",
               TrialState.FAIL: result.status if result else "failed", TrialState.WAITING: "queued",
               TrialState.RUNNING: "queued"}[frozen.state]
+    intermediate = {int(step): float(value) for step, value in sorted(frozen.intermediate_values.items())
+                    if value is not None and math.isfinite(value)}
     if result is None:
-        return TrialView(frozen.number, params, status)
+        return TrialView(frozen.number, params, status, intermediate=intermediate)
     return TrialView(frozen.number, params, status, result.run_id, result.test_cost, result.test_accuracy,
                      result.train_accuracy, result.seconds, reason=result.reason,
-                     checkpoint=result.checkpoint, lost=list(result.lost))
+                     checkpoint=result.checkpoint, lost=list(result.lost), intermediate=intermediate)
 
 
 def attach_runs(views, store, sweep_id):
@@ -149,19 +155,190 @@ def recorded_snapshot(sweep_id, store=None, curves=True):
                          record["message"], spec.space)
 
 
-def importances(sweep_id):
-    """Optuna's parameter importances for a sweep ({} until two trials finished with different
-    values)."""
-    import optuna
-    from optuna.trial import TrialState
+# -- which settings mattered -------------------------------------------------------------------------
+MIN_FINISHED = 3  # finished trials before importances (and the app's plots) are shown
+OBJECTIVE = "test cost"  # what Optuna minimises, and what importances and correlations are of
 
-    study = open_study(sweep_id)
-    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    varied = {name for t in finished for name in t.params
-              if len({repr(u.params.get(name)) for u in finished}) > 1}
-    if len(finished) < 2 or not varied:
-        return {}
-    try:
-        return optuna.importance.get_param_importances(study, params=sorted(varied))
-    except (ValueError, RuntimeError):
-        return {}
+
+@dataclass(frozen=True)
+class SettingImportance:
+    """One varied setting: how much it mattered, and which way the test cost goes with it."""
+
+    name: str
+    importance: float  # the evaluator's share: the settings' shares add up to 1 (all 0: it cannot tell)
+    correlation: float | None = None  # Spearman's rho of the setting with the test cost (None: constant)
+
+    @property
+    def direction(self):
+        """'↑': the test cost rises as the setting rises (later in the sweep's list, for a setting
+        without an order), '↓': it falls, '': neither (or not known)."""
+        if self.correlation is None or self.correlation == 0:
+            return ""
+        return "↑" if self.correlation > 0 else "↓"
+
+    def correlation_text(self):
+        """'↑ +0.82', '↓ -0.41', or '' without a correlation."""
+        return "" if self.correlation is None else f"{self.direction} {self.correlation:+.2f}".strip()
+
+    def to_dict(self):
+        return {"name": self.name, "importance": self.importance, "spearman": self.correlation,
+                "direction": self.direction}
+
+
+@dataclass(frozen=True)
+class Importance:
+    """Which settings mattered to a sweep's test cost, from its finished trials: each setting's share
+    by `evaluator` (the one actually used: `fallbacks` say why any before it could not), with
+    Spearman's rank correlation between the setting (its value, or its place in the sweep's list
+    for a setting without an order: activation, layers) and the test cost."""
+
+    evaluator: str  # "PED-ANOVA", "fANOVA" or "|Spearman rho|": the one that gave `settings`' shares
+    trials: int  # finished trials it read
+    settings: tuple = ()  # SettingImportance, most important first
+    objective: str = OBJECTIVE
+    optuna_version: str = ""
+    fallbacks: tuple = ()  # (evaluator, why it could not) for each tried before `evaluator`
+
+    def shares(self):
+        """{setting: share}, most important first (what optuna.importance returns)."""
+        return {item.name: item.importance for item in self.settings}
+
+    def to_dict(self):
+        """A JSON-ready document (e.g. for `backprop sweep --json`)."""
+        return {"evaluator": self.evaluator, "optuna": self.optuna_version, "objective": self.objective,
+                "trials": self.trials, "settings": [item.to_dict() for item in self.settings],
+                "fallbacks": [{"evaluator": name, "why": why} for name, why in self.fallbacks]}
+
+    def text(self):
+        """Lines for a terminal: the evaluator, then one setting a line with its share and direction."""
+        lines = [f"Setting importance ({self.evaluator}, {self.trials} finished trials; arrow: the "
+                 f"{self.objective} rises (↑) or falls (↓) as the setting rises, Spearman's rho):"]
+        width = max((len(item.name) for item in self.settings), default=0)
+        lines += [f"  {item.name:<{width}}  {item.importance:5.1%}  {item.correlation_text()}".rstrip()
+                  for item in self.settings]
+        return "\n".join(lines)
+
+
+def _ped_anova():
+    from optuna.importance import PedAnovaImportanceEvaluator  # Optuna 3.6 on; the default from 5.0
+
+    return PedAnovaImportanceEvaluator()
+
+
+def _fanova():
+    from optuna.importance import FanovaImportanceEvaluator  # needs scikit-learn (ImportError without)
+
+    return FanovaImportanceEvaluator(seed=0)
+
+
+# Tried in order; the first that works names the result. PED-ANOVA needs nothing beyond Optuna and
+# NumPy (fANOVA needs scikit-learn, which this project does not install): the evaluator is chosen
+# here, not left to get_param_importances' default (fANOVA before Optuna 5, PED-ANOVA after).
+EVALUATORS = (("PED-ANOVA", _ped_anova), ("fANOVA", _fanova))
+FALLBACK = "|Spearman rho|"  # the settings' absolute rank correlations, as shares, when none works
+
+
+def _ranks(values):
+    """Ranks from 0 (ties share their average rank)."""
+    import numpy as np
+
+    _, inverse, counts = np.unique(np.asarray(values, dtype=float), return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return ((ends - counts + ends - 1) / 2.0)[inverse.reshape(-1)]
+
+
+def spearman(xs, ys):
+    """Spearman's rank correlation (None when either side is constant or fewer than 2 pairs)."""
+    import numpy as np
+
+    if len(xs) < 2:
+        return None
+    a, b = _ranks(xs), _ranks(ys)
+    a, b = a - a.mean(), b - b.mean()
+    scale = math.sqrt(float(a @ a) * float(b @ b))
+    return None if scale == 0 else float(np.clip(float(a @ b) / scale, -1.0, 1.0))
+
+
+def order_value(dimension, value):
+    """A setting's value as a number to rank by: itself for a number, its place in the sweep's list
+    for anything else (layer sizes, names); None when it is neither."""
+    numeric = dimension.setting.kind in ("int", "float")
+    if numeric and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if dimension.values is not None and value in dimension.values:
+        return float(dimension.values.index(value))
+    return None
+
+
+def _optuna_param(dimension, value):
+    """A TrialView's value as Optuna recorded it (a list's values are the settings table's text)."""
+    if dimension.values is not None:
+        text = dimension.setting.encode(value)
+        return text if text in dimension.choices() else None
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _study_of(space, trials):
+    """An in-memory Optuna study holding these finished trials (their varied settings only)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize")
+    frozen = []
+    for trial in trials:
+        params = {d.name: _optuna_param(d, trial.params.get(d.name)) for d in space}
+        frozen.append(optuna.trial.create_trial(
+            params=params, distributions={d.name: d.distribution() for d in space}, value=trial.test_cost))
+    study.add_trials(frozen)
+    return study
+
+
+def setting_importance(snapshot, evaluators=EVALUATORS):
+    """Which of a sweep's settings mattered to its test cost, from the snapshot's finished trials
+    (live or recorded): an `Importance`, or None before MIN_FINISHED trials finished with a test
+    cost or while no setting has taken two values among them.
+
+    The shares come from the first of `evaluators` ((name, factory) pairs: PED-ANOVA, then fANOVA)
+    that works on the installed Optuna; one that raises ImportError (fANOVA without scikit-learn),
+    NotImplementedError, ValueError or RuntimeError is noted in `fallbacks` and the next is tried;
+    when none works the shares are the settings' |Spearman rho| (FALLBACK)."""
+    import optuna
+
+    finished = [t for t in snapshot.trials if t.status == "finished" and t.test_cost is not None
+                and math.isfinite(t.test_cost)]
+    space = [d for d in snapshot.space
+             if all(_optuna_param(d, t.params.get(d.name)) is not None for t in finished)
+             and len({repr(t.params.get(d.name)) for t in finished}) > 1]
+    if len(finished) < MIN_FINISHED or not space:
+        return None
+    costs = [t.test_cost for t in finished]
+    correlations = {d.name: spearman([order_value(d, t.params[d.name]) for t in finished], costs)
+                    for d in space}
+    names = [d.name for d in space]
+    shares, used, fallbacks = None, FALLBACK, []
+    for name, factory in evaluators:
+        try:
+            with warnings.catch_warnings():  # experimental (Optuna 4), too few trials for the evaluator
+                warnings.simplefilter("ignore")
+                evaluator = factory()
+                shares = optuna.importance.get_param_importances(_study_of(space, finished),
+                                                                 evaluator=evaluator, params=names)
+            used = name
+            break
+        except (ImportError, NotImplementedError, ValueError, RuntimeError) as error:
+            fallbacks.append((name, f"{type(error).__name__}: {error}"))
+    if shares is None:
+        sizes = {name: abs(correlations[name] or 0.0) for name in names}
+        total = sum(sizes.values())
+        shares = {name: size / total if total else 0.0 for name, size in sizes.items()}
+    ranked = sorted(names, key=lambda name: (-float(shares.get(name, 0.0)), names.index(name)))
+    return Importance(used, len(finished),
+                      tuple(SettingImportance(name, float(shares.get(name, 0.0)), correlations[name])
+                            for name in ranked),
+                      optuna_version=optuna.__version__, fallbacks=tuple(fallbacks))
+
+
+def importances(sweep_id):
+    """{setting: share} of a recorded sweep's test cost ({} until setting_importance can tell)."""
+    result = setting_importance(recorded_snapshot(sweep_id, curves=False))
+    return {} if result is None else result.shares()
