@@ -163,6 +163,15 @@ class Trainer:
     def epoch(self):
         return self.samples_seen / self.x_train.shape[0]
 
+    @property
+    def steps_to_epoch_end(self):
+        """Steps until the current pass over the training set ends: ceil(n / batch) at its start."""
+        n = self.x_train.shape[0]
+        if self.batch_size is None:
+            return 1
+        cursor = 0 if self._order is None or self._cursor >= n else self._cursor
+        return -(-(n - cursor) // self.batch_size)
+
     def _next_batch(self):
         if self.batch_size is None:
             return self.x_train, self.y_train
