@@ -7,6 +7,14 @@ each time, about 50 ms of CPU taken from training on a small machine, and shows 
 frame now and then. This component keeps one plotly.js chart in an iframe and hands each new figure
 to `Plotly.react`, which redraws in place and keeps the reader's zoom (the layout's `uirevision`).
 
+With `events=True` the chart also says what a person does on it (the page's `live_plot/index.html`
+lists the events): the pointer entering or leaving a region the figure names
+(`layout.meta.live_plot.regions`, e.g. a neuron's map), a click on a region or on a point of a
+trace marked clickable, a number typed for a point of a trace marked editable. The last event is
+the component's value (`Streamlit.setComponentValue`), so `on_event` runs in the rerun it causes
+(the fragment's, when the chart is in one) while the chart stays mounted. A figure builder marks
+its regions and points with studio/chart_events.py.
+
 Streamlit serves a component's files from one folder, and only files really inside it, so the
 page (`live_plot/index.html`) and the installed plotly package's `plotly.min.js` are copied into
 a cache folder per plotly version (~5 MB, once).
@@ -14,6 +22,7 @@ a cache folder per plotly version (~5 MB, once).
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import plotly
@@ -50,17 +59,22 @@ def asset_folder() -> Path:
 _folder = None
 
 
-def live_plot(figure: dict, *, key: str, config: dict | None = None) -> None:
+def live_plot(figure: dict, *, key: str, config: dict | None = None, events: bool = False,
+              on_event: Callable[[], None] | None = None):
     """Draw a Plotly dict spec (its layout sets the height); with the same key on the next run,
-    the chart already in the browser is updated instead of replaced."""
+    the chart already in the browser is updated instead of replaced. With `events`, returns the
+    last event a person made on the chart (a dict: event, id, seq, and value for an edit) or None,
+    and calls `on_event()` (a Streamlit callback: st.session_state[key] holds the event) first."""
     global _folder
     if _folder is None or not _folder.exists():
         _folder = asset_folder()
     # Declared on every call: Streamlit registers components with the running server, and a
     # declaration made while no script was running (an import from a test) is not registered.
     component = components.declare_component("live_plot", path=str(_folder))
-    component(spec=figure_json(figure, config), height=int(figure["layout"]["height"]), key=key,
-              default=None)
+    extra = {"events": True, "on_change": on_event} if events else {}
+    value = component(spec=figure_json(figure, config), height=int(figure["layout"]["height"]), key=key,
+                      default=None, **extra)
+    return value if events else None
 
 
 def figure_json(figure: dict, config: dict | None = None) -> str:

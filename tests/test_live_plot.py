@@ -36,3 +36,26 @@ def test_figure_json_is_strict_json_with_gaps_as_null_and_the_default_config():
     assert parsed["config"] == {"displaylogo": False, "responsive": True, "scrollZoom": True}
     assert "config" not in figure  # the caller's figure is left as it was
 
+
+
+def test_a_figure_marks_its_regions_and_its_clickable_and_editable_points_for_events():
+    from studio.chart_events import clickable, editable, regions
+
+    layout = regions({"height": 200, "meta": {"mine": 1}}, [(0, 1, 0, 1, ["node", 1, 0]), (2, 3, 0, 1, "b")])
+    assert layout["meta"] == {"mine": 1, "live_plot": {"regions": [[0, 1, 0, 1, ["node", 1, 0]],
+                                                                     [2, 3, 0, 1, "b"]]}}
+    trace = clickable({"type": "scatter", "x": [0, 1]}, ["a", "b"])
+    assert trace["meta"] == {"live_plot": "click"} and trace["customdata"] == [["a"], ["b"]]
+    trace = editable({"type": "scatter", "x": [0]}, [["weight", 1, 0, 0]], [np.float32(0.5)], "weight")
+    assert trace["customdata"] == [[["weight", 1, 0, 0], 0.5, "weight"]]
+    assert trace["meta"]["live_plot"] == "edit"
+    sent = json.loads(live_plot.figure_json({"data": [trace], "layout": layout}))
+    assert sent["data"][0]["customdata"] == trace["customdata"] and sent["layout"]["meta"] == layout["meta"]
+
+
+def test_the_page_listens_only_when_python_asks_for_events():
+    page = live_plot.PAGE.read_text()
+    assert "if (message.args.events && !events)" in page  # the Train page's charts send nothing back
+    for event in ('"hover"', '"unhover"', '"click"', '"edit"'):
+        assert f"event: {event}" in page
+    assert "streamlit:setComponentValue" in page
