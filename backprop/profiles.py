@@ -43,9 +43,13 @@ class Profile:
     choices: Mapping[str, tuple] = field(default_factory=dict)  # the page's lists for some settings
     demo: bool = False  # its links may ask for the demo view
     other_names: Mapping[str, str] = field(default_factory=dict)  # another tool's key -> ours, for hints
+    # The page's controls a link may hide (`<name>_hide=1`, TensorFlow Playground's `*_hide`), name ->
+    # label: a setting's name for its widget, else the control's own (a button, a toggle).
+    hidable: Mapping[str, str] = field(default_factory=dict)
+    page_keys: tuple[str, ...] = ()  # other link keys the page reads itself (not settings)
 
     def __post_init__(self):
-        for name in ("defaults", "dataset_defaults", "choices", "other_names"):
+        for name in ("defaults", "dataset_defaults", "choices", "other_names", "hidable"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         object.__setattr__(self, "dataset_defaults", MappingProxyType(
             {dataset: MappingProxyType(dict(values)) for dataset, values in self.dataset_defaults.items()}))
@@ -157,6 +161,10 @@ class Profile:
                                    f"({config.l1:g})")
         return config
 
+    def hide_key(self, name):
+        """The link key that hides a control: `learning_rate_hide`."""
+        return f"{name}{HIDE_SUFFIX}"
+
     def not_a_setting(self, key):
         """The message for a link's key that this page does not take."""
         key = str(key)
@@ -164,9 +172,14 @@ class Profile:
             hint = f" ({self.other_names[key]})"
         elif key in SETTINGS and SETTINGS[key].url:
             hint = " (a setting of the Train page)"
+        elif key.endswith(HIDE_SUFFIX) and self.hidable:
+            return f"not a control this page can hide; it hides {', '.join(self.hidable)} (name_hide=1)"
         else:
             hint = ""
         return f"not a setting of this page{hint}; settings: {', '.join(self.link_settings)}"
+
+
+HIDE_SUFFIX = "_hide"
 
 
 def _each(names, **values):
@@ -212,7 +225,21 @@ PLAYGROUND = Profile(
         "problem": "the problem type follows the data set here",
         **dict.fromkeys(("x", "y", "xTimesY", "xSquared", "ySquared", "sinX", "sinY", "cosX", "cosY"),
                         "TensorFlow Playground's inputs are features here, e.g. features=x1,x2,sinx1"),
+        "hideText": "TensorFlow Playground's hideText is text_hide=1 here",
+        "tutorial": "TensorFlow Playground's tutorial is lesson here",
     },
+    # Every control of the page, as TensorFlow Playground's HIDABLE_CONTROLS (and the ones it lacks).
+    hidable={
+        "train": "Train / Pause", "step": "Step", "step_epoch": "Step epoch", "reset": "Reset",
+        "learning_rate": "Learning rate", "activation": "Activation", "regularisation": "Regularisation",
+        "regularisation_rate": "Regularisation rate", "problem": "Problem type", "batch_size": "Batch size",
+        "speed": "Speed", "dataset": "Which data set", "train_share": "Ratio of training data",
+        "noise": "Noise", "points": "Points", "seed": "Seed", "regenerate": "Regenerate",
+        "features": "Features", "layers": "Hidden layers and units (+ / −)",
+        "edit": "Typing a weight or a bias", "show_test": "Show test data", "discretize": "Discretize output",
+        "builder": "Link for my class",
+    },
+    page_keys=("lesson", "text_hide"),  # a guided lesson (studio/lessons.py); no captions or notes
 )
 
 PROFILES = {profile.name: profile for profile in (TRAIN, PLAYGROUND, SWEEP)}

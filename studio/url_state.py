@@ -6,14 +6,21 @@ that differ from that page's defaults are written, each as its setting's own sho
 `/playground?dataset=spiral` on the Playground. Reading is forgiving: a bad value, a value past the
 page's limits, or a key the page does not take is dropped with a message naming it, and the rest of
 the link still applies. A link never names a path on the server (settings with `url=False`).
+
+A page may also take a classroom's keys (its profile's `hidable` and `page_keys`): `<control>_hide=1`
+hides a control (TensorFlow Playground's `*_hide`), `text_hide=1` shows no captions or notes, and
+`lesson=<name>` opens a guided lesson (studio/lessons.py). `Classroom` holds them, and
+`config_to_query(..., classroom=...)` writes them back, so every link round-trips.
 """
 
 import dataclasses
 import re
+import urllib.parse
+from dataclasses import dataclass, field
 
 from backprop.data.tasks import nominal_size
 from backprop.errors import InputError
-from backprop.profiles import TRAIN
+from backprop.profiles import HIDE_SUFFIX, TRAIN
 from backprop.setting import Setting, _short
 from backprop.settings import SETTINGS
 
@@ -21,18 +28,88 @@ FIELDS = list(TRAIN.link_settings)  # the Train page's; another page's are its p
 NOT_IN_LINKS = [name for name in TRAIN.settings if name not in TRAIN.link_settings]
 DEMO = Setting("demo", "flag", False, "Demo view", "Hide the set-up and enlarge the charts for a projector",
                cli=False)
+HIDE = Setting("hide", "flag", False, "Hide", "Hide this control (1) or show it (0)", cli=False)
+TEXT_HIDE, LESSON = "text_hide", "lesson"
 
 
-def config_to_query(config, demo=False, profile=TRAIN):
+@dataclass(frozen=True)
+class Classroom:
+    """What a classroom link asks of a page besides its set-up: the controls it hides, no text, a
+    lesson."""
+
+    hidden: frozenset = field(default_factory=frozenset)
+    text_hidden: bool = False
+    lesson: str | None = None
+
+    def shows(self, control):
+        return control not in self.hidden
+
+    @property
+    def text(self):
+        return not self.text_hidden
+
+
+def config_to_query(config, demo=False, profile=TRAIN, classroom=None):
     """The query parameters for a set-up: only what differs from the page's defaults (for its data
-    set: the Playground's regression sets have their own number of points)."""
-    on_dataset = profile.default_config(config.dataset if config.dataset in profile.datasets else None)
-    default = dataclasses.replace(on_dataset, dataset=profile.default("dataset"))
-    params = {name: profile.setting(name).encode(getattr(config, name)) for name in profile.link_settings
-              if getattr(config, name) != getattr(default, name)}
+    set: the Playground's regression sets have their own number of points), then the lesson, no
+    text, and the hidden controls (in the page's order)."""
+    params = _setup_query(config, profile)
     if demo and profile.demo:
         params[DEMO.name] = DEMO.encode(True)
+    if classroom is not None:
+        if classroom.lesson and LESSON in profile.page_keys:
+            params[LESSON] = classroom.lesson
+        if classroom.text_hidden and TEXT_HIDE in profile.page_keys:
+            params[TEXT_HIDE] = "1"
+        params.update({profile.hide_key(name): "1" for name in profile.hidable if name in classroom.hidden})
     return params
+
+
+def classroom_from_query(params, profile):
+    """(Classroom, problems) from a link read on a page with this profile; a bad value is dropped
+    with a message naming its key."""
+    from .lessons import LESSONS  # the lessons' set-ups are read against the profiles themselves
+
+    hidden, problems, lesson, text_hidden = set(), [], None, False
+    for key, text in params.items():
+        key = str(key)
+        if key.endswith(HIDE_SUFFIX) and key[:-len(HIDE_SUFFIX)] in profile.hidable:
+            try:
+                if HIDE.parse(str(text)):
+                    hidden.add(key[:-len(HIDE_SUFFIX)])
+            except InputError:
+                problems.append(f"{_short(key, 40)}: {_short(text, 40)!r} is not 1 (hide) or 0 (show)")
+        elif key == TEXT_HIDE and key in profile.page_keys:
+            try:
+                text_hidden = HIDE.parse(str(text))
+            except InputError:
+                problems.append(f"{key}: {_short(text, 40)!r} is not 1 (no text) or 0")
+        elif key == LESSON and key in profile.page_keys:
+            if str(text) in LESSONS:
+                lesson = str(text)
+            else:
+                problems.append(f"{key}: {_short(text, 40)!r} is not a lesson; lessons: {', '.join(LESSONS)}")
+    return Classroom(frozenset(hidden), text_hidden, lesson), problems
+
+
+def _classroom_key(key, profile):
+    key = str(key)
+    hides = key.endswith(HIDE_SUFFIX) and key[:-len(HIDE_SUFFIX)] in profile.hidable
+    return hides or key in profile.page_keys
+
+
+def classroom_link(config, classroom, profile, base=""):
+    """The link of a set-up and a classroom's choices: `base` (the page's address, or nothing for
+    a relative link) and the query, commas left as they are."""
+    query = urllib.parse.urlencode(config_to_query(config, profile=profile, classroom=classroom), safe=",")
+    return f"{base}?{query}" if query else base
+
+
+def _setup_query(config, profile):
+    on_dataset = profile.default_config(config.dataset if config.dataset in profile.datasets else None)
+    default = dataclasses.replace(on_dataset, dataset=profile.default("dataset"))
+    return {name: profile.setting(name).encode(getattr(config, name)) for name in profile.link_settings
+            if getattr(config, name) != getattr(default, name)}
 
 
 def describes_setup(params, profile=TRAIN):
@@ -55,6 +132,8 @@ def query_to_config(params, profile=TRAIN):
     for key, text in params.items():
         if key == DEMO.name and profile.demo:
             continue
+        if _classroom_key(key, profile):
+            continue  # classroom_from_query reads it
         if key in SETTINGS and not SETTINGS[key].url:
             problems.append(f"{key}: a link cannot name a file on the server; upload your data on "
                             "the Data page instead")
