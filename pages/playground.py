@@ -1,15 +1,23 @@
 """Playground: small 2D problems that train in seconds, with every neuron drawn live.
 
-Laid out like TensorFlow Playground for a projector: the data and the features on the left, the
-network in the middle, the output on the right. The network is the engine's own, trained by the
-same Studio, controls and status line as the Train page; this page keeps its own Studio
-("playground"), so a Train page run survives a visit here. Any change to the data or the network
-builds a fresh one at once; the learning rate, regularisation and speed apply at the next step.
+Laid out like TensorFlow Playground: the data and the features on the left, the network in the
+middle, the output on the right, and played like it: hover a neuron and the big map shows it, click
+a feature in the graph to choose it, click a weight's dot or a bias square to type a new value
+(applied at the next step), Step one epoch, Regenerate new points for the same network, the
+training and test loss per epoch. The network is the engine's own, trained by the same Studio as
+the Train page; this page keeps its own Studio ("playground"), so a Train page run survives a visit
+here. Any change to the data or the network builds a fresh one at once; the learning rate,
+regularisation and speed apply at the next step.
+
+A link sets the page up (its profile's settings) and may hide any control (`<control>_hide=1`),
+show no text (`text_hide=1`) or open a guided lesson (`lesson=xor`); "Lessons and classroom links"
+writes such links.
 """
 
 import streamlit as st
 
-from backprop.data.toy2d import CLASSIFICATION, FEATURES, REGRESSION
+from backprop.data.toy2d import CLASSIFICATION, FEATURES, NOISE_SLIDER, REGRESSION
+from backprop.errors import InputError
 from backprop.profiles import PLAYGROUND
 from studio import figures
 from studio import playground_figures as pf
@@ -22,18 +30,20 @@ from studio.controls import (
     read_widgets,
     widget_options,
 )
+from studio.lessons import LESSONS, lesson_link
 from studio.live_plot import live_plot
+from studio.playground_run import epoch_view, regenerate_points, set_parameter, step_epoch, watch_epochs
 from studio.refresh import Rate, RefreshRates
-from studio.session import get_studio, route_through_app
-from studio.widgets import (
-    act,
-    keep_link_in_step,
-    link_problems,
-    live,
-    setup_from_link,
-    status_line,
-    training_controls,
+from studio.session import active_training_threads, get_studio, max_training_threads, route_through_app
+from studio.url_state import (
+    Classroom,
+    classroom_from_query,
+    classroom_link,
+    config_to_query,
+    describes_setup,
+    plain,
 )
+from studio.widgets import act, link_problems, live, setup_from_link, status_line
 
 route_through_app()
 
@@ -77,16 +87,18 @@ def change_problem():
 
 
 def regenerate():
+    """New points (the next seed) for the same network (TensorFlow Playground's Regenerate)."""
     state.pg_seed = (int(state.pg_seed) + 1) % 2**32
-    change()
+    act(studio, lambda: regenerate_points(studio, read_widgets(studio, FORM)))
 
 
 def resize(layer, delta):
-    """Add/remove a hidden layer (layer None) or a unit of one; within the page's limits."""
+    """Add/remove a hidden layer (layer None: a new one has 2 units, as in TensorFlow Playground)
+    or a unit of one; within the page's limits."""
     hidden = hidden_sizes(state.pg_hidden)
     if layer is None:
         if delta > 0 and len(hidden) < PROFILE.max_hidden_layers:
-            hidden.append(hidden[-1] if hidden else 2)
+            hidden.append(2)
         elif delta < 0 and hidden:
             hidden.pop()
     else:
@@ -96,103 +108,224 @@ def resize(layer, delta):
 
 
 def set_speed():
-    speed = state.pg_speed
+    speed = state.get("pg_speed", SPEEDS[0])
     studio.set_speed(None if speed == SPEEDS[0] else speed)
 
 
+def classroom() -> Classroom:
+    return mine.get("classroom") or Classroom()
+
+
+def shows(control):
+    return classroom().shows(control)
+
+
+def pick_dataset():
+    """A click on a data set's thumbnail."""
+    event = state.get("pg_datasets") or {}
+    names = REGRESSION if state.pg_problem == "Regression" else CLASSIFICATION
+    if event.get("event") == "click" and event.get("id") in names and event["id"] != state.pg_dataset:
+        state.pg_dataset = event["id"]
+        change_dataset()
+
+
+def graph_event():
+    """What a person did on the network graph: hover a neuron (the big map shows it), click one
+    (it stays there; a feature is chosen or dropped), type a weight or a bias."""
+    event = state.get("pg_network") or {}
+    kind, target = event.get("event"), event.get("id")
+    node = pf.parse_node_id(target)
+    if kind == "hover" and node is not None:
+        mine["hovered"] = node
+    elif kind == "unhover" and mine.get("hovered") == node:
+        mine["hovered"] = None
+    elif kind == "click" and node is not None and node[0] == "feature":
+        if shows("features"):
+            key = f"{FORM.key('features')}_{node[1]}"
+            state[key] = not state.get(key, False)
+            change()
+            mine["rerun_app"] = True  # the checkboxes and the notes outside the graph follow
+    elif kind == "click" and node is not None:
+        mine["pinned"] = None if mine.get("pinned") == node else node
+    elif kind == "edit" and shows("edit"):
+        try:
+            marker = set_parameter(studio, target, event.get("value"))
+            mine["last_edit"] = (f"{marker['setting']} = {marker['new']:g} (was {marker['old']:g}): "
+                                 "applied at the next step")
+        except InputError as error:
+            mine["last_edit"] = f"**{error.field}**: {plain(error.message)}"
+
+
+def close_lesson():
+    mine["classroom"] = Classroom(classroom().hidden, classroom().text_hidden, None)
+
+
 # -- the set-up: this page's default, then a link, then the widgets ----------------------------
+params = st.query_params.to_dict()
 if (studio.pending or studio.config).dataset not in PROFILE.datasets:
     studio.propose(PROFILE.default_config())  # a fresh Studio starts on the tutorial's MNIST set-up
-setup_from_link(studio, mine, st.query_params.to_dict(), profile=PROFILE)
-if "pg_dataset" not in state:  # Streamlit forgot the widgets on a visit to another page
-    fill_widgets(studio.pending or studio.config, form=FORM)
+first_run = "setup_loaded" not in mine
+setup_from_link(studio, mine, params, profile=PROFILE)
+if first_run:
+    room, problems = classroom_from_query(params, PROFILE)
+    mine["classroom"] = room
+    if room.lesson and not describes_setup(params, PROFILE):  # `?lesson=xor`: the lesson's set-up
+        act(studio, lambda: studio.propose(LESSONS[room.lesson].config()) and studio.reset())
+        fill_widgets(studio.pending or studio.config, form=FORM)
+        mine["setup_seen"] = studio.pending or studio.config
+    if problems:
+        mine["url_problems"] = [*mine.get("url_problems", []), *problems]
+        mine["url_problems_for"] = studio.pending or studio.config
+room = classroom()
+text = room.text
+# Streamlit forgets a widget's state when a run does not draw it (a hidden control): put it back.
+fill_widgets(studio.pending or studio.config, only_missing=True, form=FORM)
 state.pg_problem = "Regression" if state.pg_dataset in REGRESSION else "Classification"
 state.setdefault("pg_speed", SPEEDS[0])
 act(studio, studio.ensure_built)  # TensorFlow Playground shows the untrained network at once
-keep_link_in_step(studio.pending or studio.config, demo=False, profile=PROFILE)
+watch_epochs(studio)  # the training and test loss at the end of every epoch, from the first
+query = config_to_query(studio.pending or studio.config, profile=PROFILE, classroom=room)
+if st.query_params.to_dict() != query:  # the link says the set-up, the lesson and what is hidden
+    st.query_params.from_dict(query)
 
-# -- controls ------------------------------------------------------------------------------------
+# -- the lesson, the controls --------------------------------------------------------------------
 st.title("Playground")
 link_problems(studio, mine)
-running = studio.running
-training_controls(studio, key="pg_")
-live(studio, rates, "fast", lambda: status_line(studio.view(), rates))
+if room.lesson and text:
+    lesson = LESSONS[room.lesson]
+    with st.container(border=True):
+        top = st.columns([6, 1])
+        top[0].markdown(f"**Lesson: {lesson.title}**")
+        top[1].button("Close", key="pg_close_lesson", on_click=close_lesson, help="Close the lesson")
+        st.markdown("\n".join(f"{i}. {line}" for i, line in enumerate(lesson.lines, start=1)))
 
-bar = st.columns([1.2, 1, 1, 1, 1.2, 1, 1.6])
+running = studio.running
+buttons = st.columns([1, 1, 1, 1.2, 1, 3.2])
+if shows("train"):
+    buttons[0].button("Train", type="primary", on_click=act, args=(studio, studio.train), disabled=running,
+                      use_container_width=True, key="pg_train")
+    buttons[1].button("Pause", on_click=act, args=(studio, studio.pause), disabled=not running,
+                      use_container_width=True, key="pg_pause")
+if shows("step"):
+    buttons[2].button("Step", on_click=act, args=(studio, studio.step, 1), use_container_width=True,
+                      key="pg_step", help="One mini-batch")
+if shows("step_epoch"):
+    buttons[3].button("Step epoch", on_click=act, args=(studio, step_epoch, studio), use_container_width=True,
+                      key="pg_step_epoch", help="One epoch: every training point once (TensorFlow "
+                      "Playground's step), ceil(training points / batch size) steps")
+if shows("reset"):
+    buttons[4].button("Reset", on_click=act, args=(studio, studio.reset), use_container_width=True,
+                      key="pg_reset")
+if studio.message is not None:
+    kind, message = studio.message
+    getattr(st, kind)(message)
+if not running and studio.trainer is None and active_training_threads() >= max_training_threads():
+    st.warning(f"The server is training {active_training_threads()} networks, its limit; Train will "
+               "wait for one of them to stop.")
+with buttons[5]:
+    live(studio, rates, "fast", lambda: status_line(studio.view(), rates))
+
 setting = {name: PROFILE.setting(name) for name in PROFILE.widgets}  # with this page's bounds
-bar[0].select_slider("Learning rate", widget_options(setting["learning_rate"], FORM, state.pg_learning_rate),
-                     key="pg_learning_rate", on_change=change, format_func=lambda v: f"{v:g}")
-bar[1].selectbox("Activation", setting["activation"].choices, key="pg_activation",
-                 on_change=change, help="The hidden layers' activation")
-bar[2].selectbox("Regularisation", ["None", *PENALTIES.values()], key="pg_regularisation", on_change=change,
-                 help="L1 adds λ·Σ|W| to the cost, L2 adds λ/2·Σ‖W‖²")
-bar[3].selectbox("Regularisation rate", widget_options(setting["l2"], FORM, state.pg_penalty),
-                 key="pg_penalty", on_change=change)
-bar[4].selectbox("Problem type", ["Classification", "Regression"], key="pg_problem", on_change=change_problem)
-bar[5].number_input("Batch size", min_value=int(setting["batch_size"].low),
-                    max_value=int(setting["batch_size"].high), step=1, key="pg_batch_size", on_change=change)
-bar[6].select_slider("Speed (steps/s)", SPEEDS, key="pg_speed", on_change=set_speed,
-                     help="Full speed, or a slow-motion pace for a demo; applies at once")
+bar = st.columns([1.2, 1, 1, 1, 1.2, 1, 1.4])
+if shows("learning_rate"):
+    rates_offered = widget_options(setting["learning_rate"], FORM, state.pg_learning_rate)
+    bar[0].select_slider("Learning rate", rates_offered, key="pg_learning_rate", on_change=change,
+                         format_func=lambda v: f"{v:g}")
+if shows("activation"):
+    bar[1].selectbox("Activation", setting["activation"].choices, key="pg_activation",
+                     on_change=change, help="The hidden layers' activation")
+if shows("regularisation"):
+    bar[2].selectbox("Regularisation", ["None", *PENALTIES.values()], key="pg_regularisation",
+                     on_change=change)
+if shows("regularisation_rate"):
+    bar[3].selectbox("Regularisation rate", widget_options(setting["l2"], FORM, state.pg_penalty),
+                     key="pg_penalty", on_change=change, help="λ: L1 adds λ·Σ|W| to the cost (a weight "
+                     "that its step takes across zero stops at zero), L2 adds λ/2·Σ‖W‖²")
+if shows("problem"):
+    bar[4].selectbox("Problem type", ["Classification", "Regression"], key="pg_problem",
+                     on_change=change_problem)
+if shows("batch_size"):
+    bar[5].number_input("Batch size", min_value=int(setting["batch_size"].low),
+                        max_value=int(setting["batch_size"].high), step=1, key="pg_batch_size",
+                        on_change=change)
+if shows("speed"):
+    bar[6].select_slider("Speed (steps/s)", SPEEDS, key="pg_speed", on_change=set_speed,
+                         help="Full speed, or a slow-motion pace for a demo; applies at once")
 set_speed()
 
-left, right = st.columns([1, 4.4])
+left, right = st.columns([1.05, 4.4])
 with left:
-    st.subheader("Data")
-    names = list(REGRESSION if state.pg_problem == "Regression" else CLASSIFICATION)
+    regression = state.pg_problem == "Regression"
+    names = list(REGRESSION if regression else CLASSIFICATION)
     if state.pg_dataset not in names:
         state.pg_dataset = names[0]
-    descriptions = {**CLASSIFICATION, **REGRESSION}
-    st.radio("Data set", names, key="pg_dataset", on_change=change_dataset, help="; ".join(
-        f"**{name}**: {descriptions[name]}" for name in names))
-    for name, step, about in (("train_share", 10, "The rest are test points"), ("noise", 5, None)):
-        st.slider(setting[name].label, int(setting[name].low), int(setting[name].high), step=step,
-                  key=FORM.key(name), on_change=change, help=about)
-    st.number_input(setting["points"].label, int(setting["points"].low), int(setting["points"].high), step=50,
-                    key="pg_points", on_change=change)
-    st.number_input(setting["seed"].label, int(setting["seed"].low), int(setting["seed"].high), key="pg_seed",
-                    on_change=change, help="Draws the points and the first weights")
-    st.button("Regenerate", on_click=regenerate, help="New points (the next seed) and a fresh network",
-              use_container_width=True)
-    st.subheader("Features")
-    for name in setting["features"].choices:
-        st.checkbox(FEATURES[name][0], key=f"{FORM.key('features')}_{name}", on_change=change)
+    if shows("dataset"):
+        live_plot(pf.dataset_figure(regression, state.pg_dataset, height=130 if regression else 150),
+                  key="pg_datasets", events=True, on_event=pick_dataset)
+        descriptions = {**CLASSIFICATION, **REGRESSION}
+        st.selectbox("Data set", names, key="pg_dataset", on_change=change_dataset, help="; ".join(
+            f"**{name}**: {descriptions[name]}" for name in names))
+    if shows("train_share"):
+        share = setting["train_share"]
+        st.slider("Ratio of training data (%)", int(share.low), int(share.high), step=10,
+                  key=FORM.key("train_share"), on_change=change, help="The rest are test points")
+    if shows("noise"):  # up to 50, or to a link's value up to 80 (TensorFlow Playground's slider)
+        st.slider(setting["noise"].label, 0, max(NOISE_SLIDER, int(state.pg_noise)), step=5,
+                  key=FORM.key("noise"), on_change=change)
+    if shows("points"):
+        st.number_input(setting["points"].label, int(setting["points"].low), int(setting["points"].high),
+                        step=50, key="pg_points", on_change=change)
+    if shows("seed"):
+        st.number_input(setting["seed"].label, int(setting["seed"].low), int(setting["seed"].high),
+                        key="pg_seed", on_change=change, help="Draws the points and the first weights")
+    if shows("regenerate"):
+        st.button("Regenerate", key="pg_regenerate", on_click=regenerate, use_container_width=True,
+                  help="New points (the next seed) for the same network, as TensorFlow Playground does")
+    if shows("features"):
+        st.markdown("**Features**")
+        boxes = st.columns(2)
+        for i, name in enumerate(setting["features"].choices):
+            boxes[i % 2].checkbox(FEATURES[name][0], key=f"{FORM.key('features')}_{name}", on_change=change)
 
+COLUMNS = [2.6, 1.5]  # the network, the output: the header row and the live row line up
 with right:
-    network_side, output_side = st.columns([2.5, 1.6])
+    network_side, output_side = st.columns(COLUMNS)
     hidden = hidden_sizes(state.pg_hidden)
     with network_side:
-        head = st.columns([1.4, 0.6, 0.6, 3])
-        head[0].markdown(f"**{len(hidden)} hidden layer{'s' if len(hidden) != 1 else ''}**")
-        head[1].button("+", key="pg_add_layer", on_click=resize, args=(None, 1),
-                       disabled=len(hidden) >= PROFILE.max_hidden_layers, help="Add a hidden layer")
-        head[2].button("−", key="pg_remove_layer", on_click=resize, args=(None, -1),
-                       disabled=not hidden, help="Remove the last hidden layer")
-        if hidden:
-            units = st.columns(len(hidden))
+        row = st.container(horizontal=True, vertical_alignment="center", gap="small")
+        if shows("layers"):
+            row.button("+", key="pg_add_layer", on_click=resize, args=(None, 1),
+                       disabled=len(hidden) >= PROFILE.max_hidden_layers,
+                       help="Add a hidden layer of 2 units")
+            row.button("−", key="pg_remove_layer", on_click=resize, args=(None, -1), disabled=not hidden,
+                       help="Remove the last hidden layer")
+        row.markdown(f"**{len(hidden)} hidden layer{'s' if len(hidden) != 1 else ''}**")
+        if hidden and shows("layers"):
+            units = st.container(horizontal=True, vertical_alignment="center", gap="small")
             for l, size in enumerate(hidden):
-                inner = units[l].columns(2)
-                inner[0].button("+", key=f"pg_add_unit_{l}", on_click=resize, args=(l, 1),
-                                disabled=size >= PROFILE.max_units, help=f"Add a unit to layer {l + 1}")
-                inner[1].button("−", key=f"pg_remove_unit_{l}", on_click=resize, args=(l, -1),
-                                disabled=size <= 1, help=f"Remove a unit from layer {l + 1}")
-                units[l].caption(f"{size} unit{'s' if size != 1 else ''}")
-        chosen = [name for name in FEATURES if state[f"{FORM.key('features')}_{name}"]]
+                units.markdown(f"layer {l + 1}:")
+                units.button("+", key=f"pg_add_unit_{l}", on_click=resize, args=(l, 1),
+                             disabled=size >= PROFILE.max_units, help=f"Add a unit to layer {l + 1}")
+                units.button("−", key=f"pg_remove_unit_{l}", on_click=resize, args=(l, -1),
+                             disabled=size <= 1, help=f"Remove a unit from layer {l + 1}")
+        chosen = [name for name in FEATURES if state.get(f"{FORM.key('features')}_{name}")]
         note = pf.linear_note(state.pg_dataset, chosen, hidden, state.pg_activation)
-        if note:
+        if note and text:
             st.info(note)
     with output_side:
         toggles = st.columns(2)
-        toggles[0].toggle("Show test data", key="pg_show_test")
-        toggles[1].toggle("Discretize output", key="pg_discretize")
-
-
-def neuron_choices(params):
-    """(layer, unit) of every neuron of the network with these parameters, inputs first."""
-    sizes = [params[0][0].shape[1]] + [W.shape[0] for W, _ in params]
-    return [(layer, unit) for layer, size in enumerate(sizes) for unit in range(size)]
+        if shows("show_test"):
+            toggles[0].toggle("Show test data", key="pg_show_test")
+        if shows("discretize"):
+            toggles[1].toggle("Discretize", key="pg_discretize", help="Discretize the output: each class's "
+                              "region in one colour")
 
 
 def map_views(was_running):
+    """The network graph, the big map and the losses: one fragment, so that hovering a neuron redraws
+    the big map at once (and both refresh together while training)."""
+    if mine.pop("rerun_app", False):
+        st.rerun(scope="app")
     view = studio.view()
     if view is None or studio.data is None or studio.data.plane_train is None:
         return
@@ -200,37 +333,76 @@ def map_views(was_running):
         st.rerun(scope="app")  # stopped by itself: redraw the buttons
     config = studio.config
     maps = pf.plane_maps(view.params, config.activation, config.output, studio.data.features)
-    choices = neuron_choices(view.params)
-    if state.get("pg_selected") not in choices:
-        state.pg_selected = choices[-1]
+    pinned = mine.get("pinned") if pf.map_of(maps, mine.get("pinned")) is not None else None
+    hovered = mine.get("hovered") if pf.map_of(maps, mine.get("hovered")) is not None else None
+    shown = hovered or pinned
     discretize = state.get("pg_discretize", False)
-    network_side, output_side = st.columns([2.5, 1.6])
+    network_side, output_side = st.columns(COLUMNS)
     with network_side:
-        live_plot(pf.network_figure(maps, view.params, selected=state.pg_selected, discretize=discretize),
-                  key="pg_network")
-        st.selectbox("Neuron shown large", choices, key="pg_selected",
-                     format_func=lambda choice: pf.node_label(maps.features, *choice, maps.n_layers))
+        live_plot(pf.network_figure(maps, view.params, shown=shown, pinned=pinned, discretize=discretize,
+                                    edit=shows("edit"), height=350),
+                  key="pg_network", events=True, on_event=graph_event)
+        if text:
+            what = ["hover a neuron to see it in the big map (click: keep it there)"]
+            if shows("features"):
+                what.append("click a feature to choose it")
+            if shows("edit"):
+                what.append("click a weight's dot or a bias square to type a new value")
+            st.caption("; ".join(what).capitalize() + ".")
+        if mine.get("last_edit") and text:
+            st.caption(mine["last_edit"])
     with output_side:
         live_plot(pf.boundary_figure(maps, studio.data, show_test=state.get("pg_show_test", False),
-                                     discretize=discretize, height=380), key="pg_boundary")
-        live_plot(pf.neuron_figure(maps, *state.pg_selected, discretize=discretize, height=260),
-                  key="pg_neuron")
+                                     discretize=discretize, height=330, shown=shown), key="pg_boundary")
+        losses = epoch_view(studio)
+        if losses is not None:
+            test, train = pf.loss_text(losses.train_loss, losses.test_loss)
+            st.markdown(f"**{test}**  \n{train}")
+            live_plot(pf.loss_figure(losses.rows, losses.markers, height=170), key="pg_loss")
 
 
 def curve_views():
     view = studio.view()
     if view is None:
         return
-    costs, gradients = st.columns(2)
-    with costs:
-        live_plot(figures.cost_figure(view, height=280), key="pg_cost")
-    with gradients:
-        live_plot(figures.gradient_figure(view, height=280), key="pg_gradients")
-        note = figures.vanishing_note(view)
-        if note:
-            st.caption(note)
+    live_plot(figures.gradient_figure(view, height=250), key="pg_gradients")
+    note = figures.vanishing_note(view)
+    if note and text:
+        st.caption(note)
 
 
 with right:
     live(studio, rates, "maps", map_views, running)
-live(studio, rates, "curves", curve_views)
+left_bottom, right_bottom = st.columns([2, 1.2])
+with left_bottom:
+    live(studio, rates, "curves", curve_views)
+
+
+def builder():
+    """TensorFlow Playground's "use it in a classroom": a check box per control, a text-free mode
+    and a lesson, written as one link (the set-up now, and those)."""
+    st.markdown("**Guided lessons**: each link sets the page up and shows a few lines beside it.")
+    for lesson in LESSONS.values():
+        st.markdown(f"- [{lesson.title}]({lesson_link(lesson)})")
+    st.markdown("**Link for my class**: untick what your students should not see.")
+    controls = st.columns(3)
+    for i, (name, label) in enumerate(PROFILE.hidable.items()):
+        state.setdefault(f"pg_class_show_{name}", room.shows(name))
+        controls[i % 3].checkbox(label, key=f"pg_class_show_{name}")
+    state.setdefault("pg_class_text_free", room.text_hidden)
+    st.checkbox("No captions or notes (text-free)", key="pg_class_text_free")
+    state.setdefault("pg_class_lesson", room.lesson or "none")
+    st.selectbox("Lesson", ["none", *LESSONS], key="pg_class_lesson",
+                 format_func=lambda name: "none" if name == "none" else LESSONS[name].title)
+    lesson = None if state.pg_class_lesson == "none" else state.pg_class_lesson
+    wanted = Classroom(frozenset(name for name in PROFILE.hidable if not state[f"pg_class_show_{name}"]),
+                       state.pg_class_text_free, lesson)
+    base = (st.context.url or "").split("?")[0] or "playground"
+    link = classroom_link(studio.pending or studio.config, wanted, PROFILE, base)
+    st.code(link, language=None, wrap_lines=True)
+    st.caption("The link carries the set-up as it is now. A link that hides a control hides this box too.")
+
+
+if shows("builder") and text and not room.hidden:
+    with right_bottom, st.expander("Lessons and classroom links"):
+        builder()

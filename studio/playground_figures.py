@@ -1,28 +1,38 @@
 """The Playground's pictures as plain Plotly dict specs: what the network computes over the input plane.
 
-Every map shows a value over the plane [-6, 6]² on TensorFlow Playground's colours: orange for -1
-(class 0), white for 0, blue for +1 (class 1). One forward pass of a grid of points gives them all
-(`plane_maps`): the output (the decision boundary, or a regression's surface) and each neuron's own
-output. The network graph draws every neuron as a small map in one pair of axes (heatmaps placed
-by x0/dx), so a refresh is one Plotly.react of a few dozen small images, not a layout of many axes.
-Arrays travel as binary typed arrays (`figures.typed_array`).
+Every map shows a value over the plane [-6, 6]² on one colour convention, the same on every page:
+**negative blue, positive orange** (the Train page's weights: negative blue, positive red), white
+for 0. A class-0 point is blue (the output's -1), a class-1 point orange (+1); a weight or a bias is
+blue below 0 and orange above. Each map's legend says so.
+
+One forward pass of a grid of points gives every map (`plane_maps`): the output (the decision
+boundary, or a regression's surface), each neuron's own output, and each of the seven features.
+The network graph draws every neuron as a small map in one pair of axes (heatmaps placed by
+x0/dx), so a refresh is one Plotly.react of a few images, not a layout of many axes. The graph
+names its neurons as regions for the live chart's events (hover one: the big map shows it; click
+a feature: it is chosen or dropped), and its weights and biases as editable points (click one,
+type a value). Arrays travel as binary typed arrays (`figures.typed_array`).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from backprop.data.toy2d import FEATURES, PLANE_RADIUS, REGRESSION, feature_map
+from backprop.data.toy2d import CLASSIFICATION, FEATURES, PLANE_RADIUS, REGRESSION, feature_map, make_toy
 from backprop.network import Network
 
-from .figures import typed_array
+from .chart_events import editable, regions
+from .figures import _short, downsample, plotly_text, typed_array
 
-ORANGE, BLUE, NEUTRAL = "#f59322", "#0877bd", "#e8eaeb"
-COLOURS = [[0.0, ORANGE], [0.5, NEUTRAL], [1.0, BLUE]]
-PLANE_RESOLUTION = 49  # cells per side of the output map
-THUMB_STEP = 3  # a neuron's small map takes every third cell: 17 x 17 (TensorFlow Playground: 10 x 10)
+NEGATIVE, POSITIVE, NEUTRAL = "#0877bd", "#f59322", "#e8eaeb"  # blue below 0, orange above
+COLOURS = [[0.0, NEGATIVE], [0.5, NEUTRAL], [1.0, POSITIVE]]
+MAP_OPACITY = 160 / 255  # TensorFlow Playground's heatmap alpha: the points stand out on the map
+DIMMED = 0.3  # an unchosen feature's map in the graph (TensorFlow Playground dims it too)
+PLANE_RESOLUTION = 103  # cells per side of the big map (TensorFlow Playground: 100)
+THUMB_STEP = 6  # a neuron's small map takes every sixth cell: 18 x 18 (TensorFlow Playground: 10 x 10)
 THUMB = len(range(0, PLANE_RESOLUTION, THUMB_STEP))
 NODE = 1.0  # a neuron's map is NODE x NODE in the graph's coordinates
 CELL = NODE / THUMB
@@ -30,10 +40,13 @@ CELL = NODE / THUMB
 # for plotly.js instead of one per neuron (measured a third less of the browser's time per redraw;
 # a grid of uneven cells, which would send fewer empty cells, takes plotly.js longer still). So
 # the gaps between neurons are whole cells.
-COLUMN_CELLS, ROW_CELLS = 54, 23  # from one layer's column to the next; from one neuron to the next
+COLUMN_CELLS, ROW_CELLS = 57, 24  # from one layer's column to the next; from one neuron to the next
 COLUMN_GAP, ROW_GAP = COLUMN_CELLS * CELL, ROW_CELLS * CELL
-MIN_COLUMNS, MIN_ROWS = 4, 6  # the network graph has room for at least this many
+MIN_COLUMNS = 4  # the network graph has room for at least this many columns
 MAX_EDGE_WIDTH = 6.0
+BIAS_GAP = 0.16  # a bias square sits this far left of its neuron's lower left corner
+LEGEND_CLASSES = "blue −1: class 0 · orange +1: class 1"  # the big map's legend, under it
+LEGEND_VALUES = "blue: negative · orange: positive"
 
 
 @dataclass(frozen=True)
@@ -41,14 +54,33 @@ class PlaneMaps:
     """Every neuron's output over a grid of the plane, rows along x2 (bottom to top), columns x1."""
 
     axis: np.ndarray  # (r,) grid coordinates, the same along x1 and x2
-    inputs: np.ndarray  # (n_features, r, r) each feature, scaled to [-1, 1] for its picture
+    feature_maps: dict  # each of the seven features over the grid, scaled to [-1, 1] for its picture
     hidden: list  # per hidden layer, (n_units, r, r) activations
     output: np.ndarray  # (r, r) the output as -1..1: 2p - 1 for a class, the value for a regression
-    features: tuple
+    features: tuple  # the chosen features: the network's inputs, in order
 
     @property
     def n_layers(self) -> int:
         return len(self.hidden) + 1
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """(n_features, r, r) the chosen features' maps, in the network's input order."""
+        return np.stack([self.feature_maps[name] for name in self.features])
+
+
+@functools.lru_cache(maxsize=4)
+def _feature_maps(resolution):
+    axis = np.linspace(-PLANE_RADIUS, PLANE_RADIUS, resolution)
+    x1, x2 = np.meshgrid(axis, axis)
+    plane = np.stack([x1.ravel(), x2.ravel()], axis=1)
+    X = feature_map(plane, tuple(FEATURES))
+    top = np.abs(X).max(axis=0)
+    scaled = (X / np.where(top > 0, top, 1)).T.reshape(len(FEATURES), resolution, resolution)
+    maps = {name: scaled[i] for i, name in enumerate(FEATURES)}
+    for values in maps.values():
+        values.flags.writeable = False
+    return axis, plane, maps
 
 
 def plane_maps(params, activation, output, features, resolution=PLANE_RESOLUTION) -> PlaneMaps:
@@ -56,18 +88,14 @@ def plane_maps(params, activation, output, features, resolution=PLANE_RESOLUTION
     sizes = [params[0][0].shape[1]] + [W.shape[0] for W, _ in params]
     network = Network(sizes, activation=activation, output=output, dtype=params[0][0].dtype.name)
     network.params = list(params)  # read only: forward() allocates its own arrays
-    axis = np.linspace(-PLANE_RADIUS, PLANE_RADIUS, resolution)
-    x1, x2 = np.meshgrid(axis, axis)
-    plane = np.stack([x1.ravel(), x2.ravel()], axis=1)
+    axis, plane, maps = _feature_maps(resolution)
     X = feature_map(plane, features)
     with np.errstate(all="ignore"):
         activations = network.forward(X)
     shape = (resolution, resolution)
-    top = np.abs(X).max(axis=0)
-    inputs = (X / np.where(top > 0, top, 1)).T.reshape(-1, *shape)
     hidden = [A.reshape(-1, *shape) for A in activations[:-1]]
-    return PlaneMaps(axis, inputs, hidden, output_values(activations[-1], output).reshape(shape),
-                     tuple(features))
+    values = output_values(activations[-1], output).reshape(shape)
+    return PlaneMaps(axis, maps, hidden, values, tuple(features))
 
 
 def output_values(A, output):
@@ -95,58 +123,54 @@ def _points(plane, targets, regression, name, outline, visible=True):
         colour = {"color": np.asarray(targets, dtype=np.float64), "colorscale": COLOURS, "cmin": -1,
                   "cmax": 1}
     else:
-        colour = {"color": np.where(np.asarray(targets) == 1, BLUE, ORANGE)}
+        colour = {"color": np.where(np.asarray(targets) == 1, POSITIVE, NEGATIVE)}
     return {"type": "scattergl", "mode": "markers", "name": name, "visible": visible,
             "x": np.asarray(plane[:, 0], dtype=np.float64), "y": np.asarray(plane[:, 1], dtype=np.float64),
-            "marker": {**colour, "size": 7, "line": {"color": outline, "width": 1}},
+            "marker": {**colour, "size": 6, "line": {"color": outline, "width": 1}},
             "hovertemplate": "x₁ %{x:.2f}, x₂ %{y:.2f}<extra>" + name + "</extra>"}
 
 
-def boundary_figure(maps: PlaneMaps, data, show_test=False, discretize=False, height=480):
-    """The output over the plane with the training points (white rims) and, on the toggle, the
-    test points (black rims); `data` is the task's Dataset (plane_train, y_train, ...)."""
-    step = float(maps.axis[1] - maps.axis[0])
-    start = float(maps.axis[0])
-    traces = [_heatmap(_map_values(maps.output, discretize), start, start, step, hoverinfo="skip",
-                       name="output"),
-              _points(data.plane_train, data.y_train, data.regression, "training points", "white")]
-    if data.plane_test is not None and len(data.plane_test):
-        traces.append(_points(data.plane_test, data.y_test, data.regression, "test points", "black",
-                              visible=bool(show_test)))
-    limit = [-PLANE_RADIUS, PLANE_RADIUS]
-    layout = {"uirevision": "playground-boundary", "height": height, "showlegend": False,
-              "margin": {"l": 40, "r": 10, "t": 10, "b": 30, "autoexpand": False},
-              "xaxis": {"range": limit, "title": {"text": "x₁"}, "constrain": "domain"},
-              "yaxis": {"range": limit, "scaleanchor": "x", "title": {"text": "x₂"}},
-              "hovermode": "closest"}
-    return {"data": traces, "layout": layout}
+# -- the neurons: where each is, and what it shows ---------------------------------------------
+def node_id(layer, unit=None, feature=None):
+    """How events and the page name a neuron: ("feature", name) for an input feature (chosen or
+    not), ("node", layer, unit) for a hidden unit or the output."""
+    return ("feature", feature) if layer == 0 else ("node", layer, unit)
 
 
-@dataclass(frozen=True)
-class Node:
-    """One neuron's place in the graph: its layer (0 for the inputs), its unit (0 on top), and the
-    mosaic cell of its map's lower left corner."""
-
-    layer: int
-    unit: int
-    column: int
-    row: int
-
-    @property
-    def x(self) -> float:  # the centre of its map, in the graph's coordinates
-        return (self.column + (THUMB - 1) / 2) * CELL
-
-    @property
-    def y(self) -> float:
-        return (self.row + (THUMB - 1) / 2) * CELL
+def parse_node_id(value):
+    """A node id from an event (JSON: a list), or None if it is not one."""
+    if not isinstance(value, (list, tuple)):
+        return None
+    if len(value) == 2 and value[0] == "feature" and isinstance(value[1], str) and value[1] in FEATURES:
+        return ("feature", value[1])
+    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in value[1:])
+    if len(value) == 3 and value[0] == "node" and whole:
+        return ("node", value[1], value[2])
+    return None
 
 
-def node_positions(sizes) -> list[list[Node]]:
-    """Columns left to right (inputs, hidden layers, output), each filled from the top
-    (TensorFlow Playground's way)."""
-    tallest = max(sizes)
-    return [[Node(layer, unit, layer * COLUMN_CELLS, (tallest - 1 - unit) * ROW_CELLS)
-             for unit in range(count)] for layer, count in enumerate(sizes)]
+def node_map(maps: PlaneMaps, layer, unit):
+    """The (r, r) map of one neuron: an input (layer 0, the unit-th chosen feature), a hidden unit
+    or the output."""
+    if layer == 0:
+        return maps.feature_maps[maps.features[unit]]
+    if layer == maps.n_layers:
+        return maps.output
+    return maps.hidden[layer - 1][unit]
+
+
+def map_of(maps: PlaneMaps, shown):
+    """The map of a node id (see node_id), or None when the network has no such neuron now."""
+    shown = parse_node_id(shown)
+    if shown is None:
+        return None
+    if shown[0] == "feature":
+        return maps.feature_maps[shown[1]]
+    layer, unit = shown[1:]
+    if not 1 <= layer <= maps.n_layers:
+        return None
+    size = 1 if layer == maps.n_layers else maps.hidden[layer - 1].shape[0]
+    return node_map(maps, layer, unit) if 0 <= unit < size else None
 
 
 def node_label(features, layer, unit, n_layers):
@@ -157,78 +181,194 @@ def node_label(features, layer, unit, n_layers):
     return f"layer {layer}, unit {unit + 1}"
 
 
-def node_map(maps: PlaneMaps, layer, unit):
-    """The (r, r) map of one neuron: an input feature (layer 0), a hidden unit or the output."""
-    if layer == 0:
-        return maps.inputs[unit]
-    if layer == maps.n_layers:
-        return maps.output
-    return maps.hidden[layer - 1][unit]
+def label_of(maps: PlaneMaps, shown):
+    shown = parse_node_id(shown)
+    if shown is None:
+        return "output"
+    if shown[0] == "feature":
+        return FEATURES[shown[1]][0] + ("" if shown[1] in maps.features else " (not chosen)")
+    return node_label(maps.features, shown[1], shown[2], maps.n_layers)
 
 
-def network_figure(maps: PlaneMaps, params, selected=None, discretize=False, height=520):
-    """Every neuron as a small map of its output over the plane, joined by edges coloured by their
-    weight's sign (blue positive, orange negative) and as wide as its size; a dot in the middle of
-    each edge shows the weight when hovered. `selected` (layer, unit) is framed."""
-    sizes = [maps.inputs.shape[0]] + [W.shape[0] for W, _ in params]
-    columns = node_positions(sizes)
-    traces = _edge_traces(maps, params, columns)
-    traces.append(_mosaic_trace(maps, columns, discretize))
+@dataclass(frozen=True)
+class Node:
+    """One neuron's place in the graph: its layer (0 for the features), its unit (0 on top; for a
+    feature, its place among the chosen ones, None when not chosen), the feature's name, and the
+    mosaic cell of its map's lower left corner."""
+
+    layer: int
+    unit: int | None
+    column: int
+    row: int
+    feature: str | None = None
+
+    @property
+    def x(self) -> float:  # the centre of its map, in the graph's coordinates
+        return (self.column + (THUMB - 1) / 2) * CELL
+
+    @property
+    def y(self) -> float:
+        return (self.row + (THUMB - 1) / 2) * CELL
+
+    @property
+    def id(self):
+        return node_id(self.layer, self.unit, self.feature)
+
+    @property
+    def chosen(self) -> bool:
+        return self.unit is not None
+
+
+def node_positions(features, sizes) -> list[list[Node]]:
+    """Columns left to right: the seven features (TensorFlow Playground's column: the chosen ones
+    are the network's inputs, the others are drawn dimmed), the hidden layers, the output; each
+    filled from the top. `sizes` are the network's (inputs first)."""
+    tallest = max(len(FEATURES), *sizes[1:])
+    inputs = [Node(0, features.index(name) if name in features else None, 0, (tallest - 1 - row) * ROW_CELLS,
+                   name) for row, name in enumerate(FEATURES)]
+    return [inputs] + [[Node(layer, unit, layer * COLUMN_CELLS, (tallest - 1 - unit) * ROW_CELLS)
+                        for unit in range(count)] for layer, count in enumerate(sizes[1:], start=1)]
+
+
+def _inputs(column):
+    """The chosen features' nodes, in the network's input order."""
+    return sorted((node for node in column if node.chosen), key=lambda node: node.unit)
+
+
+# -- the figures ---------------------------------------------------------------------------------
+def _legend(regression):
+    """A colour bar from -1 to 1 under the map, saying which colour is which sign (and class)."""
+    return {"orientation": "h", "x": 0.5, "xanchor": "center", "y": -0.1, "yanchor": "top", "len": 1.0,
+            "thickness": 8, "outlinewidth": 0, "tickvals": [-1, 0, 1], "ticktext": ["−1", "0", "+1"],
+            "tickfont": {"size": 10}, "xpad": 0, "ypad": 0,
+            "title": {"text": LEGEND_VALUES if regression else LEGEND_CLASSES, "side": "bottom",
+                      "font": {"size": 11}}}
+
+
+def boundary_figure(maps: PlaneMaps, data, show_test=False, discretize=False, height=480, shown=None):
+    """The big map: the output over the plane (or, with `shown`, a neuron's or a feature's map, as
+    when a person hovers it in the graph), translucent like TensorFlow Playground's so the training
+    points (white rims) and, on the toggle, the test points (black rims) stand out; a legend from
+    -1 to 1 under it. `data` is the task's Dataset (plane_train, y_train, ...)."""
+    step = float(maps.axis[1] - maps.axis[0])
+    start = float(maps.axis[0])
+    values = map_of(maps, shown) if shown is not None else None
+    title = "output" if values is None else label_of(maps, shown)
+    output = values is None or parse_node_id(shown) == ("node", maps.n_layers, 0)
+    values = maps.output if values is None else values
+    regression = bool(data.regression)
+    traces = [_heatmap(_map_values(values, discretize and output), start, start, step, hoverinfo="skip",
+                       name="map", opacity=MAP_OPACITY, showscale=True, colorbar=_legend(regression)),
+              _points(data.plane_train, data.y_train, regression, "training points", "white")]
+    if data.plane_test is not None and len(data.plane_test):
+        traces.append(_points(data.plane_test, data.y_test, regression, "test points", "black",
+                              visible=bool(show_test)))
+    limit = [-PLANE_RADIUS, PLANE_RADIUS]
+    layout = {"uirevision": "playground-boundary", "height": height, "showlegend": False,
+              "margin": {"l": 26, "r": 6, "t": 22, "b": 78, "autoexpand": False},
+              "title": {"text": plotly_text(title), "font": {"size": 13}},
+              "xaxis": {"range": limit, "constrain": "domain", "tickfont": {"size": 10}},
+              "yaxis": {"range": limit, "scaleanchor": "x", "tickfont": {"size": 10}},
+              "plot_bgcolor": "#ffffff", "hovermode": "closest"}
+    return {"data": traces, "layout": layout}
+
+
+def network_figure(maps: PlaneMaps, params, shown=None, pinned=None, discretize=False, edit=True,
+                   height=520):
+    """Every neuron as a small map of its output over the plane, the seven features on the left
+    (the unchosen ones dimmed, without edges), joined by edges coloured by their weight's sign
+    (blue negative, orange positive) and as wide as its size, each hidden unit and the output with
+    its bias as a small square at its lower left. A dot in the middle of each edge shows the weight
+    when hovered; with `edit`, a click on the dot or on a bias square types a new value. `shown`
+    (a node id: the map the big chart shows) is framed, `pinned` more boldly. Every neuron is a
+    region for the chart's events (hover: show it large; click a feature: choose or drop it)."""
+    sizes = [len(maps.features)] + [W.shape[0] for W, _ in params]
+    columns = node_positions(maps.features, sizes)
+    traces = _edge_traces(maps, params, columns, edit)
+    traces += _mosaic_traces(maps, columns, discretize)
+    traces.append(_bias_trace(params, columns, edit))
     annotations = []
     for column in columns:
         head = column[0]
         if head.layer == 0:
             title = "features"
             annotations += [{"x": node.x - NODE / 2 - 0.1, "y": node.y, "xanchor": "right",
-                             "text": FEATURES[maps.features[node.unit]][0], "showarrow": False}
-                            for node in column]
+                             "text": FEATURES[node.feature][0], "showarrow": False,
+                             "font": {"color": None if node.chosen else "#9aa0a6"}} for node in column]
         elif head.layer == len(params):
             title = "output"
         else:
             title = f"layer {head.layer}<br>{len(column)} unit{'s' if len(column) > 1 else ''}"
-        annotations.append({"x": head.x, "y": head.y + NODE / 2 + 0.15, "yanchor": "bottom", "text": title,
-                            "showarrow": False, "font": {"size": 12}})
-    margin = NODE / 2 + 0.08
-    shapes = [{"type": "rect", "x0": node.x - margin, "x1": node.x + margin, "y0": node.y - margin,
-               "y1": node.y + margin, "line": {"color": "#333333", "width": 2}}
-              for column in columns for node in column if selected == (node.layer, node.unit)]
-    # Square cells, and at least the room of 4 columns of 6 neurons, so a small network's neurons
-    # are drawn no larger than a big one's (centred across, from the top like the others).
-    width = max(len(columns) - 1, MIN_COLUMNS - 1) * COLUMN_GAP + NODE + 1.1
-    middle = (columns[0][0].x + columns[-1][0].x) / 2 - 0.35  # a little room for the features' names
-    top = ((max(sizes) - 1) * ROW_CELLS + THUMB) * CELL + 0.7
-    bottom = top - 0.7 - max(max(sizes), MIN_ROWS) * ROW_GAP - 0.3
+        annotations.append({"x": head.x, "y": head.y + NODE / 2 + 0.12, "yanchor": "bottom", "text": title,
+                            "showarrow": False, "font": {"size": 11}})
+    margin = NODE / 2 + 0.07
+    shapes = []
+    for column in columns:
+        for node in column:
+            if node.id == _as_id(pinned) or node.id == _as_id(shown):
+                shapes.append({"type": "rect", "x0": node.x - margin, "x1": node.x + margin,
+                               "y0": node.y - margin, "y1": node.y + margin,
+                               "line": {"color": "#333333", "width": 3 if node.id == _as_id(pinned) else 2,
+                                        "dash": "solid" if node.id == _as_id(pinned) else "dot"}})
+    # Square cells, and at least the room of 4 columns, so a small network's neurons are drawn no
+    # larger than a big one's (centred across, from the top like the others).
+    tallest = max(len(FEATURES), *sizes[1:])
+    width = max(len(columns) - 1, MIN_COLUMNS - 1) * COLUMN_GAP + NODE + 1.3
+    middle = (columns[0][0].x + columns[-1][0].x) / 2 - 0.45  # room for the features' names and biases
+    top = ((tallest - 1) * ROW_CELLS + THUMB) * CELL + 0.6
+    bottom = top - 0.6 - tallest * ROW_GAP - 0.1
     layout = {"uirevision": "playground-network", "height": height, "showlegend": False,
-              "hovermode": "closest", "margin": {"l": 50, "r": 10, "t": 10, "b": 10, "autoexpand": False},
+              "hovermode": "closest", "margin": {"l": 40, "r": 4, "t": 4, "b": 4, "autoexpand": False},
               "xaxis": {"visible": False, "range": [middle - width / 2, middle + width / 2],
                         "fixedrange": True},
               "yaxis": {"visible": False, "range": [bottom, top], "fixedrange": True, "scaleanchor": "x"},
-              "annotations": annotations, "shapes": shapes}
-    return {"data": traces, "layout": layout}
+              "annotations": annotations, "shapes": shapes, "dragmode": False}
+    boxes = [(node.x - NODE / 2, node.x + NODE / 2, node.y - NODE / 2, node.y + NODE / 2, list(node.id))
+             for column in columns for node in column]
+    return {"data": traces, "layout": regions(layout, boxes)}
 
 
-def _mosaic_trace(maps, columns, discretize):
-    """Every neuron's small map in one heatmap, NaN (drawn as nothing) between them."""
+def _as_id(value):
+    return parse_node_id(value) if value is not None else None
+
+
+def _mosaic_traces(maps, columns, discretize):
+    """Every neuron's small map in one heatmap, NaN (drawn as nothing) between them; the unchosen
+    features' maps in a second, dimmed one."""
     height = max(node.row for column in columns for node in column) + THUMB
     mosaic = np.full((height, columns[-1][0].column + THUMB), np.nan, dtype=np.float32)
+    dimmed = np.full((height, THUMB), np.nan, dtype=np.float32)
     for column in columns:
         for node in column:
-            values = _map_values(node_map(maps, node.layer, node.unit),
-                                 discretize and node.layer == maps.n_layers)[::THUMB_STEP, ::THUMB_STEP]
-            mosaic[node.row:node.row + THUMB, node.column:node.column + THUMB] = values
-    return _heatmap(mosaic, 0.0, 0.0, CELL, hoverinfo="skip", name="neurons")
+            if node.layer == 0:
+                values = maps.feature_maps[node.feature]
+                target = mosaic if node.chosen else dimmed
+            else:
+                values = node_map(maps, node.layer, node.unit)
+                target = mosaic
+            values = _map_values(values, discretize and node.layer == maps.n_layers)
+            cells = values[::THUMB_STEP, ::THUMB_STEP]
+            target[node.row:node.row + THUMB, node.column:node.column + THUMB] = cells
+    return [_heatmap(mosaic, 0.0, 0.0, CELL, hoverinfo="skip", name="neurons"),
+            _heatmap(dimmed, 0.0, 0.0, CELL, hoverinfo="skip", name="unchosen features", opacity=DIMMED)]
 
 
-def _edge_traces(maps, params, columns):
+def edge_width(w):
+    return round(min(abs(w), 4.0) / 4.0 * (MAX_EDGE_WIDTH - 0.5) * 2) / 2 + 0.5
+
+
+def _edge_traces(maps, params, columns, edit):
     """Edges grouped by sign and width (a handful of line traces however many edges there are),
-    and one trace of hoverable dots at their middles."""
+    and one trace of hoverable (with `edit`, clickable) dots at their middles."""
     groups = {}
-    middles = {"x": [], "y": [], "w": [], "text": []}
+    middles = {"x": [], "y": [], "w": [], "text": [], "id": []}
+    hint = "<br><i>click to type a new value</i>" if edit else ""
     for layer, (W, _) in enumerate(params, start=1):
+        sources = _inputs(columns[0]) if layer == 1 else columns[layer - 1]
         for target in columns[layer]:
-            for source in columns[layer - 1]:
+            for source in sources:
                 w = float(W[target.unit, source.unit])
-                width = round(min(abs(w), 4.0) / 4.0 * (MAX_EDGE_WIDTH - 0.5) * 2) / 2 + 0.5
+                width = edge_width(w)
                 xs, ys = groups.setdefault((w >= 0, width), ([], []))
                 x0, x1 = source.x + NODE / 2, target.x - NODE / 2
                 xs += [x0, x1, None]
@@ -238,30 +378,134 @@ def _edge_traces(maps, params, columns):
                 middles["w"].append(w)
                 names = [node_label(maps.features, node.layer, node.unit, len(params))
                          for node in (source, target)]
-                middles["text"].append(f"w = {w:.3f}<br>{names[0]} → {names[1]}")
+                middles["text"].append(f"w = {w:.3f}<br>{names[0]} → {names[1]}{hint}")
+                middles["id"].append(["weight", layer, target.unit, source.unit])
     traces = [{"type": "scatter", "mode": "lines", "x": xs, "y": ys, "hoverinfo": "skip", "name": "edges",
-               "line": {"color": BLUE if positive else ORANGE, "width": width},
+               "line": {"color": POSITIVE if positive else NEGATIVE, "width": width},
                "opacity": 0.35 + 0.65 * width / MAX_EDGE_WIDTH}
               for (positive, width), (xs, ys) in sorted(groups.items())]
-    traces.append({"type": "scatter", "mode": "markers", "name": "weights", "x": middles["x"],
-                   "y": middles["y"], "text": middles["text"], "hovertemplate": "%{text}<extra></extra>",
-                   "marker": {"size": 7, "color": middles["w"], "colorscale": COLOURS, "cmin": -2,
-                              "cmax": 2, "line": {"color": "white", "width": 1}}})
+    dots = {"type": "scatter", "mode": "markers", "name": "weights", "x": middles["x"],
+            "y": middles["y"], "text": middles["text"], "hovertemplate": "%{text}<extra></extra>",
+            "marker": {"size": 8, "color": middles["w"], "colorscale": COLOURS, "cmin": -2,
+                       "cmax": 2, "line": {"color": "white", "width": 1}}}
+    traces.append(editable(dots, middles["id"], middles["w"], "weight") if edit else dots)
     return traces
 
 
-def neuron_figure(maps: PlaneMaps, layer, unit, discretize=False, height=320):
-    """One neuron's map, large."""
-    step = float(maps.axis[1] - maps.axis[0])
-    start = float(maps.axis[0])
-    values = _map_values(node_map(maps, layer, unit), discretize and layer == maps.n_layers)
-    limit = [-PLANE_RADIUS, PLANE_RADIUS]
-    layout = {"uirevision": "playground-neuron", "height": height,
-              "margin": {"l": 40, "r": 10, "t": 30, "b": 30, "autoexpand": False},
-              "title": {"text": node_label(maps.features, layer, unit, maps.n_layers)},
-              "xaxis": {"range": limit, "constrain": "domain"}, "yaxis": {"range": limit, "scaleanchor": "x"}}
-    return {"data": [_heatmap(values, start, start, step, hovertemplate="x₁ %{x:.1f}, x₂ %{y:.1f}: %{z:.2f}"
-                              "<extra></extra>")], "layout": layout}
+def _bias_trace(params, columns, edit):
+    """Each hidden unit's and the output's bias as a small square at its lower left, coloured like
+    the maps (TensorFlow Playground's bias squares)."""
+    x, y, values, text, ids = [], [], [], [], []
+    hint = "<br><i>click to type a new value</i>" if edit else ""
+    for layer, (_, b) in enumerate(params, start=1):
+        for node in columns[layer]:
+            value = float(b[node.unit, 0])
+            x.append(node.x - NODE / 2 - BIAS_GAP)
+            y.append(node.y - NODE / 2 + 0.08)
+            values.append(value)
+            name = "output" if layer == len(params) else f"layer {layer}, unit {node.unit + 1}"
+            text.append(f"bias = {value:.3f}<br>{name}{hint}")
+            ids.append(["bias", layer, node.unit])
+    trace = {"type": "scatter", "mode": "markers", "name": "biases", "x": x, "y": y, "text": text,
+             "hovertemplate": "%{text}<extra></extra>",
+             "marker": {"symbol": "square", "size": 8, "color": values, "colorscale": COLOURS, "cmin": -1,
+                        "cmax": 1, "line": {"color": "#666666", "width": 1}}}
+    return editable(trace, ids, values, "bias") if edit else trace
+
+
+# -- the data sets' thumbnails -----------------------------------------------------------------
+THUMB_POINTS = 200  # TensorFlow Playground's thumbnails: 200 points without noise
+THUMBS_PER_ROW = 3
+THUMB_GAP = 2.0  # between thumbnails, in the plane's units
+
+
+@functools.lru_cache(maxsize=16)
+def _thumbnail_points(dataset):
+    toy = make_toy(dataset, points=THUMB_POINTS, noise=0, train_share=50, seed=1)
+    plane = np.concatenate([toy.plane_train, toy.plane_test])
+    return plane, np.concatenate([toy.target_train, toy.target_test])
+
+
+def dataset_figure(regression, chosen, clickable_sets=True, height=170):
+    """The data sets of the problem type as clickable thumbnails (TensorFlow Playground's), the
+    chosen one framed: a click on one is the event ("click", name)."""
+    names = list(REGRESSION if regression else CLASSIFICATION)
+    size = 2 * PLANE_RADIUS
+    traces, shapes, annotations, boxes = [], [], [], []
+    for i, name in enumerate(names):
+        row, col = divmod(i, THUMBS_PER_ROW)
+        x0, y0 = col * (size + THUMB_GAP), -row * (size + THUMB_GAP + 2.0)
+        plane, target = _thumbnail_points(name)
+        colour = ({"color": np.clip(target, -1, 1), "colorscale": COLOURS, "cmin": -1, "cmax": 1}
+                  if regression else {"color": np.where(target == 1, POSITIVE, NEGATIVE).tolist()})
+        traces.append({"type": "scatter", "mode": "markers", "name": name, "hoverinfo": "skip",
+                       "x": plane[:, 0] + x0 + PLANE_RADIUS, "y": plane[:, 1] + y0 + PLANE_RADIUS,
+                       "marker": {**colour, "size": 3}})
+        frame = name == chosen
+        shapes.append({"type": "rect", "x0": x0, "x1": x0 + size, "y0": y0, "y1": y0 + size, "layer": "below",
+                       "fillcolor": "#ffffff", "line": {"color": "#333333" if frame else "#c8c8c8",
+                                                         "width": 3 if frame else 1}})
+        annotations.append({"x": x0 + size / 2, "y": y0, "yanchor": "top", "text": name, "showarrow": False,
+                            "font": {"size": 10, "color": "#333333" if frame else "#777777"}})
+        boxes.append((x0, x0 + size, y0, y0 + size, name))
+    rows = -(-len(names) // THUMBS_PER_ROW)
+    width = THUMBS_PER_ROW * size + (THUMBS_PER_ROW - 1) * THUMB_GAP
+    layout = {"uirevision": "playground-datasets", "height": height, "showlegend": False,
+              "margin": {"l": 2, "r": 2, "t": 2, "b": 2, "autoexpand": False}, "hovermode": False,
+              "xaxis": {"visible": False, "range": [-0.5, width + 0.5], "fixedrange": True},
+              "yaxis": {"visible": False, "range": [-(rows - 1) * (size + THUMB_GAP + 2.0) - 2.2, size + 0.5],
+                        "fixedrange": True, "scaleanchor": "x"},
+              "shapes": shapes, "annotations": annotations, "dragmode": False}
+    return {"data": traces, "layout": regions(layout, boxes) if clickable_sets else layout}
+
+
+# -- the losses per epoch ----------------------------------------------------------------------
+LOSS_COLOURS = {"training loss": "#777777", "test loss": "#111111"}  # TensorFlow Playground's
+
+
+def loss_figure(rows, markers=(), height=200):
+    """Training and test loss at the end of each epoch (TensorFlow Playground's chart; `rows`:
+    (iteration, epoch, training loss, test loss)), with each change made meanwhile (a setting, a
+    weight typed in, new points) as a dotted line at the epoch it happened in."""
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+    epochs = rows[:, 1]
+    traces = []
+    index = downsample(epochs, rows[:, 2]) if len(rows) else np.arange(0)
+    for column, name in ((2, "training loss"), (3, "test loss")):
+        values = rows[index, column]
+        values = np.where(np.isfinite(values), values, np.nan)
+        traces.append({"type": "scatter", "mode": "lines" if len(index) > 50 else "lines+markers",
+                       "name": name, "x": epochs[index], "y": values, "marker": {"size": 4},
+                       "line": {"color": LOSS_COLOURS[name], "width": 1.5},
+                       "hovertemplate": "epoch %{x:.0f}: %{y:.3f}<extra>" + name + "</extra>"})
+    shapes, annotations = [], []
+    if len(rows):
+        for marker in list(markers)[-30:]:
+            at = float(np.interp(marker["iteration"], rows[:, 0], epochs))
+            shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": at, "x1": at, "y0": 0, "y1": 1,
+                           "line": {"color": "#7f7f7f", "dash": "dot", "width": 1}})
+            annotations.append({"x": at, "y": 1, "xref": "x", "yref": "paper", "showarrow": False,
+                                "yanchor": "bottom", "font": {"size": 9}, "textangle": 0,
+                                "text": plotly_text(f"{marker['setting']} {_short(marker['old'])}"
+                                                    f"→{_short(marker['new'])}", 40)})
+    layout = {"uirevision": "playground-loss", "height": height, "showlegend": True,
+              "margin": {"l": 36, "r": 6, "t": 22, "b": 44, "autoexpand": False},
+              "title": {"text": "loss per epoch", "font": {"size": 12}},
+              "xaxis": {"rangemode": "tozero", "tickfont": {"size": 10}},
+              "yaxis": {"rangemode": "tozero", "tickformat": ".2f", "tickfont": {"size": 10}},
+              "legend": {"orientation": "h", "x": 0, "y": 0, "yref": "container", "yanchor": "bottom",
+                         "font": {"size": 10}},
+              "shapes": shapes, "annotations": annotations, "hovermode": "x"}
+    if not len(rows):
+        layout["xaxis"]["range"], layout["yaxis"]["range"] = [0, 10], [0, 1]
+    return {"data": traces, "layout": layout}
+
+
+def loss_text(train, test):
+    """TensorFlow Playground's wording, three decimals."""
+    def number(value):
+        return f"{value:.3f}" if value is not None and np.isfinite(value) else "—"
+    return f"Test loss {number(test)}", f"Training loss {number(train)}"
 
 
 LINE_ENOUGH = ("gauss", "plane")  # the data sets a straight line (or a tilted plane) fits
