@@ -160,26 +160,43 @@ def _short(value):
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
-def gradient_figure(view, height=380):
-    """Per-layer ‖dW‖ (solid) and mean |dW| (dotted) over time on a log scale: vanishing gradients
-    show as lower layers' lines sitting decades below the last layer's."""
+GRADIENT_MEASURES = {  # what the gradient chart can show: (history statistic, axis title, in words)
+    "mean_abs": ("dW_mean_abs", "mean |dW|", "per weight"),
+    "norm": ("dW_norm", "‖dW‖", "whole layer"),
+}
+
+
+def gradient_figure(view, height=380, measure="mean_abs", highlight=None):
+    """Per-layer gradient size over time on a log scale, one measure at a time: mean |dW| (per
+    weight, what the vanishing-gradient note compares; the default) or ‖dW‖ (the whole layer, which
+    grows with the layer's number of weights, so a wide first layer sits on top even when each of
+    its weights gets a tiny gradient). `highlight` (1-based) draws that layer's line thick and labels
+    it, e.g. the layer the note names (`vanishing_layer`)."""
+    statistic, title, words = GRADIENT_MEASURES[measure]
     x = view.iterations
-    norms, means = view.dW_norm, view.dW_mean_abs
-    traces = []
-    index = downsample(x, norms[:, 0])
+    values = getattr(view, statistic)
+    traces, annotations = [], []
+    index = downsample(x, values[:, 0])
     mode = _mode(len(index))
-    for l in range(norms.shape[1]):
+    for l in range(values.shape[1]):
         colour = LAYER_COLOURS[l % len(LAYER_COLOURS)]
-        traces.append({"type": "scatter", "mode": mode, "name": f"‖dW{l + 1}‖",
-                       "x": x[index], "y": _series(norms[index, l]),
-                       "line": {"color": colour}, "legendgroup": f"layer{l + 1}"})
-        traces.append({"type": "scatter", "mode": mode, "name": f"mean |dW{l + 1}|",
-                       "x": x[index], "y": _series(means[index, l]),
-                       "line": {"color": colour, "dash": "dot"}, "legendgroup": f"layer{l + 1}"})
-    layout = _layout("gradients", height, title={"text": "Gradient size per layer"},
+        picked = highlight == l + 1
+        line = {"color": colour, "width": 4 if picked else (1.5 if highlight else 2)}
+        name = f"layer {l + 1}" + (" (the note's)" if picked else "")
+        traces.append({"type": "scatter", "mode": mode, "name": name, "x": x[index],
+                       "y": _series(values[index, l]), "line": line,
+                       "opacity": 1.0 if picked or not highlight else 0.6})
+        if picked and len(index):
+            last = float(values[index[-1], l])
+            if math.isfinite(last) and last > 0:
+                annotations.append({"x": float(x[index[-1]]), "y": math.log10(last), "xref": "x", "yref": "y",
+                                    "text": f"layer {l + 1}", "showarrow": True, "arrowhead": 0, "ax": -30,
+                                    "ay": -20, "font": {"color": colour, "size": 12}})
+    layout = _layout(f"gradients-{measure}", height,
+                     title={"text": f"Gradient size per layer: {title} ({words})"},
                      xaxis={"title": {"text": "iteration"}},
-                     yaxis={"title": {"text": "‖dW‖ and mean |dW|"}, "type": "log",
-                            "exponentformat": "power"})
+                     yaxis={"title": {"text": title}, "type": "log", "exponentformat": "power"},
+                     annotations=annotations)
     return {"data": traces, "layout": _empty_state(layout, len(x), [-6, 0])}
 
 
@@ -362,16 +379,33 @@ def _duration(seconds):
         f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def vanishing_note(view):
+def vanishing_layer(view, factor=10.0):
+    """(layer, ratio): the first layer, when its mean |dW| (per weight) is at least `factor` times
+    smaller than the last layer's in a network of 3 or more layers; else None."""
+    means = view.dW_mean_abs
+    if means.shape[1] < 3 or not len(means):
+        return None
+    first, last = means[-1, 0], means[-1, -1]
+    if not (first > 0 and last > 0) or last / first < factor:
+        return None
+    return 1, float(last / first)
+
+
+def vanishing_note(view, measure="mean_abs"):
     """A sentence explaining the gradient chart when the first layer's gradients are far smaller
-    than the last layer's (the tutorial's deep sigmoid network), else None."""
-    norms = view.dW_mean_abs
-    if norms.shape[1] < 3 or not len(norms):
+    than the last layer's (the tutorial's deep sigmoid network), else None. It names the measure it
+    compares (mean |dW|, per weight) and, when the chart shows the other one (‖dW‖), why the first
+    layer's line sits on top there."""
+    found = vanishing_layer(view)
+    if found is None:
         return None
-    first, last = norms[-1, 0], norms[-1, -1]
-    if not (first > 0 and last > 0) or last / first < 10:
-        return None
-    return (f"Vanishing gradients: mean |dW1| is {last / first:.0f}× smaller than the last layer's. "
-            "Each sigmoid layer multiplies the backward signal by σ'(Z) ≤ 0.25, so the first layers "
-            "barely move and the cost sits near 0.69 (a coin flip) until they do. ReLU with He "
-            "init, or Adam (which rescales each weight's step), shortens this plateau.")
+    layer, ratio = found
+    note = (f"Vanishing gradients: per weight, mean |dW{layer}| is {ratio:.0f}× smaller than the last "
+            f"layer's (layer {layer} is highlighted). Each sigmoid layer multiplies the backward signal by "
+            "σ'(Z) ≤ 0.25, so the first layers barely move and the cost sits near 0.69 (a coin flip) until "
+            "they do. ReLU with He init, or Adam (which rescales each weight's step), shortens this plateau.")
+    if measure == "norm":
+        note += (" The chart shows ‖dW‖ of whole layers, which grows with a layer's number of weights: "
+                 f"layer {layer}'s line can sit on top while each of its weights gets the smallest gradient; "
+                 "switch to mean |dW| to compare them per weight.")
+    return note

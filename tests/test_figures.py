@@ -4,6 +4,7 @@ import base64
 import dataclasses
 
 import numpy as np
+import pytest
 
 from backprop.config import TrainConfig, preset
 from studio import figures
@@ -68,9 +69,15 @@ def test_cost_figure_is_bounded_for_long_runs_and_shows_nan_as_gaps():
 
 def test_gradient_and_ratio_figures_have_lines_per_layer_on_log_axes():
     view = fake_view(n_layers=4)
-    gradients = figures.gradient_figure(view)
-    assert len(gradients["data"]) == 8 and gradients["layout"]["yaxis"]["type"] == "log"
-    assert {t["name"] for t in gradients["data"]} >= {"‖dW1‖", "mean |dW4|"}
+    gradients = figures.gradient_figure(view)  # one measure at a time: mean |dW| (per weight) by default
+    assert len(gradients["data"]) == 4 and gradients["layout"]["yaxis"]["type"] == "log"
+    assert [t["name"] for t in gradients["data"]] == ["layer 1", "layer 2", "layer 3", "layer 4"]
+    assert gradients["layout"]["yaxis"]["title"]["text"] == "mean |dW|"
+    assert list(gradients["data"][3]["y"]) == list(view.dW_mean_abs[:, 3])
+    norms = figures.gradient_figure(view, measure="norm")
+    assert norms["layout"]["yaxis"]["title"]["text"] == "‖dW‖" and list(norms["data"][0]["y"]) == list(
+        view.dW_norm[:, 0])
+    assert gradients["layout"]["uirevision"] != norms["layout"]["uirevision"]  # a switch rescales the axis
     ratio = figures.ratio_figure(view)
     assert [t["name"] for t in ratio["data"]] == ["layer 1", "layer 2", "layer 3", "layer 4"]
 
@@ -168,6 +175,28 @@ def test_vanishing_note_only_for_deep_nets_with_tiny_first_layer_gradients():
     assert "Vanishing gradients" in figures.vanishing_note(view)
     view.dW_mean_abs[-1] = [1e-3, 1e-3, 1e-3, 1e-3]
     assert figures.vanishing_note(view) is None
+
+
+def test_the_gradient_chart_agrees_with_its_note():
+    """Issue 20: the deep sigmoid net's note says mean |dW1| is 33x smaller, while ‖dW1‖ (784 x 392
+    weights) sits on top. The chart shows one measure, the note's by default, its layer highlighted;
+    on ‖dW‖ the note says why layer 1 is on top there."""
+    view = fake_view(n_layers=4)
+    view.dW_mean_abs[-1] = [3e-6, 1e-5, 3e-5, 1e-4]
+    view.dW_norm[-1] = [9.0, 2.0, 1.0, 0.5]
+    assert figures.vanishing_layer(view) == (1, pytest.approx(100 / 3))
+    note = figures.vanishing_note(view)
+    assert "per weight, mean |dW1| is 33× smaller" in note and "layer 1 is highlighted" in note
+    assert "‖dW‖" not in note
+    figure = figures.gradient_figure(view, highlight=1)
+    first, *others = figure["data"]
+    assert first["name"] == "layer 1 (the note's)" and first["line"]["width"] == 4
+    assert all(t["line"]["width"] < 4 and t["opacity"] < 1 for t in others)
+    (label,) = figure["layout"]["annotations"]
+    assert label["text"] == "layer 1" and label["y"] == pytest.approx(np.log10(3e-6))
+    assert min(range(4), key=lambda l: view.dW_mean_abs[-1, l]) == 0  # the highlighted line is the lowest
+    on_norms = figures.vanishing_note(view, "norm")
+    assert on_norms.startswith(note) and "grows with a layer's number of weights" in on_norms
 
 
 def test_url_round_trip_writes_only_changes():
