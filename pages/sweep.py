@@ -1,6 +1,7 @@
 """Sweep: many set-ups at once (Dask runs them, Optuna chooses them), compared live; the winner
 goes back to the Train page."""
 
+import inspect
 import os
 
 import streamlit as st
@@ -100,10 +101,82 @@ shown_id = labels[st.selectbox("Sweep", list(labels), index=ids.index(wanted) if
 state.sweep_id = shown_id
 
 
+sweep_names = {s["id"]: s["name"] for s in sweeps}
+PLOTS = ("History", "Slice", "Contour", "Intermediate values", "Parallel coordinates", "Scatter",
+         "Importance")
+# A missing number shows as "—", not "None" (st.dataframe's placeholder; an older Streamlit gets text cells).
+NULL_CELLS = "placeholder" in inspect.signature(st.dataframe).parameters
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
-def cached_importances(sweep_id, done):
-    """Optuna's fANOVA importances, computed again only when more trials are done."""
-    return sweep_runner.importances(sweep_id)
+def cached_importance(sweep_id, epoch, _snapshot):
+    """Which settings mattered (an Importance, or None), computed again as more trials finish."""
+    return sweep_figures.importance(_snapshot)
+
+
+def trials_table(snapshot):
+    if not NULL_CELLS:
+        st.dataframe(sweep_figures.trials_table(snapshot, text=True), hide_index=True,
+                     key="sweep_trials_table")
+        return
+    formats = sweep_figures.table_formats(snapshot)
+    st.dataframe(sweep_figures.trials_table(snapshot), hide_index=True, key="sweep_trials_table",
+                 placeholder=sweep_figures.MISSING,
+                 column_config={column: st.column_config.NumberColumn(format=form)
+                                for column, form in formats.items()})
+
+
+def two_columns(options, keys, second=1):
+    """Two pickers side by side (x and y axes), defaulting to two different options."""
+    left, right = st.columns(2)
+    x = left.selectbox("x axis", options, index=0, key=keys[0])
+    y = right.selectbox("y axis", options, index=min(second, len(options) - 1), key=keys[1])
+    return x, y
+
+
+def result_plots(sweep_id, snapshot, name):
+    """The plots of results, one at a time (the one shown is redrawn at each refresh while the
+    sweep runs), from the third finished trial."""
+    finished = len(sweep_figures.finished_trials(snapshot))
+    if finished < sweep_figures.MIN_FINISHED:
+        st.caption(f"The plots of results appear once {sweep_figures.MIN_FINISHED} trials have finished "
+                   f"({finished} so far).")
+        return
+    plot = st.radio("Plot", PLOTS, horizontal=True, key="sweep_plot", label_visibility="collapsed")
+    figure, why = None, None
+    if plot == "History":
+        x = st.radio("Against", tuple(sweep_figures.HISTORY_AXES), horizontal=True, key="sweep_history_x",
+                     format_func=lambda key: {"trial": "trial number", "time": "time"}[key])
+        figure = sweep_figures.history_figure(snapshot, x, name)
+    elif plot == "Slice":
+        figure = sweep_figures.slice_figure(snapshot)
+    elif plot == "Contour":
+        varied = [d.name for d in sweep_figures.varied(snapshot)]
+        why = "A contour needs a sweep that varies two settings."
+        if len(varied) >= 2:
+            x, y = two_columns(varied, ("sweep_contour_x", "sweep_contour_y"))
+            figure = sweep_figures.contour_figure(snapshot, x, y)
+            why = "Choose two different settings, each with two values among the finished trials."
+    elif plot == "Intermediate values":
+        figure = sweep_figures.intermediate_figure(snapshot)
+    elif plot == "Parallel coordinates":
+        figure = sweep_figures.parallel_coordinates_figure(snapshot)
+    elif plot == "Scatter":
+        columns = sweep_figures.scatter_columns(snapshot)
+        x, y = two_columns(columns, ("sweep_scatter_x", "sweep_scatter_y"), second=columns.index("test cost"))
+        figure = sweep_figures.scatter_figure(snapshot, x, y)
+        why = "No trial has both of these yet."
+    else:
+        result = cached_importance(sweep_id, sweep_figures.importance_epoch(finished), snapshot)
+        figure = sweep_figures.importance_figure(result, name)
+        why = "Importance needs a setting that has taken two values among the finished trials."
+        if result is not None and result.fallbacks:
+            st.caption("Not available here: " + "; ".join(f"{evaluator} ({reason})"
+                                                         for evaluator, reason in result.fallbacks))
+    if figure is not None:
+        st.plotly_chart(sweep_figures.for_chart(figure), key=f"sweep_plot_{plot}")
+    elif why:
+        st.caption(why)
 
 
 @st.fragment(run_every=LIVE_SECONDS if sweep_runner.is_running(shown_id) else None)
@@ -130,23 +203,11 @@ def sweep_view(sweep_id):
         st.error(snapshot.message)
     elif snapshot.message:
         st.caption(snapshot.message)
-    st.dataframe(sweep_figures.trials_table(snapshot), hide_index=True, key="sweep_trials_table")
+    trials_table(snapshot)
     curves = sweep_figures.cost_curves_figure(snapshot)
     if curves is not None:
         st.plotly_chart(curves, key="sweep_curves")
-    parallel = sweep_figures.parallel_coordinates_figure(snapshot)
-    if parallel is None:
-        st.caption("The settings-against-accuracy chart appears once a trial has finished.")
-    else:
-        st.plotly_chart(parallel, key="sweep_parallel")
-    left, right = st.columns(2)
-    best_figure = sweep_figures.best_so_far_figure(snapshot)
-    if best_figure is not None:
-        left.plotly_chart(best_figure, key="sweep_best")
-    if not live or done >= total:
-        importance = sweep_figures.importance_figure(cached_importances(sweep_id, done))
-        if importance is not None:
-            right.plotly_chart(importance, key="sweep_importance")
+    result_plots(sweep_id, snapshot, sweep_names.get(sweep_id))
 
 
 sweep_view(shown_id)
@@ -168,17 +229,29 @@ elif record["status"] in ("cancelled", "interrupted", "failed", "created"):
         except InputError as error:
             st.error(f"**{error.field}**: {error.message}")
 
-snapshot = sweep_runner.snapshot(shown_id)
-choices = {sweep_figures.trial_label(t, snapshot.space) + f" ({t.status})": t for t in snapshot.trials}
-if choices:
+
+
+@st.fragment(run_every=LIVE_SECONDS if sweep_runner.is_running(shown_id) else None)
+def load_into_train(sweep_id):
+    """The trial picker, redrawn with the sweep: its widget is keyed on the trials' order, so a new
+    best trial makes a new picker whose first choice is that trial."""
+    try:
+        choices = sweep_figures.trial_choices(sweep_runner.snapshot(sweep_id))
+    except InputError:  # shown by sweep_view above
+        return
+    if not choices:
+        return
     st.subheader("Load into Train")
-    ranked = [t for t in snapshot.best()] + [t for t in snapshot.trials if t not in snapshot.best()]
-    names = [name for t in ranked for name, u in choices.items() if u is t]
-    picked = choices[st.selectbox("Trial (best first)", names, key="sweep_load_pick")]
+    numbers = dict(choices)
+    picked = st.selectbox("Trial (best first)", list(numbers),
+                          key=f"sweep_load_pick_{sweep_id}_{sweep_figures.choices_key(choices)}")
     if st.button("Load into Train", key="sweep_load",
                  help="Its set-up, and its trained network when it finished"):
         try:
-            sweep_runner.load_trial(studio, shown_id, picked.number)
+            sweep_runner.load_trial(studio, sweep_id, numbers[picked])
             st.switch_page("pages/train.py")
         except InputError as error:
             st.error(f"**{error.field}**: {error.message}")
+
+
+load_into_train(shown_id)

@@ -570,17 +570,23 @@ def test_figures_of_a_sweep_with_and_without_accuracies():
     assert rows[1]["layers"] == "8,1" and rows[1]["test accuracy"] == 0.9
     assert (rows[0]["iteration"], rows[0]["cost"]) == (1, 0.7)
     assert rows[0]["reason"] == "trial 1: worker tcp://a:1 died; ran again on tcp://b:2"
-    parallel = sweep_figures.parallel_coordinates_figure(snapshot)["data"][0]
-    assert [d["label"] for d in parallel["dimensions"]] == ["log10 learning_rate", "layers", "test accuracy"]
     assert len(sweep_figures.cost_curves_figure(snapshot)["data"]) == 2
-    assert sweep_figures.best_so_far_figure(snapshot)["data"][0]["y"] == [0.9, 0.9]
-    # A regression task has no accuracy: the charts show the test cost.
-    no_accuracy = dataclasses.replace(finished, test_accuracy=None)
-    snapshot = dataclasses.replace(snapshot, trials=[no_accuracy], best_so_far=[(1.0, 0.3, None)])
-    last_axis = sweep_figures.parallel_coordinates_figure(snapshot)["data"][0]["dimensions"][-1]
-    assert last_axis["label"] == "test cost"
-    assert sweep_figures.best_so_far_figure(snapshot)["data"][0]["y"] == [0.3, 0.3]
-    assert sweep_figures.importance_figure({}) is None
+    assert sweep_figures.parallel_coordinates_figure(snapshot) is None  # from the third finished trial
+    # Three finished: settings at their real values; a regression task (no accuracy) shows the test cost.
+    more = [dataclasses.replace(finished, number=n, params={"learning_rate": rate, "layers": layers},
+                                test_cost=cost) for n, rate, layers, cost in
+            [(0, 0.1, [8, 1], 0.3), (2, 1.0, [8, 1], 0.5), (3, 1.0, [4, 1], 0.4)]]
+    snapshot = dataclasses.replace(snapshot, trials=[*more, running])
+    parallel = sweep_figures.parallel_coordinates_figure(snapshot)["layout"]["annotations"]
+    assert [a["text"] for a in parallel if a["name"].startswith("axis")] == [
+        "learning_rate", "layers", "test accuracy"]
+    assert [a["text"] for a in parallel if a["name"] == "tick learning_rate"] == ["0.1", "0.2", "0.5", "1"]
+    assert sweep_figures.history_figure(snapshot)["data"][1]["y"] == [0.3, 0.3, 0.3]
+    no_accuracy = [dataclasses.replace(t, test_accuracy=None) for t in more]
+    snapshot = dataclasses.replace(snapshot, trials=no_accuracy)
+    parallel = sweep_figures.parallel_coordinates_figure(snapshot)["layout"]["annotations"]
+    assert [a["text"] for a in parallel if a["name"].startswith("axis")][-1] == "test cost"
+    assert sweep_figures.importance_figure(None) is None
 
 
 def test_a_space_over_the_memory_budget_is_refused_before_anything_starts():

@@ -1,5 +1,5 @@
 """The Sweep page in a real browser: start a small sweep on a 2D playground task, watch the trials
-table fill and the parallel-coordinates chart appear, and load the best trial into the Train page."""
+table fill and the plots of results appear, and load the best trial into the Train page."""
 
 import re
 import time
@@ -70,11 +70,12 @@ def test_a_small_sweep_from_the_page_and_its_best_trial_on_the_train_page(open_a
     app.wait_until_idle()
     app.click("Start sweep")
 
-    # The trials table shows every trial, then they finish; the chart of settings against accuracy
-    # appears with the first finished trial.
+    # The trials table shows every trial, then they finish; the plots of results appear with the
+    # third finished trial (the optimisation history first).
     expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible(timeout=60_000)
     expect(page.get_by_text(re.compile(r"finished · 3/3 done"))).to_be_visible(timeout=120_000)
-    expect(page.locator(".js-plotly-plot .parcoords").first).to_be_visible(timeout=30_000)
+    expect(page.locator(".js-plotly-plot .gtitle", has_text="Optimisation history").first).to_be_visible(
+        timeout=30_000)
     app.screenshot("sweep-finished")
     app.assert_clean()
 
