@@ -193,6 +193,14 @@ def _cost_axis(costs, title=OBJECTIVE):
     return axis
 
 
+def _whole_numbers(values):
+    """An axis of trial numbers: ticks at whole numbers only (1, 2, 5 times a power of ten apart)."""
+    span = max(values, default=0) - min(values, default=0)
+    raw = max(1.0, span / 8)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return {"tick0": 0, "dtick": next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)}
+
+
 def trial_text(trial, space):
     """A trial's tooltip: number, status, settings, results (escaped)."""
     lines = [f"#{trial.number} {trial.status}"]
@@ -294,7 +302,8 @@ def history_figure(snapshot, x="trial", name=None):
              "hovertemplate": "best so far %{y:.4g}<extra></extra>"}]
     return {"data": data, "layout": _layout(
         _title("Optimisation history: test cost (lower is better)", name),
-        xaxis={"title": {"text": HISTORY_AXES.get(x, x)}}, yaxis=_cost_axis(costs),
+        xaxis={"title": {"text": HISTORY_AXES.get(x, x)}, **(_whole_numbers(xs) if x == "trial" else {})},
+        yaxis=_cost_axis(costs),
         legend={"orientation": "h", "y": -0.25}, uirevision="sweep-history")}
 
 
@@ -602,6 +611,8 @@ def _column_axis(snapshot, column, values):
         axis, values = _axis(dimension, values)
         return axis, values
     axis = {"tickformat": ".1%"} if "accuracy" in column else {}
+    if column == "trial":
+        axis = _whole_numbers(values)
     if column == "test cost":
         axis = {k: v for k, v in _cost_axis(values).items() if k != "title"}
     return axis, values

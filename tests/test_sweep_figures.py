@@ -115,6 +115,8 @@ def test_history_best_so_far_by_trial_number_and_by_time():
     assert best["name"] == "best so far" and best["line"]["shape"] == "hv"
     assert best["y"] == list(np.minimum.accumulate([t.test_cost for t in done]))
     assert figure["layout"]["xaxis"]["title"]["text"] == "trial number"
+    assert figure["layout"]["xaxis"]["dtick"] == 5  # whole trial numbers: 0, 5, 10, ... (not 0.5)
+    assert sf.history_figure(synthetic(4, statuses={3: "finished"}))["layout"]["xaxis"]["dtick"] == 1
     assert figure["layout"]["yaxis"]["title"]["text"] == "test cost"
     by_time = sf.history_figure(snapshot, "time")
     assert by_time["data"][0]["x"] == sorted(t.ended_at for t in done)
