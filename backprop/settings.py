@@ -55,6 +55,12 @@ _BASE = [
     Setting("upload", "text", None, "Uploaded data", "A data set uploaded on the Data page",
             group="task", data=True, cli=False, datasets=USER_DATA, pattern="[0-9a-f]{12}",  # uuid hex
             pattern_text="an upload id: 12 hexadecimal digits, as the Data page gives them"),
+    # A frozen list of label edits of a data set of files (backprop/data/label_edits.py), by its id.
+    Setting("label_edits", "text", None, "Label edits", "The id of label edits made on the Data page "
+            "(Suspect labels): excluded images are left out of training, relabelled ones take their new "
+            "label; empty: the labels as given", group="task", data=True,
+            datasets=tuple(name for name in DATASETS if name not in TOY_DATASETS), pattern="[0-9a-f]{12}",
+            pattern_text="a label edits id: 12 hexadecimal digits, as the Data page gives them"),
     # 2D data sets only (circle, xor, gauss, spiral, moons; plane, multi-gauss): see data/toy2d.py
     Setting("points", "int", 500, "Points", "2D data sets: how many points to draw (training and test)",
             group="task", low=MIN_POINTS, high=MAX_POINTS, data=True, datasets=TOY_DATASETS),

@@ -52,6 +52,10 @@ class Dataset:
     plane_test: np.ndarray | None = None
     features: tuple[str, ...] | None = None
     regression: bool = False  # targets are numbers (one output, class_names == ["target"])
+    # Data sets of files only: each training sample's position in its source's training split (file
+    # order), and the source's label of each class; what label edits and suspects refer to.
+    source_index: np.ndarray | None = None
+    source_labels: tuple[int, ...] | None = None
 
     @property
     def n_classes(self) -> int:
@@ -73,6 +77,7 @@ def load_task(
     noise: float = 0,
     train_share: int = 50,
     features: tuple[str, ...] = DEFAULT_FEATURES,
+    label_edits: str | None = None,
 ) -> Dataset:
     """Load a classification task.
 
@@ -83,7 +88,9 @@ def load_task(
     N training items (at least one per class) and a proportional, stratified part of the test set.
     The 2D data sets (backprop.data.toy2d) draw ``points`` points with ``noise`` percent noise,
     ``train_share`` percent of them for training, and give the network the chosen ``features``;
-    other data sets ignore these four.
+    other data sets ignore these four. ``label_edits`` names a frozen list of label edits of this data
+    set (backprop.data.label_edits): its excluded training images are left out and its relabelled
+    ones take their new label before anything else is chosen; the 2D data sets ignore it.
     """
     if dtype not in ("float64", "float32"):
         raise InputError("dtype", f"{dtype!r} is not supported; use 'float64' or 'float32'")
@@ -92,26 +99,37 @@ def load_task(
     if dataset in TOY_DATASETS:
         return _toy_task(dataset, digits, subset, seed, dtype, points, noise, train_share, features)
     x_train, y_train, x_test, y_test, image_shape, names, title = _source(dataset, path, seed)
+    kept = None  # every training image, unless label edits exclude some
+    if label_edits is not None:
+        from .label_edits import frozen_edits, source_key
 
-    present = sorted(set(np.unique(y_train).tolist()))
+        y_train, kept = frozen_edits(label_edits, source_key(dataset, x_train, y_train)).apply(y_train)
+        title = f"{title}, label edits {label_edits}"
+
+    present = sorted(set(np.unique(y_train if kept is None else y_train[kept]).tolist()))
     if digits is not None:
         a, b = _check_digits(digits, present, set(np.unique(y_test).tolist()), dataset)
         rng = np.random.RandomState(seed)
-        train_idx = np.concatenate([np.flatnonzero(y_train == a), np.flatnonzero(y_train == b)])
+        of_a, of_b = (y_train == a), (y_train == b)
+        if kept is not None:
+            of_a, of_b = of_a & kept, of_b & kept
+        train_idx = np.concatenate([np.flatnonzero(of_a), np.flatnonzero(of_b)])
         rng.shuffle(train_idx)
         test_idx = np.concatenate([np.flatnonzero(y_test == a), np.flatnonzero(y_test == b)])
         rng.shuffle(test_idx)
         new_train = (y_train[train_idx] == b).astype(np.int64)
         new_test = (y_test[test_idx] == b).astype(np.int64)
         class_names = [names(a), names(b)]
+        source_labels = (a, b)
         title = f"{title} {names(a)} vs {names(b)}"
     else:
-        train_idx = np.arange(len(y_train))
+        train_idx = np.arange(len(y_train)) if kept is None else np.flatnonzero(kept)
         keep = np.isin(y_test, present)  # a test label never seen in training cannot be learned
         test_idx = np.flatnonzero(keep)
-        new_train = np.searchsorted(present, y_train).astype(np.int64)
+        new_train = np.searchsorted(present, y_train[train_idx]).astype(np.int64)
         new_test = np.searchsorted(present, y_test[test_idx]).astype(np.int64)
         class_names = [names(label) for label in present]
+        source_labels = tuple(present)
         title = f"{title} {len(present)} classes"
 
     if subset is not None:
@@ -144,7 +162,37 @@ def load_task(
         y_test=new_test,
         class_names=class_names,
         image_shape=image_shape,
+        source_index=train_idx,
+        source_labels=tuple(int(label) for label in source_labels),
     )
+
+
+@dataclass(frozen=True)
+class TrainingSource:
+    """A data set of files' training split as its source gives it: what label edits refer to."""
+
+    dataset: str
+    x_train: np.ndarray  # as stored (uint8 pixels, or floats in [0, 1]), (n, ...) ; never changed
+    y_train: np.ndarray  # the source's labels
+    image_shape: tuple[int, int] | None
+    names: object  # label -> class name
+    title: str
+
+    @property
+    def key(self) -> str:
+        """`<dataset>-<checksum>` (backprop.data.label_edits.source_key)."""
+        from .label_edits import source_key
+
+        return source_key(self.dataset, self.x_train, self.y_train)
+
+
+def training_source(dataset: str, path: str | None = None, seed: int = 1) -> TrainingSource:
+    """The training split of a data set of files (not a 2D data set, which is drawn anew)."""
+    if dataset in TOY_DATASETS:
+        raise InputError("dataset", f"{dataset} is drawn anew from its settings; label edits and suspect "
+                                    "labels need a data set of files (MNIST, a download, an upload)")
+    x_train, y_train, _, _, image_shape, names, title = _source(dataset, path, seed)
+    return TrainingSource(dataset, x_train, y_train, image_shape, names, title)
 
 
 def stratified_pick(y: np.ndarray, total: int, n_classes: int, rng: np.random.RandomState) -> np.ndarray:
