@@ -18,6 +18,21 @@ from studio.data_files import (
     save_upload,
     training_config,
 )
+from studio.label_review import (
+    PER_PAGE,
+    clear_edits,
+    edits_of,
+    edits_summary,
+    exclude,
+    gallery,
+    last_review,
+    relabel,
+    restore,
+    review_job,
+    review_target,
+    start_review,
+    train_with_edits,
+)
 from studio.session import get_studio, route_through_app
 
 route_through_app()  # a direct link to this page on a fresh server: go through app.py
@@ -168,7 +183,158 @@ def show_disk():
     (st.warning if use.over else st.caption)(use.summary)
 
 
+def show_suspect_labels():
+    """Images whose label a network that never saw them contradicts: find them, look at them, exclude or
+    relabel them (a list kept beside the data set, never in its files), and train on the result."""
+    st.header("Suspect labels")
+    st.caption("Each training image is predicted by a network trained on the other folds (cross-validation, "
+               "one Dask task per fold on a local cluster); cleanlab's confident learning then ranks the "
+               "images whose given label those predictions contradict. Your decisions are kept as a list of "
+               "label edits beside the data set; its files are never changed. From a terminal: "
+               "`python -m backprop labels --dataset mnist`.")
+    config = studio.pending or studio.config
+    try:
+        target = review_target(config)
+    except InputError as error:
+        st.info(f"**{error.field}**: {error.message}")
+        return
+    st.markdown(f"Data set: **{target.title}**, {target.n_train:,} training images (every class), id "
+                f"`{target.key}`.")
+    find_suspects_form(config, target)
+    job = review_job(target.key)
+    st.fragment(review_progress, run_every=1.0 if job is not None and job.running else None)(target.key)
+    review = last_review(target)
+    if review is None:
+        return
+    load = f", load average {review.load_average:.1f}" if review.load_average is not None else ""
+    st.caption(f"Last review ({review.made_at} UTC): {review.dataset}, {review.folds} folds, out-of-fold "
+               f"accuracy {review.accuracy:.2%}, {review.issues:,} suspects ranked by {review.rank_by}, "
+               f"{review.seconds:.0f} s on {review.workers} workers{load}.")
+    show_gallery(target, review)
+    show_edits(target)
+
+
+def find_suspects_form(config, target):
+    left, middle, right = st.columns(3)
+    folds = left.number_input("Folds", min_value=2, max_value=20, value=5, key="labels_folds")
+    rank_by = middle.selectbox("Rank by", ["self_confidence", "normalized_margin"], key="labels_rank_by",
+                               help="self_confidence: the probability of the given label; normalized_margin: "
+                                    "that probability minus the largest other one. Lowest first.")
+    subset = right.number_input("Training images (0: all)", min_value=0, max_value=target.n_train, value=0,
+                                step=1000, key="labels_subset",
+                                help="A stratified subset is quicker to review.")
+    job = review_job(target.key)
+    if st.button("Find suspect labels", key="labels_find", disabled=job is not None and job.running):
+        try:
+            start_review(config, folds=folds, rank_by=rank_by, subset=subset or None)
+        except InputError as error:
+            st.warning(f"**{error.field}**: {error.message}")
+
+
+def review_progress(key):
+    """The running review's progress and Cancel; one that ended reruns the page to show its result."""
+    job = review_job(key)
+    if job is None:
+        return
+    if job.running:
+        st.progress(job.fraction, text=job.text())
+        if st.button("Cancel", key="labels_cancel"):
+            job.cancel()
+        for line in job.lines:
+            st.caption(line)
+        st.session_state["labels_watching"] = True
+    elif st.session_state.pop("labels_watching", False):
+        st.rerun()
+    elif job.error:
+        st.warning(job.error)
+
+
+def show_gallery(target, review):
+    if not review.suspects:
+        st.success("No suspects: every label agrees with the network that never saw its image.")
+        return
+    edits = edits_of(target)
+    left, right = st.columns([3, 1])
+    hide = right.toggle("Hide decided ones", key="labels_hide")
+    page_count = gallery(target, review, edits, hide_edited=hide)[1]
+    page = left.number_input(f"Page (of {page_count}, {PER_PAGE} a page)", min_value=1, max_value=page_count,
+                             value=1, key="labels_page") - 1
+    items, _ = gallery(target, review, edits, page=page, hide_edited=hide)
+    names = {label: target.name(label) for label in target.labels}
+    for row in range(0, len(items), 4):
+        columns = st.columns(4)
+        for column, item in zip(columns, items[row:row + 4], strict=False):
+            with column.container(border=True):
+                if item.image is not None:
+                    st.image(item.image, width=84)
+                st.markdown(item.caption)
+                if item.status == "excluded":
+                    st.markdown(":red[Excluded]")
+                elif item.status == "relabelled":
+                    st.markdown(f":orange[Relabelled {names[item.new_label]}]")
+                buttons = st.columns(2)
+                buttons[0].button("Exclude", key=f"labels_exclude_{item.index}",
+                                  disabled=item.status == "excluded",
+                                  on_click=decide, args=(exclude, target, review, item.index))
+                buttons[1].button(f"Relabel {names[item.suggested]}", key=f"labels_relabel_{item.index}",
+                                  disabled=item.new_label == item.suggested,
+                                  on_click=decide, args=(relabel, target, review, item.index, item.suggested))
+                other = f"labels_other_{item.index}"
+                st.selectbox("Or label", list(names), index=None, format_func=names.get, key=other,
+                             placeholder="or another label", label_visibility="collapsed",
+                             on_change=relabel_chosen, args=(target, review, item.index, other))
+                if item.status != "kept":
+                    st.button("Restore", key=f"labels_restore_{item.index}",
+                              on_click=decide, args=(restore, target, review, item.index))
+
+
+def relabel_chosen(target, review, index, key):
+    label = st.session_state.get(key)
+    st.session_state[key] = None  # the list shows its placeholder again
+    if label is not None:
+        decide(relabel, target, review, index, label)
+
+
+def decide(action, *args):
+    try:
+        action(*args)
+    except InputError as error:
+        st.session_state["labels_notice"] = ("warning", f"**{error.field}**: {error.message}")
+
+
+def show_edits(target):
+    edits = edits_of(target)
+    notice = st.session_state.pop("labels_notice", None)
+    if notice:
+        getattr(st, notice[0])(notice[1])
+    st.subheader("Label edits")
+    in_use = (studio.pending or studio.config).label_edits
+    using = f" The set-up trains on label edits `{in_use}`." if in_use else ""
+    st.markdown(f"**{edits_summary(edits)}** (kept for this data set, never in its files).{using}")
+    left, middle, right = st.columns(3)
+    left.button("Retrain with these edits", key="labels_retrain", type="primary", disabled=not len(edits),
+                on_click=retrain, args=(target, True))
+    middle.button("Retrain without edits", key="labels_retrain_plain", disabled=not in_use,
+                  on_click=retrain, args=(target, False))
+    right.button("Clear the list", key="labels_clear", disabled=not len(edits), on_click=clear_edits,
+                 args=(target,))
+
+
+def retrain(target, use):
+    """A fresh network of the set-up on the data set's edits (use) or on its labels as given."""
+    try:
+        edits_id = train_with_edits(studio, target, use=use)
+    except InputError as error:
+        st.session_state["labels_notice"] = ("warning", f"**{error.field}**: {error.message}")
+        return
+    what = (f"label edits `{edits_id}` ({edits_summary(edits_of(target))})" if edits_id
+            else "the labels as given")
+    st.session_state["labels_notice"] = ("success", f"Training from a fresh network on {what}: watch it on "
+                                                    "the Train page.")
+
+
 show_current_data()
 show_downloads()
 show_upload()
 show_disk()
+show_suspect_labels()
