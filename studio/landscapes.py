@@ -38,16 +38,23 @@ class LandscapeTask:
     a page can show its progress and cancel it; once complete, `keep()` keeps it with the run it
     was computed for. Start one with `start_landscape`."""
 
-    def __init__(self, studio, trainer, job):
+    def __init__(self, studio, trainer, job=None):
         self._studio = studio
         self._trainer = trainer  # the run it belongs to
-        self._job = job
+        self._job = job  # set by start_landscape once the plane is made (see _start)
+        self._cancelled = False
         self._kept = False
+
+    def _start(self, job):
+        """Take the job; one cancelled while its plane was being made stops at once."""
+        self._job = job
+        if self._cancelled:
+            job.cancel()
 
     # -- progress --------------------------------------------------------------------------
     @property
     def running(self):
-        return self._job.running
+        return self._job is not None and self._job.running
 
     @property
     def kind(self):
@@ -76,11 +83,14 @@ class LandscapeTask:
         return self._job.result
 
     def cancel(self):
-        self._job.cancel()
+        self._cancelled = True
+        job = self._job
+        if job is not None:
+            job.cancel()
 
     def wait(self, timeout=None):
         """Until it has finished (or `timeout` seconds); returns whether it has."""
-        return self._job.wait(timeout)
+        return self._job is None or self._job.wait(timeout)
 
     # -- the run it belongs to -----------------------------------------------------------------
     def belongs_to(self, studio):
@@ -209,6 +219,8 @@ def start_landscape(studio, inspection, kind, resolution, seed=0):
                                        f"({network.n_parameters():,}) to keep its path.")
     check_landscape_fits(studio, inspection, kind, resolution)
     release_landscapes(studio, CANCEL_WAIT)  # its memory and thread slot are free before the next starts
+    task = LandscapeTask(studio, inspection.trainer)
+    _register(studio, task)  # before any thread exists: a release from now on (a closed tab) cancels it
     if kind == "pca":
         if inspection.trajectory_too_large:
             raise InputError("trajectory", f"This network has too many parameters "
@@ -219,10 +231,10 @@ def start_landscape(studio, inspection, kind, resolution, seed=0):
         plane = random_plane(network.params, seed=int(seed))
     data = inspection.data
     index = evaluation_sample(len(data.y_train))
-    job = LandscapeJob(network, plane, data.x_train[index], data.y_train[index], resolution,
-                       inspection.iteration)
-    task = LandscapeTask(studio, inspection.trainer, job)
-    _register(studio, task)
+    if task._cancelled:  # released (a Reset, a closed tab) while the plane was made
+        raise InputError("landscape", "cancelled before it started: the network was reset or the page closed")
+    task._start(LandscapeJob(network, plane, data.x_train[index], data.y_train[index], resolution,
+                             inspection.iteration))
     return task
 
 

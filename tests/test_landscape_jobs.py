@@ -6,6 +6,7 @@ import dataclasses
 import time
 
 from backprop.config import preset
+from backprop.errors import InputError
 from backprop.runs import RunStore
 from backprop.threads import active_training_threads
 from studio import landscapes, session
@@ -90,4 +91,25 @@ def test_inspect_cancel_ends_the_job_within_a_second(use_studio, open_page):
     at.button(key="landscape_cancel").click().run()
     assert ended_within(task, 1.0)
     assert not at.exception and not task.result.complete
+    studio.release()
+
+
+def test_a_release_while_the_plane_is_made_stops_the_job_before_it_starts(monkeypatch):
+    """The tab closes (or a Reset comes) between Compute and the job's start: the task is registered
+    before its plane is made, so the release reaches it and no thread is left computing."""
+    studio = wide_studio(layers=(64, 1), subset=300)
+    make_plane = landscapes.random_plane
+
+    def plane_then_release(params, seed=0):
+        plane = make_plane(params, seed=seed)
+        landscapes.release_landscapes(studio)  # what the closed tab's release does meanwhile
+        return plane
+    monkeypatch.setattr(landscapes, "random_plane", plane_then_release)
+    try:
+        landscapes.start_landscape(studio, inspect_network(studio), "random", 25)
+    except InputError as error:
+        assert error.field == "landscape" and "cancelled before it started" in error.message
+    else:
+        raise AssertionError("the job started after its Studio was released")
+    assert active_training_threads() == 0 and landscapes.running_landscape(studio) is None
     studio.release()
