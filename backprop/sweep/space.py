@@ -98,13 +98,13 @@ def parse_dimension(text, base=None):
         dimension = Dimension(name, low=low, high=high, log=log, text=f"{name}={spec}")
         checked = (low, high)
     else:
-        parts = spec.split("|") if setting.kind == "int_list" else spec.split(",")
+        separator = "|" if setting.kind == "int_list" else ","
+        if spec.count(separator) >= MAX_VALUES:  # counted before anything is split
+            raise InputError(name, f"at most {MAX_VALUES} values, got {spec.count(separator) + 1}")
+        parts = spec.split(separator)
         parts = [part.strip() for part in parts]
         if any(part == "" for part in parts):
-            raise InputError(name, f"an empty value in {spec!r}; separate values with "
-                                   f"{'|' if setting.kind == 'int_list' else ','}")
-        if len(parts) > MAX_VALUES:
-            raise InputError(name, f"at most {MAX_VALUES} values, got {len(parts)}")
+            raise InputError(name, f"an empty value in {spec[:200]!r}; separate values with {separator}")
         values = []
         for part in parts:
             value = setting.parse(part)
@@ -164,9 +164,9 @@ class SweepSpec:
                                               "range; ranges suit --strategy random or tpe")
         seed, trials = SAMPLER_SEED.parse(seed), TRIALS.parse(trials)
         spec = cls(base, space, strategy, trials, seed, pruner)
-        if spec.total() > MAX_TRIALS:
-            raise InputError("vary", f"the grid has {spec.grid_size()} set-ups; at most {MAX_TRIALS} "
-                                     "(give --trials, or fewer values)")
+        if spec.total() > MAX_TRIALS:  # the grid's size is a product of counts: nothing is built
+            raise InputError("vary", f"the grid has {spec.grid_size():,} set-ups; at most {MAX_TRIALS} "
+                                     "(give --trials to run that many of them, or fewer values)")
         return spec
 
     @property
@@ -188,6 +188,28 @@ class SweepSpec:
         if self.strategy == "grid":
             return min(self.grid_size(), self.trials or self.grid_size())
         return self.trials or DEFAULT_TRIALS
+
+    def heaviest_configs(self):
+        """The set-ups whose trials take the most memory, one per layer sizes the space tries
+        (its largest batch and the optimizer that keeps the most arrays with them; nothing else a
+        sweep varies changes a trial's memory): a list of at most MAX_VALUES TrainConfigs."""
+        from ..optimizers import OPTIMIZERS
+
+        by_name = {d.name: d for d in self.space}
+
+        def values(name):
+            dimension = by_name.get(name)
+            if dimension is None:
+                return [getattr(self.base, name)]
+            if dimension.values is not None:
+                return list(dimension.values)
+            return [dimension.high]  # a range: its top
+
+        batches = values("batch_size")
+        batch = None if None in batches else max(batches)  # full batch: every training sample
+        optimizer = max(values("optimizer"), key=lambda name: OPTIMIZERS[name].state_arrays)
+        return [dataclasses.replace(self.base, layers=list(layers), batch_size=batch,
+                                    optimizer=optimizer).validated() for layers in values("layers")]
 
     def trial_config(self, params):
         """The set-up of one trial: the base with Optuna's chosen values (by setting name)."""
