@@ -5,12 +5,15 @@
 
 prints a progress line (trials done, running, pruned, best so far) while it runs and a table of the
 best trials at the end, with every failed trial's reason and every attempt lost to a worker that
-died. `--resume ID` continues a sweep whose client stopped (Ctrl-C, a crash); its ended trials keep
-their runs and checkpoints.
+died. `--resume ID` continues a sweep whose client stopped (Ctrl-C, SIGTERM, a crash); its ended trials
+keep their runs and checkpoints. Nothing is recorded before the sweep is checked and admitted: its
+space, its local workers (at most BACKPROP_SWEEP_MAX_WORKERS), its memory (backprop.sweep.admission:
+every process of it within BACKPROP_MEMORY_BUDGET) and, resumed, its journal (line by line).
 """
 
 import signal
 import sys
+import threading
 import time
 
 from .errors import InputError
@@ -38,7 +41,8 @@ def build_parser():
                        help="a setting and its values (repeat for more settings)")
     sweep.add_argument("--strategy", default="grid", choices=STRATEGIES)
     sweep.add_argument("--trials", help="how many trials (random/tpe: default 16; grid: at most this many)")
-    sweep.add_argument("--workers", help="local worker processes (default: one per core)")
+    sweep.add_argument("--workers", help="local worker processes (default: one per core; at most "
+                                         "BACKPROP_SWEEP_MAX_WORKERS, all within the memory budget)")
     sweep.add_argument("--scheduler", metavar="ADDRESS",
                        help="run on an existing Dask cluster, e.g. tcp://host:8786")
     sweep.add_argument("--seed", dest="sampler_seed", default="0", metavar="N",
@@ -157,25 +161,71 @@ def base_config(args):
     return config
 
 
-def sweep_command(argv):
-    from .runs import RunStore
-    from .sweep import Sweep, SweepSpec, create_sweep
+class _Termination:
+    """SIGTERM for `backprop sweep`, as Ctrl-C: while the sweep's loop runs, its running trials
+    are cancelled (what ended is kept, the sweep ends "cancelled", its journal's lock released);
+    before that (checking, starting the cluster) the command is interrupted at once. Installed only
+    in the main thread; the previous handler comes back after."""
 
+    def __init__(self):
+        self.sweep = None
+        self.received = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def _handle(self, signum, frame):
+        self.received = True
+        sweep = self.sweep
+        if sweep is not None and sweep.status == "running":
+            sweep.cancel("stopped by SIGTERM")
+        else:
+            raise KeyboardInterrupt
+
+
+def sweep_command(argv):
     args = build_parser().parse_args(argv)
+    with _Termination() as termination:
+        return _sweep(args, termination)
+
+
+def _sweep(args, termination):
+    from .runs import RunStore
+    from .sweep import Sweep, SweepSpec, check_resume, check_sweep, create_sweep
+
+    sweep_id, sweep, created = None, None, False
     try:
+        # Everything is checked (the space, the workers, the memory, a resumed sweep's journal)
+        # before the sweep is recorded or its journal touched.
         store = RunStore()
+        journal_trials = 0
         if args.resume is not None:
-            sweep_id = int(store.get_sweep(args.resume)["id"])
+            resume = check_resume(args.resume, store)
+            sweep_id, spec, journal_trials = resume.sweep_id, resume.spec, resume.journal_trials
+            if resume.torn_bytes:
+                print(f"note: sweep {sweep_id}'s journal ends in a line cut mid-write ({resume.torn_bytes:,} "
+                      "bytes, a crash or a full disk); it is set aside in <journal>.torn and the sweep goes "
+                      "on from the intact part", file=sys.stderr)
         else:
             spec = SweepSpec.build(base_config(args), args.vary, args.strategy, args.trials,
                                    args.sampler_seed, args.pruner)
-            sweep_id = create_sweep(spec, store)
-        sweep = Sweep(sweep_id, store, scheduler=args.scheduler, workers=args.workers)
+        cost = check_sweep(spec, args.workers, args.scheduler, journal_trials)
+        if sweep_id is None:
+            sweep_id, created = create_sweep(spec, store), True
+        sweep = Sweep(sweep_id, store, scheduler=args.scheduler, workers=cost.workers).claim()
+        termination.sweep = sweep
         print(f"Sweep {sweep_id}: {sweep.spec.total()} trials, {sweep.spec.strategy}, "
               f"varying {', '.join(d.text for d in sweep.spec.space)} "
-              f"({'scheduler ' + args.scheduler if args.scheduler else 'local workers'})", flush=True)
+              f"({'scheduler ' + args.scheduler if args.scheduler else f'{cost.workers} local workers'})",
+              flush=True)
         progress = ProgressLine(quiet=args.quiet)
-        signal.signal(signal.SIGTERM, lambda *_: sweep.cancel())
         try:
             snapshot = sweep.run(on_change=progress.update)
         except KeyboardInterrupt:
@@ -185,9 +235,18 @@ def sweep_command(argv):
             return EXIT_INTERRUPTED
         progress.update(snapshot, force=True)
         progress.close()
+    except KeyboardInterrupt:  # before the sweep ran: nothing of it started
+        if created and store.get_sweep(sweep_id)["status"] == "created":
+            store.update_sweep(sweep_id, status="cancelled", message="interrupted before it started")
+        print("Interrupted" + (f"; continue with: backprop sweep --resume {sweep_id}" if sweep_id else ""),
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     except InputError as error:
         print(f"error: {error.field}: {error.message}", file=sys.stderr)
         return EXIT_INPUT
+    finally:
+        if sweep is not None:
+            sweep.release()  # its claim on the journal (run() releases it too)
     print(best_table(snapshot, sweep.spec))
     lost = len(snapshot.lost_attempts())
     print(f"Sweep {sweep_id} {snapshot.status} in {snapshot.elapsed:.1f} s: {snapshot.done} trials done "
@@ -198,4 +257,4 @@ def sweep_command(argv):
     if args.json:
         write_json(args.json, snapshot)
         print(f"Wrote {args.json}")
-    return 0
+    return EXIT_INTERRUPTED if termination.received else 0

@@ -65,8 +65,12 @@ with st.expander("New sweep", expanded=not sweeps):
                               help="median: below the median of finished trials at the same step; "
                                    "halving: successive halving. Both on the test cost.")
     seed = right.number_input("Sampler seed", 0, 2**31, 0, key="sweep_seed")
-    workers = right.number_input("Local worker processes", 1, 64, sweep_runner.default_workers(),
-                                 key="sweep_workers")
+    # The server's limit (BACKPROP_SWEEP_MAX_WORKERS, its training slots); start_new checks it again,
+    # with the memory every worker's trials take, before anything is recorded.
+    workers = right.number_input("Local worker processes", 1, sweep_runner.max_workers(),
+                                 sweep_runner.default_workers(), key="sweep_workers",
+                                 help="Each trains one trial at a time and takes one of the server's "
+                                      "training slots; all of them must fit the memory budget")
     # Dask unpickles what a scheduler sends, so only the server's operator names one (an address
     # typed into the page could make the server run anything); visitors choose among these.
     places = ["local workers", *CLUSTERS]
@@ -181,7 +185,11 @@ def result_plots(sweep_id, snapshot, name):
 
 @st.fragment(run_every=LIVE_SECONDS if sweep_runner.is_running(shown_id) else None)
 def sweep_view(sweep_id):
-    snapshot = sweep_runner.snapshot(sweep_id)
+    try:
+        snapshot = sweep_runner.snapshot(sweep_id)
+    except InputError as error:  # a damaged journal (its file, line and what is wrong)
+        st.error(f"**{error.field}**: {error.message}")
+        return
     live = sweep_runner.is_running(sweep_id)
     if state.get("sweep_was_live") and not live:
         state.sweep_was_live = False

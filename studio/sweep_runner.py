@@ -2,6 +2,12 @@
 and everything the Sweep page asks of the engine (its set-ups, the run store, importances, loading
 a trial into the Train page's Studio), so the page itself imports no engine function.
 
+A sweep is admitted before anything of it is recorded (`_admit_and_start`): the space is valid,
+its local workers within the operator's limit and the server's free training slots (each local
+worker takes one while the sweep runs), all its processes within one session's memory budget
+(backprop.sweep.admission), and at most BACKPROP_MAX_SWEEPS sweeps run at once; a resumed sweep's
+journal is checked line by line first. A refused start leaves nothing behind.
+
 A sweep belongs to the server, not to a browser tab: it runs in its own thread (its Dask client
 loop), keeps running when the tab that started it closes, and any page that opens lists it again
 (live while it runs here; from the run store and the study once it ended, or after a restart).
@@ -15,15 +21,27 @@ scheduler), and this module only holds the client side.
 
 import os
 import threading
+import uuid
 from pathlib import Path
 
 from backprop.config import PRESETS, TrainConfig, preset
 from backprop.data.toy2d import CLASSIFICATION
 from backprop.errors import InputError
 from backprop.runs import RunStore
-from backprop.sweep import Sweep, SweepSpec, create_sweep, recorded_snapshot
+from backprop.sweep import (
+    Sweep,
+    SweepSpec,
+    check_journal,
+    check_resume,
+    check_sweep,
+    create_sweep,
+    recorded_snapshot,
+    study_path,
+)
 from backprop.sweep import default_workers as _default_workers
 from backprop.sweep import importances as _importances
+from backprop.sweep import max_workers as _max_workers
+from backprop.threads import _free_slot, _take_slot, active_training_threads, max_training_threads
 
 MAX_SWEEPS_VARIABLE = "BACKPROP_MAX_SWEEPS"
 THREAD_PREFIX = "backprop-sweep-"
@@ -34,9 +52,18 @@ _threads = {}  # sweep id -> its client thread
 
 
 def max_sweeps():
-    """Sweeps this server runs at once: each one's workers take every core (default 1)."""
+    """Sweeps this server runs at once (BACKPROP_MAX_SWEEPS, default 1): each holds a Dask client,
+    its trials' live rows and Optuna's study in the server's memory, and its workers' memory
+    within one session's budget; one at a time keeps the server's share of it to one budget."""
     text = os.environ.get(MAX_SWEEPS_VARIABLE, "").strip()
     return int(text) if text.isdigit() and int(text) >= 1 else 1
+
+
+def max_workers():
+    """Local workers a visitor may choose: the operator's BACKPROP_SWEEP_MAX_WORKERS (default one
+    per core), and never more than the server's training slots (BACKPROP_MAX_TRAINING_THREADS):
+    every local worker trains, so each takes one of them while its sweep runs."""
+    return max(1, min(_max_workers(), max_training_threads()))
 
 
 def running_ids():
@@ -44,46 +71,103 @@ def running_ids():
         return [sweep_id for sweep_id, thread in _threads.items() if thread.is_alive()]
 
 
-def _start(sweep):
+def _check_room():
+    """Under _lock: refuse a sweep past BACKPROP_MAX_SWEEPS."""
+    alive = [sid for sid, thread in _threads.items() if thread.is_alive()]
+    if len(alive) >= max_sweeps():
+        raise InputError("sweep", f"sweep {alive[0]} is running on this server; wait for it or cancel "
+                                  f"it (at most {max_sweeps()} at once, {MAX_SWEEPS_VARIABLE})")
+
+
+def _take_training_slots(count):
+    """Under _lock: one of the server's training slots per local worker, all or none (InputError
+    naming workers and the cap). Returns the slots' names."""
+    cap, busy = max_training_threads(), active_training_threads()
+    if count > cap - busy:
+        free = max(0, cap - busy)
+        need = (f"{count} local workers need {count} of the server's {cap} training slots "
+                "(BACKPROP_MAX_TRAINING_THREADS)")
+        if free:
+            raise InputError("workers", f"{need}; {free} {'is' if free == 1 else 'are'} free now ({busy} "
+                                        f"taken by training, loss landscapes or sweeps): choose at most "
+                                        f"{free} workers, or wait")
+        raise InputError("workers", f"{need}, and all {cap} are taken now by training, loss landscapes or "
+                                    "sweeps: wait for one to end")
+    names = []
+    try:
+        for _ in range(count):
+            name = f"{THREAD_PREFIX}slot-{uuid.uuid4().hex[:8]}"
+            _take_slot(name)
+            names.append(name)
+    except InputError:  # taken by a training that started meanwhile
+        _free_training_slots(names)
+        raise InputError("workers", f"{count} local workers need {count} of the server's {cap} training "
+                                    "slots (BACKPROP_MAX_TRAINING_THREADS); some were taken meanwhile: "
+                                    "choose fewer workers, or wait") from None
+    return names
+
+
+def _free_training_slots(names):
+    for name in names:
+        _free_slot(name)
+
+
+def _admit_and_start(spec, store, scheduler, workers, journal_trials=0, sweep_id=None):
+    """Admit a sweep, then record (a new one) and start it; refused, nothing is recorded or held.
+    Order: its memory and workers (backprop.sweep.check_sweep, allocating nothing), then under
+    the lock the sweep cap and the training slots, then the record and the one-client claim."""
+    cost = check_sweep(spec, workers, scheduler, journal_trials, worker_limit=_max_workers())
     with _lock:
-        alive = [sid for sid, thread in _threads.items() if thread.is_alive()]
-        if len(alive) >= max_sweeps():
-            raise InputError("sweep", f"sweep {alive[0]} is running on this server; wait for it or cancel "
-                                      f"it (at most {max_sweeps()} at once, {MAX_SWEEPS_VARIABLE})")
-        thread = threading.Thread(target=_run, args=(sweep,), name=f"{THREAD_PREFIX}{sweep.sweep_id}",
-                                  daemon=True)
-        _sweeps[sweep.sweep_id], _threads[sweep.sweep_id] = sweep, thread
-        thread.start()
-    return sweep.sweep_id
+        _check_room()
+        slots = _take_training_slots(cost.workers or 0)
+        sweep = None
+        try:
+            if sweep_id is None:
+                sweep_id = create_sweep(spec, store)
+            sweep = Sweep(sweep_id, store, scheduler=scheduler, workers=cost.workers).claim()
+            thread = threading.Thread(target=_run, args=(sweep, slots), name=f"{THREAD_PREFIX}{sweep_id}",
+                                      daemon=True)
+            _sweeps[sweep_id], _threads[sweep_id] = sweep, thread
+            thread.start()
+        except BaseException:
+            if sweep is not None:
+                sweep.release()
+            _free_training_slots(slots)
+            raise
+    return sweep_id
 
 
-def _run(sweep):
+def _run(sweep, slots):
     try:
         sweep.run()
-    except Exception:  # recorded as the sweep's status and message by Sweep.run
+    except Exception:  # noqa: S110 (recorded as the sweep's status and message by Sweep.run)
         pass
+    finally:
+        _free_training_slots(slots)
 
 
 def start_sweep(spec, scheduler=None, workers=None, store=None):
-    """Record a checked SweepSpec and run it in the background; returns its id."""
-    store = store or RunStore()
-    sweep_id = create_sweep(spec, store)
-    return _start(Sweep(sweep_id, store, scheduler=scheduler, workers=workers))
+    """Admit a checked SweepSpec, record it and run it in the background; returns its id."""
+    return _admit_and_start(spec, store or RunStore(), scheduler, workers)
 
 
 def start_new(base, vary, strategy="grid", trials=None, seed=0, pruner="none", iterations=None,
               scheduler=None, workers=None, store=None):
-    """Check a sweep (InputError naming the field, before anything starts), record and run it."""
+    """Check a sweep (InputError naming the field, before anything is recorded), admit, record and
+    run it."""
     spec = SweepSpec.build(base, vary, strategy, trials if strategy != "grid" else None, seed, pruner,
                            iterations=iterations)
     return start_sweep(spec, scheduler=scheduler, workers=workers, store=store)
 
 
 def resume_sweep(sweep_id, scheduler=None, workers=None, store=None):
-    """Continue a recorded sweep that is not running: finished trials stay, the others run."""
+    """Continue a recorded sweep that is not running: finished trials stay, the others run. Its
+    journal is checked line by line and the sweep admitted like a new one before anything changes."""
     if sweep_id in running_ids():
         raise InputError("sweep", f"sweep {sweep_id} is already running")
-    return _start(Sweep(sweep_id, store or RunStore(), scheduler=scheduler, workers=workers))
+    store = store or RunStore()
+    resume = check_resume(sweep_id, store)
+    return _admit_and_start(resume.spec, store, scheduler, workers, resume.journal_trials, resume.sweep_id)
 
 
 def cancel_sweep(sweep_id):
@@ -105,12 +189,37 @@ def wait(sweep_id, timeout):
 
 
 def snapshot(sweep_id, store=None):
-    """The sweep's live state if this server runs it (or ran it), else as recorded."""
+    """The sweep's live state if this server runs it (or ran it), else as recorded: its journal
+    checked line by line first (InputError "journal" naming the file, the line and what is wrong);
+    a sweep without a study reads as no trials yet."""
     with _lock:
         sweep = _sweeps.get(sweep_id)
     if sweep is not None:
         return sweep.snapshot()
+    store = store or RunStore()
+    _check_recorded_journal(sweep_id, store)
     return recorded_snapshot(sweep_id, store)
+
+
+_journals_checked = {}  # sweep id -> (inode, size, mtime) of its journal when last found intact
+
+
+def _check_recorded_journal(sweep_id, store):
+    """Check a recorded sweep's journal line by line (recorded_snapshot reads a damaged one as no
+    trials; the page must say what is wrong), once per version of the file."""
+    path = study_path(sweep_id, create_folder=False)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return
+    version = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if _journals_checked.get(sweep_id) == version:
+        return
+    spec = SweepSpec.from_dict(store.get_sweep(sweep_id)["spec"])
+    check_journal(path, sweep_id, spec)
+    if len(_journals_checked) > 64:
+        _journals_checked.clear()
+    _journals_checked[sweep_id] = version
 
 
 def is_running(sweep_id):
@@ -140,8 +249,8 @@ def base_config(choice, studio):
 
 
 def default_workers():
-    """Local worker processes when none is chosen: one per core."""
-    return _default_workers()
+    """Local worker processes when none is chosen: one per core, within max_workers()."""
+    return min(_default_workers(), max_workers())
 
 
 def run_store():
@@ -159,8 +268,12 @@ def sweep_record(sweep_id):
 
 
 def importances(sweep_id):
-    """Optuna's parameter importances ({} until it can tell)."""
-    return _importances(sweep_id)
+    """Optuna's parameter importances ({} until it can tell, and for a sweep with no study yet or
+    a damaged journal, which the page reports from snapshot())."""
+    try:
+        return _importances(sweep_id)
+    except InputError:
+        return {}
 
 
 def load_trial(studio, sweep_id, number):

@@ -20,15 +20,18 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from ..errors import InputError
 from ..run import Run
 from ..settings import DATA
 from .cluster import connect, dead_worker, describe_error, worker_died
+from .journal import RESUMABLE_TRIALS, ClientLock, check_journal, remove_stale_lock, set_aside_torn_tail
 from .snapshot import SweepSnapshot, TrialView, attach_runs, view_of
 from .space import SweepSpec
-from .study import REQUEUED, RESULT, TrialResult, finite, study_to_run
+from .study import REQUEUED, RESULT, TrialResult, finite, study_path, study_to_run
 from .trial import LostAttempt, Progress, Started, TrialTask, run_trial
 
-MAX_CURVE = 4000  # a live cost curve keeps every 2nd point past this
+MAX_CURVE = 4000  # a running trial's live cost curve (and evaluations) keeps every 2nd point past this
+ENDED_ROWS = 1000  # an ended trial's live curve and evaluations are thinned to about this many
 DEATHS_ALLOWED = 1  # a trial whose worker died is run again this many times
 
 
@@ -63,6 +66,47 @@ class _Ended:
     value: float | None
     result: TrialResult
     run: Run | None
+
+
+@dataclass(frozen=True)
+class ResumeCheck:
+    """A recorded sweep that may be resumed: its spec, its journal's trial records, and the bytes
+    of a torn last line (set aside when its client starts)."""
+
+    sweep_id: int
+    spec: SweepSpec
+    journal_trials: int = 0
+    torn_bytes: int = 0
+
+
+def check_resume(sweep_id, store):
+    """Everything a resume needs, checked before anything changes (InputError naming the field):
+    the sweep exists, its spec is still valid, and its journal is intact, read line by line
+    (backprop.sweep.journal; a last line cut mid-write is only noted here) and small enough to go on."""
+    record = store.get_sweep(sweep_id)
+    sweep_id = int(record["id"])
+    if record["status"] == "running":
+        raise InputError("sweep", f"sweep {sweep_id} is running (its client is alive); cancel it there, "
+                                  "or wait")
+    spec = SweepSpec.from_dict(record["spec"])
+    path = study_path(sweep_id, create_folder=False)
+    if not path.exists():
+        return ResumeCheck(sweep_id, spec)
+    trials, _, torn = check_journal(path, sweep_id, spec)
+    if trials >= RESUMABLE_TRIALS:
+        raise InputError("journal", f"{path} holds {trials:,} trial records; a sweep is resumed while it "
+                                    f"holds fewer than {RESUMABLE_TRIALS:,} (start a new sweep)")
+    return ResumeCheck(sweep_id, spec, trials, torn)
+
+
+def thinned(rows, most=ENDED_ROWS):
+    """Every k-th row (and the last) so that at most about `most` stay: what the client keeps of an
+    ended trial (its run in the store keeps them all); see backprop.sweep.admission."""
+    if len(rows) <= most:
+        return rows
+    step = -(-len(rows) // most)
+    kept = rows[::step]
+    return kept if kept[-1] is rows[-1] else [*kept, rows[-1]]
 
 
 def create_sweep(spec, store=None, name=None):
@@ -107,6 +151,8 @@ class Sweep:
         self._pruned = set()
         self._reported = {}  # number -> last step reported to Optuna
         self._stopping = set()
+        self._cancel_message = None
+        self._claim = None  # the ClientLock, while this client runs the sweep
 
     # -- reading (any thread) ----------------------------------------------------------------------
     def snapshot(self):
@@ -124,8 +170,11 @@ class Sweep:
                                  time.monotonic() - self._started, list(self._best), self._message,
                                  self.spec.space)
 
-    def cancel(self):
-        """Stop every running trial (each within REPORT_SECONDS and a step) and ask no more."""
+    def cancel(self, why=None):
+        """Stop every running trial (each within REPORT_SECONDS and a step) and ask no more; `why`
+        (e.g. "stopped by SIGTERM") becomes the sweep's message."""
+        if why:
+            self._cancel_message = why
         self._cancel.set()
 
     @property
@@ -133,18 +182,37 @@ class Sweep:
         return self._status
 
     # -- the loop ------------------------------------------------------------------------------
+    def claim(self):
+        """Become the one client of this sweep (its journal's ClientLock) before anything is
+        written: another live client is an InputError("sweep"). run() claims if not yet claimed."""
+        if self._claim is None:
+            self._claim = ClientLock(study_path(self.sweep_id), self.sweep_id).acquire()
+        return self
+
+    def release(self):
+        """Give up a claim without running (a start refused after claim())."""
+        if self._claim is not None:
+            self._claim.release()
+            self._claim = None
+
     def run(self, on_change=None):
-        """Run the sweep to its end; returns the final snapshot. on_change(snapshot) after events."""
+        """Run the sweep to its end; returns the final snapshot. on_change(snapshot) after events.
+        Another client running this sweep is an InputError("sweep") before anything is written."""
+        self.claim()
         try:
-            self._run(on_change)
-        except KeyboardInterrupt:
-            self._set_status("cancelled")
-            self.store.update_sweep(self.sweep_id, status="cancelled", message="interrupted (Ctrl-C)")
-            raise
-        except BaseException as error:
-            self._set_status("failed", describe_error(error))
-            self.store.update_sweep(self.sweep_id, status="failed", message=describe_error(error))
-            raise
+            try:
+                self._run(on_change)
+            except KeyboardInterrupt:
+                self._set_status("cancelled")
+                self.store.update_sweep(self.sweep_id, status="cancelled",
+                                        message="interrupted (Ctrl-C or SIGTERM)")
+                raise
+            except BaseException as error:
+                self._set_status("failed", describe_error(error))
+                self.store.update_sweep(self.sweep_id, status="failed", message=describe_error(error))
+                raise
+        finally:
+            self.release()
         return self.snapshot()
 
     def _set_status(self, status, message=None):
@@ -159,7 +227,13 @@ class Sweep:
     def _run(self, on_change):
         from distributed import Queue, Variable
 
-        self.store.update_sweep(self.sweep_id, status="running")
+        # This client alone writes the journal now (its ClientLock): a last line torn by a crash is
+        # set aside and Optuna's lock left by a killed client removed before the first write.
+        note = set_aside_torn_tail(study_path(self.sweep_id))
+        remove_stale_lock(study_path(self.sweep_id))
+        self.store.update_sweep(self.sweep_id, status="running", message=note)
+        if note:
+            self._set_status(self._status, note)
         self.study = self._load_study()
         if self._remaining(0) <= 0 and not self._cancel.is_set():  # a resumed sweep with nothing left
             self._set_status("finished")
@@ -221,8 +295,9 @@ class Sweep:
             if cluster is not None:
                 cluster.close()
         status = "cancelled" if self._cancel.is_set() else "finished"
-        self._set_status(status)
-        self.store.update_sweep(self.sweep_id, status=status)
+        self._set_status(status, self._cancel_message if status == "cancelled" else None)
+        self.store.update_sweep(self.sweep_id, status=status,
+                                message=self._cancel_message if status == "cancelled" else None)
         if on_change:
             on_change(self.snapshot())
 
@@ -308,6 +383,8 @@ class Sweep:
             if len(view.curve) > MAX_CURVE:
                 view.curve = view.curve[::2]
             view.evaluations.extend(message.rows.evaluations)
+            if len(view.evaluations) > MAX_CURVE:
+                view.evaluations = view.evaluations[::2]
         if self.spec.pruner == "none":
             return
         trial = self._asked[number]
@@ -452,6 +529,7 @@ class Sweep:
             view.train_accuracy, view.seconds = result.train_accuracy, result.seconds
             view.run_id, view.checkpoint, view.lost = result.run_id, result.checkpoint, list(result.lost)
             self._lost.pop(number, None)
+            view.curve, view.evaluations = thinned(view.curve), thinned(view.evaluations)
             view.ended_at = time.monotonic() - self._started
             if result.status == "finished" and view.test_cost is not None and (
                     not self._best or view.test_cost < self._best[-1][1]):

@@ -30,6 +30,8 @@ CLUSTER_START_SECONDS = 60
 # the parallelism (see backprop/blas_threads.py and backprop/parallel.py).
 WORKER_ENV = {"BACKPROP_ENGINE_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
               "MKL_NUM_THREADS": "1"}
+# A sweep's workers are checked by backprop.sweep.admission.check_workers (the operator's
+# BACKPROP_SWEEP_MAX_WORKERS, default the core count) before anything is recorded.
 WORKERS = Setting("workers", "int", None, "Local worker processes", "Default: one per core", low=1, high=64,
                   none_word="")
 
@@ -118,9 +120,13 @@ def serve_local_cluster(workers):
     dask.config.set({"distributed.scheduler.allowed-failures": 0})
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=None, silence_logs=logging.ERROR, env=WORKER_ENV)
-    print(json.dumps({"address": cluster.scheduler_address}), flush=True)
-    sys.stdin.buffer.read()
-    cluster.close(timeout=10)
+    try:
+        print(json.dumps({"address": cluster.scheduler_address}), flush=True)
+        sys.stdin.buffer.read()  # until the client closes it, or ends (killed, interrupted)
+    except (BrokenPipeError, OSError):  # the client ended while this cluster started
+        pass
+    finally:
+        cluster.close(timeout=10)
 
 
 def _warm_up():
@@ -136,8 +142,9 @@ def connect(scheduler=None, workers=None):
     if scheduler:
         address = check_address(scheduler)
     else:
-        count = WORKERS.parse(workers)
-        cluster = LocalClusterProcess(default_workers() if count is None else count)
+        from .admission import check_workers
+
+        cluster = LocalClusterProcess(check_workers(workers))
         address = cluster.address
     try:
         client = Client(address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)
