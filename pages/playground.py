@@ -14,6 +14,8 @@ show no text (`text_hide=1`) or open a guided lesson (`lesson=xor`); "Lessons an
 writes such links.
 """
 
+import dataclasses
+
 import streamlit as st
 
 from backprop.data.toy2d import CLASSIFICATION, FEATURES, NOISE_SLIDER, REGRESSION
@@ -54,6 +56,7 @@ SPEEDS = ["full speed", 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 # The maps must refresh at 5 Hz or more: a period a quarter under 0.2 s (each run and the timer add
 # some), unless drawing takes half of it.
 RATES = {"maps": Rate(0.15, 0.5), "fast": Rate(0.45, 0.5), "curves": Rate(1.0)}
+STILL = {"displayModeBar": False}  # charts to point at and click, not to zoom or save
 
 studio = get_studio("playground")
 state = st.session_state
@@ -141,10 +144,8 @@ def graph_event():
         mine["hovered"] = None
     elif kind == "click" and node is not None and node[0] == "feature":
         if shows("features"):
-            key = f"{FORM.key('features')}_{node[1]}"
-            state[key] = not state.get(key, False)
-            change()
-            mine["rerun_app"] = True  # the checkboxes and the notes outside the graph follow
+            act(studio, toggle_feature, node[1])
+            mine["rerun_app"] = True  # the check boxes (refilled from the set-up) and the notes follow
     elif kind == "click" and node is not None:
         mine["pinned"] = None if mine.get("pinned") == node else node
     elif kind == "edit" and shows("edit"):
@@ -154,6 +155,17 @@ def graph_event():
                                  "applied at the next step")
         except InputError as error:
             mine["last_edit"] = f"**{error.field}**: {plain(error.message)}"
+
+
+def toggle_feature(name):
+    """Choose or drop a feature clicked in the graph: a new network at once. The set-up changes, not
+    the check boxes' state (this runs in the graph's fragment, outside of which the check boxes are
+    drawn): the next full run fills them from the set-up."""
+    config = studio.pending or studio.config
+    chosen = set(config.features) ^ {name}
+    if studio.propose(PROFILE.check(dataclasses.replace(
+            config, features=tuple(feature for feature in FEATURES if feature in chosen)))):
+        studio.reset()
 
 
 def close_lesson():
@@ -190,67 +202,85 @@ if st.query_params.to_dict() != query:  # the link says the set-up, the lesson a
 
 # -- the lesson, the controls --------------------------------------------------------------------
 st.title("Playground")
-link_problems(studio, mine)
-if room.lesson and text:
-    lesson = LESSONS[room.lesson]
-    with st.container(border=True):
-        top = st.columns([6, 1])
-        top[0].markdown(f"**Lesson: {lesson.title}**")
-        top[1].button("Close", key="pg_close_lesson", on_click=close_lesson, help="Close the lesson")
-        st.markdown("\n".join(f"{i}. {line}" for i, line in enumerate(lesson.lines, start=1)))
+# What comes and goes (warnings, the lesson, messages) sits in containers that are always there, so
+# the live charts below keep their place in the page and stay mounted.
+with st.container():
+    link_problems(studio, mine)
+with st.container():
+    if room.lesson and text:
+        lesson = LESSONS[room.lesson]
+        with st.container(border=True):
+            top = st.columns([6, 1])
+            top[0].markdown(f"**Lesson: {lesson.title}**")
+            top[1].button("Close", key="pg_close_lesson", on_click=close_lesson, help="Close the lesson")
+            st.markdown("\n".join(f"{i}. {line}" for i, line in enumerate(lesson.lines, start=1)))
 
 running = studio.running
-buttons = st.columns([1, 1, 1, 1.2, 1, 3.2])
-if shows("train"):
-    buttons[0].button("Train", type="primary", on_click=act, args=(studio, studio.train), disabled=running,
-                      use_container_width=True, key="pg_train")
-    buttons[1].button("Pause", on_click=act, args=(studio, studio.pause), disabled=not running,
-                      use_container_width=True, key="pg_pause")
-if shows("step"):
-    buttons[2].button("Step", on_click=act, args=(studio, studio.step, 1), use_container_width=True,
-                      key="pg_step", help="One mini-batch")
-if shows("step_epoch"):
-    buttons[3].button("Step epoch", on_click=act, args=(studio, step_epoch, studio), use_container_width=True,
-                      key="pg_step_epoch", help="One epoch: every training point once (TensorFlow "
-                      "Playground's step), ceil(training points / batch size) steps")
-if shows("reset"):
-    buttons[4].button("Reset", on_click=act, args=(studio, studio.reset), use_container_width=True,
-                      key="pg_reset")
-if studio.message is not None:
-    kind, message = studio.message
-    getattr(st, kind)(message)
-if not running and studio.trainer is None and active_training_threads() >= max_training_threads():
-    st.warning(f"The server is training {active_training_threads()} networks, its limit; Train will "
-               "wait for one of them to stop.")
-with buttons[5]:
+
+
+def row(widths, last=None):
+    """Columns for the controls a link did not hide, in order (a hidden one leaves no gap), and
+    one more of width `last` if given: {control: column}."""
+    shown = {name: width for name, width in widths.items() if shows(name)}
+    columns = st.columns([*shown.values(), *([last] if last else [])] or [1])
+    return dict(zip([*shown, *(["last"] if last else [])], columns, strict=False))
+
+
+buttons = row({"train": 2, "step": 1, "step_epoch": 1.2, "reset": 1}, last=3.2)
+if "train" in buttons:
+    play, pause = buttons["train"].columns(2)
+    play.button("Train", type="primary", on_click=act, args=(studio, studio.train), disabled=running,
+                use_container_width=True, key="pg_train")
+    pause.button("Pause", on_click=act, args=(studio, studio.pause), disabled=not running,
+                 use_container_width=True, key="pg_pause")
+if "step" in buttons:
+    buttons["step"].button("Step", on_click=act, args=(studio, studio.step, 1), use_container_width=True,
+                           key="pg_step", help="One mini-batch")
+if "step_epoch" in buttons:
+    buttons["step_epoch"].button("Step epoch", on_click=act, args=(studio, step_epoch, studio),
+                                 use_container_width=True, key="pg_step_epoch", help="One epoch: every "
+                                 "training point once (TensorFlow Playground's step), ceil(training points / "
+                                 "batch size) steps")
+if "reset" in buttons:
+    buttons["reset"].button("Reset", on_click=act, args=(studio, studio.reset), use_container_width=True,
+                            key="pg_reset")
+with st.container():
+    if studio.message is not None:
+        kind, message = studio.message
+        getattr(st, kind)(message)
+    if not running and studio.trainer is None and active_training_threads() >= max_training_threads():
+        st.warning(f"The server is training {active_training_threads()} networks, its limit; Train will "
+                   "wait for one of them to stop.")
+with buttons["last"]:
     live(studio, rates, "fast", lambda: status_line(studio.view(), rates))
 
 setting = {name: PROFILE.setting(name) for name in PROFILE.widgets}  # with this page's bounds
-bar = st.columns([1.2, 1, 1, 1, 1.2, 1, 1.4])
-if shows("learning_rate"):
+bar = row({"learning_rate": 1.15, "activation": 0.95, "regularisation": 1.05, "regularisation_rate": 1.3,
+           "problem": 1.15, "batch_size": 0.85, "speed": 1.3})
+if "learning_rate" in bar:
     rates_offered = widget_options(setting["learning_rate"], FORM, state.pg_learning_rate)
-    bar[0].select_slider("Learning rate", rates_offered, key="pg_learning_rate", on_change=change,
-                         format_func=lambda v: f"{v:g}")
-if shows("activation"):
-    bar[1].selectbox("Activation", setting["activation"].choices, key="pg_activation",
-                     on_change=change, help="The hidden layers' activation")
-if shows("regularisation"):
-    bar[2].selectbox("Regularisation", ["None", *PENALTIES.values()], key="pg_regularisation",
-                     on_change=change)
-if shows("regularisation_rate"):
-    bar[3].selectbox("Regularisation rate", widget_options(setting["l2"], FORM, state.pg_penalty),
-                     key="pg_penalty", on_change=change, help="λ: L1 adds λ·Σ|W| to the cost (a weight "
-                     "that its step takes across zero stops at zero), L2 adds λ/2·Σ‖W‖²")
-if shows("problem"):
-    bar[4].selectbox("Problem type", ["Classification", "Regression"], key="pg_problem",
-                     on_change=change_problem)
-if shows("batch_size"):
-    bar[5].number_input("Batch size", min_value=int(setting["batch_size"].low),
-                        max_value=int(setting["batch_size"].high), step=1, key="pg_batch_size",
-                        on_change=change)
-if shows("speed"):
-    bar[6].select_slider("Speed (steps/s)", SPEEDS, key="pg_speed", on_change=set_speed,
-                         help="Full speed, or a slow-motion pace for a demo; applies at once")
+    bar["learning_rate"].select_slider("Learning rate", rates_offered, key="pg_learning_rate",
+                                       on_change=change, format_func=lambda v: f"{v:g}")
+if "activation" in bar:
+    bar["activation"].selectbox("Activation", setting["activation"].choices, key="pg_activation",
+                                on_change=change, help="The hidden layers' activation")
+if "regularisation" in bar:
+    bar["regularisation"].selectbox("Regularisation", ["None", *PENALTIES.values()], key="pg_regularisation",
+                                    on_change=change)
+if "regularisation_rate" in bar:
+    bar["regularisation_rate"].selectbox("Regularisation rate", widget_options(setting["l2"], FORM,
+                                                                               state.pg_penalty),
+                                         key="pg_penalty", on_change=change)
+if "problem" in bar:
+    bar["problem"].selectbox("Problem type", ["Classification", "Regression"], key="pg_problem",
+                             on_change=change_problem)
+if "batch_size" in bar:
+    bar["batch_size"].number_input("Batch size", min_value=int(setting["batch_size"].low),
+                                   max_value=int(setting["batch_size"].high), step=1, key="pg_batch_size",
+                                   on_change=change)
+if "speed" in bar:
+    bar["speed"].select_slider("Speed (steps/s)", SPEEDS, key="pg_speed", on_change=set_speed,
+                               help="Full speed, or a slow-motion pace for a demo; applies at once")
 set_speed()
 
 left, right = st.columns([1.05, 4.4])
@@ -261,7 +291,7 @@ with left:
         state.pg_dataset = names[0]
     if shows("dataset"):
         live_plot(pf.dataset_figure(regression, state.pg_dataset, height=130 if regression else 150),
-                  key="pg_datasets", events=True, on_event=pick_dataset)
+                  key="pg_datasets", events=True, on_event=pick_dataset, config=STILL)
         descriptions = {**CLASSIFICATION, **REGRESSION}
         st.selectbox("Data set", names, key="pg_dataset", on_change=change_dataset, help="; ".join(
             f"**{name}**: {descriptions[name]}" for name in names))
@@ -315,10 +345,9 @@ with right:
     with output_side:
         toggles = st.columns(2)
         if shows("show_test"):
-            toggles[0].toggle("Show test data", key="pg_show_test")
+            toggles[0].toggle("Test data", key="pg_show_test")  # the test points, with black rims
         if shows("discretize"):
-            toggles[1].toggle("Discretize", key="pg_discretize", help="Discretize the output: each class's "
-                              "region in one colour")
+            toggles[1].toggle("Discretize", key="pg_discretize")  # each class's region in one colour
 
 
 def map_views(was_running):
@@ -341,7 +370,7 @@ def map_views(was_running):
     with network_side:
         live_plot(pf.network_figure(maps, view.params, shown=shown, pinned=pinned, discretize=discretize,
                                     edit=shows("edit"), height=350),
-                  key="pg_network", events=True, on_event=graph_event)
+                  key="pg_network", events=True, on_event=graph_event, config=STILL)
         if text:
             what = ["hover a neuron to see it in the big map (click: keep it there)"]
             if shows("features"):
@@ -358,7 +387,7 @@ def map_views(was_running):
         if losses is not None:
             test, train = pf.loss_text(losses.train_loss, losses.test_loss)
             st.markdown(f"**{test}**  \n{train}")
-            live_plot(pf.loss_figure(losses.rows, losses.markers, height=170), key="pg_loss")
+            live_plot(pf.loss_figure(losses.rows, losses.markers, height=170), key="pg_loss", config=STILL)
 
 
 def curve_views():
@@ -367,7 +396,7 @@ def curve_views():
         return
     live_plot(figures.gradient_figure(view, height=250), key="pg_gradients")
     note = figures.vanishing_note(view)
-    if note and text:
+    if note and text and view.activation == "sigmoid":  # the note speaks of sigmoid layers
         st.caption(note)
 
 

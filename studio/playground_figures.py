@@ -7,16 +7,21 @@ blue below 0 and orange above. Each map's legend says so.
 
 One forward pass of a grid of points gives every map (`plane_maps`): the output (the decision
 boundary, or a regression's surface), each neuron's own output, and each of the seven features.
-The network graph draws every neuron as a small map in one pair of axes (heatmaps placed by
-x0/dx), so a refresh is one Plotly.react of a few images, not a layout of many axes. The graph
-names its neurons as regions for the live chart's events (hover one: the big map shows it; click
-a feature: it is chosen or dropped), and its weights and biases as editable points (click one,
-type a value). Arrays travel as binary typed arrays (`figures.typed_array`).
+The maps are drawn as PNG pictures (layout images placed in the axes' coordinates, the colours
+computed here), not heatmaps: a picture of the 103 x 103 big map or of every neuron's small map is
+a few tens of kilobytes that the browser decodes natively, where a heatmap of the same cells was
+several times the bytes and plotly.js had to paint each cell (the maps refresh five times a second
+while training). The network graph draws every neuron's map in one picture, so a refresh is one
+Plotly.react of a few images, not a layout of many axes. The graph names its neurons as regions for
+the live chart's events (hover one: the big map shows it; click a feature: it is chosen or
+dropped), and its weights and biases as editable points (click one, type a value).
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +30,7 @@ from backprop.data.toy2d import CLASSIFICATION, FEATURES, PLANE_RADIUS, REGRESSI
 from backprop.network import Network
 
 from .chart_events import editable, regions
-from .figures import _short, downsample, plotly_text, typed_array
+from .figures import _short, downsample, plotly_text
 
 NEGATIVE, POSITIVE, NEUTRAL = "#0877bd", "#f59322", "#e8eaeb"  # blue below 0, orange above
 COLOURS = [[0.0, NEGATIVE], [0.5, NEUTRAL], [1.0, POSITIVE]]
@@ -112,10 +117,50 @@ def _map_values(values, discretize=False):
     return np.where(values >= 0, 1.0, -1.0) if discretize else values
 
 
-def _heatmap(values, x0, y0, step, **extra):
-    """A heatmap whose cell (0, 0) is centred at (x0, y0), `step` apart."""
-    return {"type": "heatmap", "z": typed_array(values, "float32"), "x0": x0, "dx": step, "y0": y0,
-            "dy": step, "zmin": -1, "zmax": 1, "colorscale": COLOURS, "showscale": False, **extra}
+def _lut():
+    stops = np.array([stop for stop, _ in COLOURS])
+    rgb = np.array([[int(colour[i:i + 2], 16) for i in (1, 3, 5)] for _, colour in COLOURS], dtype=np.float64)
+    positions = np.linspace(0, 1, 257)  # an odd number: 0 falls on the middle colour
+    table = np.stack([np.interp(positions, stops, rgb[:, k]) for k in range(3)], axis=1)
+    return table.round().astype(np.uint8)
+
+
+LUT = _lut()  # 257 colours from -1 (blue) through 0 (white) to +1 (orange)
+
+
+def rgba(values):
+    """Values in [-1, 1] (rows bottom to top) as RGBA pixels on the maps' colours; NaN: transparent."""
+    values = np.asarray(values, dtype=np.float64)
+    gaps = ~np.isfinite(values)
+    index = np.clip(np.rint((np.where(gaps, 0.0, values) + 1.0) * 128), 0, 256).astype(np.uint16)
+    pixels = np.empty(values.shape + (4,), dtype=np.uint8)
+    pixels[..., :3] = LUT[index]
+    pixels[..., 3] = np.where(gaps, 0, 255)
+    return pixels
+
+
+def png_source(values):
+    """The values' picture as a PNG data URI (its first row on top: the values' last row)."""
+    from PIL import Image  # installed with Streamlit
+
+    buffer = io.BytesIO()
+    picture = Image.fromarray(np.ascontiguousarray(rgba(values)[::-1]), "RGBA")
+    picture.save(buffer, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _image(values, x0, y0, step, name, **extra):
+    """A layout image of the values whose cell (0, 0) is centred at (x0, y0), `step` apart, in the
+    axes' coordinates (rows bottom to top)."""
+    rows, columns = np.shape(values)
+    return {"name": name, "source": png_source(values), "xref": "x", "yref": "y", "x": x0 - step / 2,
+            "y": y0 + (rows - 0.5) * step, "sizex": columns * step, "sizey": rows * step, "sizing": "stretch",
+            "xanchor": "left", "yanchor": "top", "layer": "below", **extra}
+
+
+@functools.lru_cache(maxsize=1)
+def _legend_source():
+    return png_source(np.linspace(-1, 1, 257)[None, :])
 
 
 def _points(plane, targets, regression, name, outline, visible=True):
@@ -237,12 +282,16 @@ def _inputs(column):
 
 # -- the figures ---------------------------------------------------------------------------------
 def _legend(regression):
-    """A colour bar from -1 to 1 under the map, saying which colour is which sign (and class)."""
-    return {"orientation": "h", "x": 0.5, "xanchor": "center", "y": -0.1, "yanchor": "top", "len": 1.0,
-            "thickness": 8, "outlinewidth": 0, "tickvals": [-1, 0, 1], "ticktext": ["−1", "0", "+1"],
-            "tickfont": {"size": 10}, "xpad": 0, "ypad": 0,
-            "title": {"text": LEGEND_VALUES if regression else LEGEND_CLASSES, "side": "bottom",
-                      "font": {"size": 11}}}
+    """The big map's legend under it, along x₁: a bar from -1 to +1 and what the colours mean."""
+    bar = {"name": "legend", "source": _legend_source(), "xref": "x", "yref": "paper", "x": -PLANE_RADIUS,
+           "y": -0.1, "sizex": 2 * PLANE_RADIUS, "sizey": 0.035, "sizing": "stretch", "xanchor": "left",
+           "yanchor": "top", "layer": "above"}
+    ticks = [{"x": x, "y": -0.14, "xref": "x", "yref": "paper", "text": text, "showarrow": False,
+              "yanchor": "top", "font": {"size": 10}}
+             for x, text in ((-PLANE_RADIUS, "−1"), (0.0, "0"), (PLANE_RADIUS, "+1"))]
+    words = {"x": 0.0, "y": -0.21, "xref": "x", "yref": "paper", "showarrow": False, "yanchor": "top",
+             "text": LEGEND_VALUES if regression else LEGEND_CLASSES, "font": {"size": 11}, "name": "legend"}
+    return bar, [*ticks, words]
 
 
 def boundary_figure(maps: PlaneMaps, data, show_test=False, discretize=False, height=480, shown=None):
@@ -257,9 +306,10 @@ def boundary_figure(maps: PlaneMaps, data, show_test=False, discretize=False, he
     output = values is None or parse_node_id(shown) == ("node", maps.n_layers, 0)
     values = maps.output if values is None else values
     regression = bool(data.regression)
-    traces = [_heatmap(_map_values(values, discretize and output), start, start, step, hoverinfo="skip",
-                       name="map", opacity=MAP_OPACITY, showscale=True, colorbar=_legend(regression)),
-              _points(data.plane_train, data.y_train, regression, "training points", "white")]
+    shown_values = _map_values(values, discretize and output)
+    picture = _image(shown_values, start, start, step, "map", opacity=MAP_OPACITY)
+    bar, words = _legend(regression)
+    traces = [_points(data.plane_train, data.y_train, regression, "training points", "white")]
     if data.plane_test is not None and len(data.plane_test):
         traces.append(_points(data.plane_test, data.y_test, regression, "test points", "black",
                               visible=bool(show_test)))
@@ -269,7 +319,8 @@ def boundary_figure(maps: PlaneMaps, data, show_test=False, discretize=False, he
               "title": {"text": plotly_text(title), "font": {"size": 13}},
               "xaxis": {"range": limit, "constrain": "domain", "tickfont": {"size": 10}},
               "yaxis": {"range": limit, "scaleanchor": "x", "tickfont": {"size": 10}},
-              "plot_bgcolor": "#ffffff", "hovermode": "closest"}
+              "plot_bgcolor": "#ffffff", "hovermode": "closest", "images": [picture, bar],
+              "annotations": words}
     return {"data": traces, "layout": layout}
 
 
@@ -285,7 +336,6 @@ def network_figure(maps: PlaneMaps, params, shown=None, pinned=None, discretize=
     sizes = [len(maps.features)] + [W.shape[0] for W, _ in params]
     columns = node_positions(maps.features, sizes)
     traces = _edge_traces(maps, params, columns, edit)
-    traces += _mosaic_traces(maps, columns, discretize)
     traces.append(_bias_trace(params, columns, edit))
     annotations = []
     for column in columns:
@@ -318,11 +368,13 @@ def network_figure(maps: PlaneMaps, params, shown=None, pinned=None, discretize=
     top = ((tallest - 1) * ROW_CELLS + THUMB) * CELL + 0.6
     bottom = top - 0.6 - tallest * ROW_GAP - 0.1
     layout = {"uirevision": "playground-network", "height": height, "showlegend": False,
-              "hovermode": "closest", "margin": {"l": 40, "r": 4, "t": 4, "b": 4, "autoexpand": False},
+              "hovermode": "closest", "hoverdistance": 8,  # a weight's dot or a bias square: close by
+              "margin": {"l": 40, "r": 4, "t": 4, "b": 4, "autoexpand": False},
               "xaxis": {"visible": False, "range": [middle - width / 2, middle + width / 2],
                         "fixedrange": True},
               "yaxis": {"visible": False, "range": [bottom, top], "fixedrange": True, "scaleanchor": "x"},
-              "annotations": annotations, "shapes": shapes, "dragmode": False}
+              "annotations": annotations, "shapes": shapes, "dragmode": False,
+              "images": _mosaic_images(maps, columns, discretize)}
     boxes = [(node.x - NODE / 2, node.x + NODE / 2, node.y - NODE / 2, node.y + NODE / 2, list(node.id))
              for column in columns for node in column]
     return {"data": traces, "layout": regions(layout, boxes)}
@@ -332,9 +384,9 @@ def _as_id(value):
     return parse_node_id(value) if value is not None else None
 
 
-def _mosaic_traces(maps, columns, discretize):
-    """Every neuron's small map in one heatmap, NaN (drawn as nothing) between them; the unchosen
-    features' maps in a second, dimmed one."""
+def _mosaic_images(maps, columns, discretize):
+    """Every neuron's small map in one picture, transparent between them; the unchosen features' maps
+    in a second, dimmed one."""
     height = max(node.row for column in columns for node in column) + THUMB
     mosaic = np.full((height, columns[-1][0].column + THUMB), np.nan, dtype=np.float32)
     dimmed = np.full((height, THUMB), np.nan, dtype=np.float32)
@@ -346,11 +398,11 @@ def _mosaic_traces(maps, columns, discretize):
             else:
                 values = node_map(maps, node.layer, node.unit)
                 target = mosaic
-            values = _map_values(values, discretize and node.layer == maps.n_layers)
-            cells = values[::THUMB_STEP, ::THUMB_STEP]
+            sharp = discretize and node.layer == maps.n_layers
+            cells = _map_values(values[::THUMB_STEP, ::THUMB_STEP], sharp)
             target[node.row:node.row + THUMB, node.column:node.column + THUMB] = cells
-    return [_heatmap(mosaic, 0.0, 0.0, CELL, hoverinfo="skip", name="neurons"),
-            _heatmap(dimmed, 0.0, 0.0, CELL, hoverinfo="skip", name="unchosen features", opacity=DIMMED)]
+    return [_image(mosaic, 0.0, 0.0, CELL, "neurons"),
+            _image(dimmed, 0.0, 0.0, CELL, "unchosen features", opacity=DIMMED)]
 
 
 def edge_width(w):
@@ -461,6 +513,7 @@ def dataset_figure(regression, chosen, clickable_sets=True, height=170):
 
 # -- the losses per epoch ----------------------------------------------------------------------
 LOSS_COLOURS = {"training loss": "#777777", "test loss": "#111111"}  # TensorFlow Playground's
+MARKERS_SHOWN = 30  # the last changes marked on the loss chart
 
 
 def loss_figure(rows, markers=(), height=200):
@@ -480,19 +533,22 @@ def loss_figure(rows, markers=(), height=200):
                        "hovertemplate": "epoch %{x:.0f}: %{y:.3f}<extra>" + name + "</extra>"})
     shapes, annotations = [], []
     if len(rows):
-        for marker in list(markers)[-30:]:
+        for i, marker in enumerate(list(markers)[-MARKERS_SHOWN:]):
             at = float(np.interp(marker["iteration"], rows[:, 0], epochs))
             shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": at, "x1": at, "y0": 0, "y1": 1,
                            "line": {"color": "#7f7f7f", "dash": "dot", "width": 1}})
-            annotations.append({"x": at, "y": 1, "xref": "x", "yref": "paper", "showarrow": False,
-                                "yanchor": "bottom", "font": {"size": 9}, "textangle": 0,
+            # inside the plot, left-aligned at the line, stepping down so that changes close together
+            # do not print over each other
+            annotations.append({"x": at, "y": 1 - 0.13 * (i % 4), "xref": "x", "yref": "paper",
+                                "showarrow": False, "xanchor": "left", "yanchor": "top", "font": {"size": 9},
+                                "bgcolor": "rgba(255, 255, 255, 0.7)",
                                 "text": plotly_text(f"{marker['setting']} {_short(marker['old'])}"
                                                     f"→{_short(marker['new'])}", 40)})
     layout = {"uirevision": "playground-loss", "height": height, "showlegend": True,
-              "margin": {"l": 36, "r": 6, "t": 22, "b": 44, "autoexpand": False},
-              "title": {"text": "loss per epoch", "font": {"size": 12}},
+              "margin": {"l": 40, "r": 6, "t": 6, "b": 44, "autoexpand": False},
               "xaxis": {"rangemode": "tozero", "tickfont": {"size": 10}},
-              "yaxis": {"rangemode": "tozero", "tickformat": ".2f", "tickfont": {"size": 10}},
+              "yaxis": {"rangemode": "tozero", "tickformat": ".2f", "tickfont": {"size": 10},
+                        "title": {"text": "loss per epoch", "font": {"size": 11}, "standoff": 2}},
               "legend": {"orientation": "h", "x": 0, "y": 0, "yref": "container", "yanchor": "bottom",
                          "font": {"size": 10}},
               "shapes": shapes, "annotations": annotations, "hovermode": "x"}

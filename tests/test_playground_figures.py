@@ -3,6 +3,7 @@ the unchosen features dimmed, weights and bias squares to edit), the data sets' 
 losses per epoch, and the one colour convention (negative blue, positive orange)."""
 
 import base64
+import io
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from studio.playground_figures import (
     DIMMED,
     MAP_OPACITY,
     NEGATIVE,
+    PLANE_RADIUS,
     PLANE_RESOLUTION,
     POSITIVE,
     THUMB,
@@ -31,12 +33,22 @@ from studio.playground_figures import (
     node_positions,
     parse_node_id,
     plane_maps,
+    rgba,
 )
 
 
-def decoded(z):
-    values = np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.float32)
-    return values.reshape([int(n) for n in z["shape"].split(",")])
+def pixels(image):
+    """A layout image's PNG as RGBA pixels, rows bottom to top (as the values it shows)."""
+    from PIL import Image
+
+    head, data = image["source"].split(",", 1)
+    assert head == "data:image/png;base64"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGBA"))[::-1]
+
+
+def image(figure, name):
+    (found,) = [i for i in figure["layout"]["images"] if i["name"] == name]
+    return found
 
 
 def rgb(colour):
@@ -93,31 +105,36 @@ def test_one_colour_convention_negative_blue_positive_orange_like_the_train_page
 
 def test_the_big_map_is_translucent_with_a_legend_and_points_coloured_by_class(task, maps):
     figure = boundary_figure(maps, task)
-    heatmap, train, test = figure["data"]
-    assert heatmap["opacity"] == pytest.approx(160 / 255) == MAP_OPACITY  # TensorFlow Playground's alpha
-    assert np.allclose(decoded(heatmap["z"]), maps.output, atol=1e-6)
-    legend = heatmap["colorbar"]
-    assert heatmap["showscale"] and legend["tickvals"] == [-1, 0, 1]
-    assert legend["title"]["text"] == "blue −1: class 0 · orange +1: class 1"
-    assert figure["layout"]["plot_bgcolor"] == "#ffffff"  # translucent over white, as TF draws it
+    train, test = figure["data"]
+    picture = image(figure, "map")
+    assert picture["opacity"] == pytest.approx(160 / 255) == MAP_OPACITY  # TensorFlow Playground's alpha
+    assert np.array_equal(pixels(picture), rgba(maps.output))  # the output's values, cell for cell
+    half = PLANE_RADIUS / (PLANE_RESOLUTION - 1)  # cells centred on the grid's points
+    assert (picture["x"], picture["y"], picture["sizex"]) == pytest.approx(
+        (-PLANE_RADIUS - half, PLANE_RADIUS + half, 2 * PLANE_RADIUS + 2 * half))
+    assert picture["layer"] == "below" and figure["layout"]["plot_bgcolor"] == "#ffffff"  # over white, as TF
+    legend = image(figure, "legend")
+    assert np.array_equal(pixels(legend)[0], rgba(np.linspace(-1, 1, 257))) and legend["xref"] == "x"
+    words = [a["text"] for a in figure["layout"]["annotations"]]
+    assert words == ["−1", "0", "+1", "blue −1: class 0 · orange +1: class 1"]
     colours = np.array(train["marker"]["color"])
     assert set(colours[task.y_train == 0]) == {NEGATIVE} and set(colours[task.y_train == 1]) == {POSITIVE}
     assert train["marker"]["line"]["color"] == "white" and test["marker"]["line"]["color"] == "black"
     assert len(train["x"]) == len(task.y_train) and np.allclose(train["x"], task.plane_train[:, 0])
-    assert test["visible"] is False and boundary_figure(maps, task, show_test=True)["data"][2]["visible"]
-    sharp = decoded(boundary_figure(maps, task, discretize=True)["data"][0]["z"])
-    assert set(np.unique(sharp)) <= {-1.0, 1.0}
+    assert test["visible"] is False and boundary_figure(maps, task, show_test=True)["data"][1]["visible"]
+    sharp = pixels(image(boundary_figure(maps, task, discretize=True), "map"))
+    assert {tuple(p) for p in sharp.reshape(-1, 4)} == {tuple(p) for p in rgba(np.array([-1.0, 1.0]))}
     assert figure["layout"]["uirevision"] == "playground-boundary"
     regression = load_task("plane", digits=None, points=100)
-    assert "class" not in boundary_figure(maps, regression)["data"][0]["colorbar"]["title"]["text"]
+    assert "class" not in boundary_figure(maps, regression)["layout"]["annotations"][-1]["text"]
 
 
 def test_the_big_map_shows_a_hovered_neuron_or_feature(task, maps):
     figure = boundary_figure(maps, task, shown=["node", 1, 2])
-    assert np.allclose(decoded(figure["data"][0]["z"]), maps.hidden[0][2], atol=1e-6)
+    assert np.array_equal(pixels(image(figure, "map")), rgba(maps.hidden[0][2]))
     assert figure["layout"]["title"]["text"] == "layer 1, unit 3"
     figure = boundary_figure(maps, task, shown=["feature", "sinx2"])  # not chosen: shown all the same
-    assert np.allclose(decoded(figure["data"][0]["z"]), maps.feature_maps["sinx2"], atol=1e-6)
+    assert np.array_equal(pixels(image(figure, "map")), rgba(maps.feature_maps["sinx2"]))
     assert figure["layout"]["title"]["text"] == "sin x₂ (not chosen)"
     gone = boundary_figure(maps, task, shown=["node", 1, 9])  # a unit the network no longer has
     assert gone["layout"]["title"]["text"] == "output"
@@ -125,10 +142,18 @@ def test_the_big_map_shows_a_hovered_neuron_or_feature(task, maps):
     assert parse_node_id(["feature", "x9"]) is None and parse_node_id(["node", 1, True]) is None
 
 
+def test_colours_run_from_blue_through_white_to_orange_and_gaps_are_transparent():
+    table = rgba(np.array([-1.0, 0.0, 1.0, np.nan]))
+    assert [tuple(int(v) for v in p) for p in table[:3]] == [
+        (8, 119, 189, 255), (232, 234, 235, 255), (245, 147, 34, 255)]  # NEGATIVE, NEUTRAL, POSITIVE
+    assert table[3, 3] == 0
+
+
 def test_network_figure_draws_every_neuron_and_the_unchosen_features_dimmed(task, network, maps):
     figure = network_figure(maps, network.params, shown=("node", 1, 2), pinned=("node", 3, 0))
-    mosaic, dimmed = [t for t in figure["data"] if t["type"] == "heatmap"]  # two images in all
-    cells, faded = decoded(mosaic["z"]), decoded(dimmed["z"])
+    assert not [t for t in figure["data"] if t["type"] == "heatmap"]  # pictures, not heatmaps
+    mosaic, dimmed = image(figure, "neurons"), image(figure, "unchosen features")  # two pictures in all
+    cells, faded = pixels(mosaic), pixels(dimmed)
     assert dimmed["opacity"] == DIMMED and "opacity" not in mosaic
     columns = node_positions(maps.features, [3, 4, 2, 1])
     assert [len(column) for column in columns] == [7, 4, 2, 1]  # all seven features, TF's column
@@ -138,12 +163,13 @@ def test_network_figure_draws_every_neuron_and_the_unchosen_features_dimmed(task
                       else node_map(maps, node.layer, node.unit))
             where = cells if node.layer > 0 or node.chosen else faded
             shown = where[node.row:node.row + THUMB, node.column:node.column + THUMB]
-            assert np.allclose(shown, values[::THUMB_STEP, ::THUMB_STEP], atol=1e-6)
+            assert np.array_equal(shown, rgba(values[::THUMB_STEP, ::THUMB_STEP]))
             # its centre in the graph's coordinates is the middle of its cells
-            assert mosaic["x0"] + (node.column + (THUMB - 1) / 2) * mosaic["dx"] == pytest.approx(node.x)
-            assert mosaic["y0"] + (node.row + (THUMB - 1) / 2) * mosaic["dy"] == pytest.approx(node.y)
-    assert np.isnan(cells).sum() == cells.size - 10 * THUMB * THUMB  # 3 chosen features, 7 units
-    assert np.isnan(faded).sum() == faded.size - 4 * THUMB * THUMB  # the 4 unchosen features
+            cell = mosaic["sizex"] / cells.shape[1]
+            assert mosaic["x"] + (node.column + THUMB / 2) * cell == pytest.approx(node.x)
+            assert mosaic["y"] - mosaic["sizey"] + (node.row + THUMB / 2) * cell == pytest.approx(node.y)
+    assert (cells[..., 3] == 0).sum() == cells[..., 0].size - 10 * THUMB * THUMB  # 3 features, 7 units
+    assert (faded[..., 3] == 0).sum() == faded[..., 0].size - 4 * THUMB * THUMB  # the 4 unchosen
     assert [node.unit for node in columns[0]] == [0, 1, 2, None, None, None, None]
     assert columns[1][0].y > columns[1][1].y and columns[1][0].y == columns[0][0].y  # from the top
     labels = {a["text"]: a for a in figure["layout"]["annotations"]}
@@ -195,6 +221,7 @@ def test_edges_are_coloured_by_sign_and_each_weight_and_bias_can_be_typed(task, 
     assert biases["x"][0] < node_positions(maps.features, [3, 4, 2, 1])[1][0].x - 0.5  # left of its neuron
     fixed = network_figure(maps, network.params, edit=False)  # editing hidden by a link
     assert not any("meta" in t for t in fixed["data"]) and "click" not in str(fixed["data"])
+    assert [i["name"] for i in fixed["layout"]["images"]] == ["neurons", "unchosen features"]
 
 
 def test_data_set_thumbnails_are_clickable_regions_with_the_chosen_one_framed():

@@ -1,14 +1,18 @@
 """The Playground in a real browser: the spiral learnt live to >= 95% test accuracy from a link that
 names only the data set and the layers, the output map redrawn with new values while training, a
 weight read by hovering its edge; XOR without a hidden layer (a link as the Playground wrote them
-before it had its own profile) stays near a coin flip and the page says why."""
+before it had its own profile) stays near a coin flip and the page says why. At 1280 x 720 (issue
+19): hovering a neuron shows it in the big map, a weight and a bias typed in change the output map,
+a feature clicked in the graph is chosen, a link hides the controls it names, and a lesson's link
+opens its set-up with its lines."""
 
 import re
 import time
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from tests.browser.conftest import KEYED_PLOT, wait_for
+from tests.browser.conftest import KEYED_PLOT, screenshot_dir, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -17,11 +21,11 @@ SPIRAL = "dataset=spiral&layers=8,8,1"  # the rest is the Playground's own set-u
 XOR_LINEAR = ("dataset=xor&digits=0,1&layers=1&activation=tanh&init=xavier&learning_rate=0.03"
               "&batch_size=10&iterations=10000000&eval_every=25")
 
-# A few cells of the output map (49 x 49), as plotly.js holds them after decoding.
+# The big map's picture (a PNG data URI: new values, a new picture).
 OUTPUT_PROBE = """() => {
   const plot = (""" + KEYED_PLOT + """)('pg_boundary');
-  const z = plot && plot._fullData && plot._fullData[0] && plot._fullData[0].z;
-  return z ? [z[0][0], z[12][30], z[24][24], z[40][7], z[48][48]] : null;
+  const images = plot && plot.layout && plot.layout.images;
+  return images && images.length ? images[0].source : null;
 }"""
 
 # Where the middle of the first edge's dot is on the page, in CSS pixels.
@@ -119,4 +123,162 @@ def test_xor_without_a_hidden_layer_stays_a_coin_flip_and_the_page_says_why(open
     accuracy = float(re.search(r"test accuracy ([\d.]+)%", status(app)).group(1))
     assert accuracy < 75, status(app)  # a line gets at most ~3 quadrants of 4 right; it wanders near 50%
     app.screenshot("playground-03-xor-linear")
+    app.assert_clean()
+
+
+# -- issue 19, at 1280 x 720 ----------------------------------------------------------------------
+SMALL = (1280, 720)
+# The big map's title and its picture.
+BIG_MAP = """() => {
+  const plot = (""" + KEYED_PLOT + """)('pg_boundary');
+  if (!plot || !plot.layout || !plot.layout.images) return null;
+  return {title: plot.layout.title.text, cells: plot.layout.images[0].source};
+}"""
+# Scroll a live chart into the middle of the window.
+SHOW_CHART = """(key) => document.querySelector(`.st-key-${key} iframe`).scrollIntoView({block: 'center'})"""
+# Where a region of the network graph (a neuron, by its id) or a point of a trace is on the page.
+REGION_AT = """([key, id]) => {
+  const frame = document.querySelector(`.st-key-${key} iframe`);
+  const plot = frame.contentDocument.querySelector('.js-plotly-plot');
+  const r = plot.layout.meta.live_plot.regions.find((r) => JSON.stringify(r[4]) === JSON.stringify(id));
+  const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis;
+  const box = frame.getBoundingClientRect(), inner = plot.getBoundingClientRect();
+  return {x: box.left + inner.left + xa._offset + xa.l2p((r[0] + r[1]) / 2),
+          y: box.top + inner.top + ya._offset + ya.l2p((r[2] + r[3]) / 2)};
+}"""
+POINT_AT = """([name, index]) => {
+  const frame = document.querySelector('.st-key-pg_network iframe');
+  const plot = frame.contentDocument.querySelector('.js-plotly-plot');
+  const trace = plot._fullData.find((t) => t.name === name);
+  const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis;
+  const box = frame.getBoundingClientRect(), inner = plot.getBoundingClientRect();
+  return {x: box.left + inner.left + xa._offset + xa.l2p(trace.x[index]),
+          y: box.top + inner.top + ya._offset + ya.l2p(trace.y[index]), id: trace.customdata[index][0],
+          value: trace.customdata[index][1]};
+}"""
+LOSS_MARKERS = """() => ((""" + KEYED_PLOT + """)('pg_loss').layout.annotations || []).map((a) => a.text)"""
+INPUTS = """() => (""" + KEYED_PLOT + """)('pg_network').layout.meta.live_plot.regions.length"""
+# The events the network graph sent last (its page keeps them for a test).
+SENT = """() => document.querySelector('.st-key-pg_network iframe').contentWindow.__liveplotSent"""
+
+
+def query(app):
+    """The page's link, read from the page itself (Playwright's page.url follows history.replaceState
+    only when it next talks to the browser; Streamlit writes a comma as %2C)."""
+    return dict(parse_qsl(urlsplit(app.page.evaluate("() => window.location.href")).query))
+
+
+def open_small(open_app, link=""):
+    app = open_app("playground", link, viewport=SMALL)
+    app.page.wait_for_function(f"() => ({KEYED_PLOT})('pg_network') && ({BIG_MAP})()", timeout=60_000)
+    app.assert_clean()
+    return app
+
+
+def big_map(app):
+    return app.page.evaluate(BIG_MAP)
+
+
+def titles(seen):
+    """What the big map showed, in short: its title and the start of its picture's data."""
+    return [(shown["title"], shown["cells"][-24:]) for shown in seen[-3:] if shown]
+
+
+def pointer_on(app, region):
+    """The page position of a region of the network graph (a neuron's map), the chart scrolled into
+    view first (a screenshot resizes the window, and the page lays itself out again)."""
+    app.page.evaluate(SHOW_CHART, "pg_network")
+    return app.page.evaluate(REGION_AT, ["pg_network", region])
+
+
+def test_hovering_a_neuron_shows_it_in_the_big_map_and_a_feature_click_chooses_it(open_app):
+    app = open_small(open_app)
+    output = big_map(app)
+    assert output["title"] == "output", output
+    seen = []
+
+    def hovering(region, title):
+        """Move onto the region (again, where it is now) and read the big map."""
+        where = pointer_on(app, region)
+        app.page.mouse.move(where["x"] + 1, where["y"], steps=2)
+        app.page.mouse.move(where["x"], where["y"])
+        seen.append(big_map(app))
+        return seen[-1]["title"] == title and seen[-1]["cells"] != output["cells"]
+
+    wait_for(lambda: hovering(["node", 1, 0], "layer 1, unit 1"), 20,
+             lambda: f"hovering layer 1, unit 1: the big map showed {titles(seen)}", 0.5)
+    app.page.screenshot(path=str(screenshot_dir() / "playground-04-hover-neuron.png"))  # the window, hovering
+    wait_for(lambda: hovering(["feature", "sinx1"], "sin x₁ (not chosen)"), 20,  # dimmed, shown all the same
+             lambda: f"hovering sin x₁: the big map showed {titles(seen)}", 0.5)
+    app.page.mouse.move(5, 5)  # off the graph: back to the output
+    wait_for(lambda: big_map(app)["title"] == "output", 20, lambda: f"after leaving: {big_map(app)}")
+
+    inputs = app.page.evaluate(INPUTS)
+    where = pointer_on(app, ["feature", "x1x2"])
+    app.page.mouse.click(where["x"], where["y"])  # TensorFlow Playground's way of choosing a feature
+    wait_for(lambda: query(app).get("features") == "x1,x2,x1x2", 30,
+             lambda: f"x₁·x₂ not chosen: {query(app)}; the graph sent {app.page.evaluate(SENT)}")
+    app.page.get_by_role("checkbox", name="x₁·x₂").wait_for()
+    assert app.page.get_by_role("checkbox", name="x₁·x₂").is_checked()
+    assert app.page.evaluate(INPUTS) == inputs  # every feature stays in the graph, chosen or not
+    app.assert_clean()
+
+
+def type_in(app, editor, name, index, value, mark):
+    """Click point `index` of the graph's trace `name`, type `value` and Enter; wait for the big map
+    to change and the loss chart to mark it."""
+    before = big_map(app)["cells"]
+    app.page.evaluate(SHOW_CHART, "pg_network")
+    point = app.page.evaluate(POINT_AT, [name, index])
+    app.page.mouse.click(point["x"], point["y"])
+    editor.wait_for(state="visible", timeout=10_000)
+    assert float(editor.input_value()) == pytest.approx(point["value"], rel=1e-2, abs=1e-3)
+    editor.fill(value)
+    app.page.screenshot(path=str(screenshot_dir() / f"playground-05-typing-{name}.png"))
+    editor.press("Enter")
+    wait_for(lambda: big_map(app)["cells"] != before, 20,
+             lambda: f"the output map did not change after {point['id']} = {value}: {titles([big_map(app)])}")
+    wait_for(lambda: any(text.startswith(mark) for text in app.page.evaluate(LOSS_MARKERS)), 20,
+             lambda: f"no marker {mark!r} on the loss chart: {app.page.evaluate(LOSS_MARKERS)}")
+    assert editor.is_hidden()
+
+
+def test_a_weight_and_a_bias_typed_in_change_the_output_map(open_app):
+    app = open_small(open_app)
+    editor = app.page.frame_locator(".st-key-pg_network iframe").locator("#editor-input")
+    type_in(app, editor, "weights", 0, "4", "W1[1,1] ")
+    type_in(app, editor, "biases", 6, "-3", "b3[1] ")  # the output's bias (4 + 2 hidden units before it)
+    assert app.page.get_by_text(re.compile(r"b3\[1\] = -3 \(was 0\)")).count() == 1
+    app.click("Step")  # the typed values are trained from
+    app.page.get_by_text(re.compile(r"^iteration 1 ")).wait_for(timeout=30_000)
+    app.screenshot("playground-06-weight-typed")
+    app.assert_clean()
+
+
+def test_a_link_hides_the_controls_it_names(open_app):
+    app = open_small(open_app, "learning_rate_hide=1&noise_hide=1&step_epoch_hide=1&dataset=xor")
+    app.page.get_by_text("Activation", exact=True).first.wait_for()
+    text = app.text()
+    assert "Learning rate" not in text and "Noise (%)" not in text, text[:2000]
+    assert app.button("Step epoch").count() == 0 and app.button("Step").count() == 1
+    assert "Lessons and classroom links" not in text  # a student's link: no builder either
+    assert query(app) == {"learning_rate_hide": "1", "noise_hide": "1", "step_epoch_hide": "1",
+                          "dataset": "xor"}
+    app.screenshot("playground-07-hidden-controls")
+    app.assert_clean()
+
+
+def test_a_lesson_link_opens_its_set_up_with_its_lines(open_app):
+    from studio.lessons import LESSONS, lesson_link
+
+    lesson = LESSONS["xor"]
+    app = open_small(open_app, lesson_link(lesson).split("?", 1)[1])
+    app.page.get_by_text(f"Lesson: {lesson.title}").wait_for()
+    text = app.text()
+    assert "0 hidden layers" in text and "With no hidden layer the network is a linear model" in text
+    assert app.page.evaluate(INPUTS) == 7 + 1  # the seven features and the output, nothing between
+    assert query(app) == {"dataset": "xor", "layers": "1", "lesson": "xor"}
+    app.screenshot("playground-08-lesson-xor")
+    app.button("Close").click()
+    wait_for(lambda: query(app) == {"dataset": "xor", "layers": "1"}, 20, lambda: f"{query(app)}")
     app.assert_clean()
