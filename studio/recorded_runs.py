@@ -5,6 +5,7 @@ import dataclasses
 
 from backprop import disk
 from backprop.config import TrainConfig
+from backprop.errors import InputError
 from backprop.runs import RunStore
 
 
@@ -75,8 +76,12 @@ class RunRecords:
 
     def history(self, run):
         """A run's recorded steps in order: the run store's rows {iteration, epoch, cost, test_cost,
-        test_accuracy} (None where not measured)."""
-        return self._store.history(run.id)
+        test_accuracy} (None where not measured); none for a run deleted since it was listed (by
+        another visitor, or by the disk quota's clean-up)."""
+        try:
+            return self._store.history(run.id)
+        except InputError:
+            return []
 
     def rename(self, run, name):
         """Raises an InputError for an empty or too long name."""

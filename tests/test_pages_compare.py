@@ -66,3 +66,16 @@ def test_a_run_is_pinned_and_unpinned_on_compare(use_studio, open_page, monkeypa
     assert not at.exception and not store.get(run_id)["pinned"]
     assert "**pin**" in at.error[0].value and "unpin another run first" in at.error[0].value
     store.delete(run_id)
+
+
+def test_a_run_deleted_since_it_was_listed_has_an_empty_history():
+    """Another visitor's Delete, or the disk quota's clean-up, between the list and the chart."""
+    from studio.recorded_runs import RunRecords
+
+    store = RunStore()
+    run_id = recorded_run(store, "soon gone")
+    records = RunRecords(store)
+    listed = next(run for run in records.runs() if run.id == run_id)
+    assert records.history(listed)
+    store.delete(run_id)
+    assert records.history(listed) == []
