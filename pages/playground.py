@@ -427,9 +427,11 @@ def builder():
     wanted = Classroom(frozenset(name for name in PROFILE.hidable if not state[f"pg_class_show_{name}"]),
                        state.pg_class_text_free, lesson)
     base = (st.context.url or "").split("?")[0] or "playground"
-    link = classroom_link(studio.pending or studio.config, wanted, PROFILE, base)
+    setup = LESSONS[lesson].config() if lesson else studio.pending or studio.config
+    link = classroom_link(setup, wanted, PROFILE, base)
     st.code(link, language=None, wrap_lines=True)
-    st.caption("The link carries the set-up as it is now. A link that hides a control hides this box too.")
+    st.caption("The link carries the set-up as it is now (with a lesson: the lesson's). A link that hides a "
+               "control hides this box too.")
 
 
 if shows("builder") and text and not room.hidden:

@@ -381,17 +381,23 @@ def test_the_link_builder_writes_a_link_that_round_trips(studio):
     for control in ("noise", "learning_rate", "builder"):
         by_key(at.checkbox, f"pg_class_show_{control}").uncheck()
     by_key(at.checkbox, "pg_class_text_free").check()
-    by_key(at.selectbox, "pg_class_lesson").set_value("xor")
     at = run(at.run())
     (code,) = [c.value for c in at.code]
     assert code.startswith("playground?") and "noise_hide=1" in code and "text_hide=1" in code
     params = dict(parse_qsl(urlsplit(code).query))
-    assert params == {"dataset": "spiral", "layers": "8,8,1", "lesson": "xor", "text_hide": "1",
-                      "learning_rate_hide": "1", "noise_hide": "1", "builder_hide": "1"}
+    assert params == {"dataset": "spiral", "layers": "8,8,1", "text_hide": "1", "learning_rate_hide": "1",
+                      "noise_hide": "1", "builder_hide": "1"}  # the set-up as it is now, and the choices
     config = studio.config
-    at = run(**params)  # a student opens it
-    assert studio.config == config and not present(at, "noise") and not present(at, "learning_rate")
-    assert not at.expander and not at.caption and dict(at.query_params) == params
+    student = run(**params)  # a student opens it
+    assert studio.config == config and not present(student, "noise") and not present(student, "learning_rate")
+    assert not student.expander and not student.caption and dict(student.query_params) == params
+
+    by_key(at.selectbox, "pg_class_lesson").set_value("xor")  # with a lesson: the lesson's set-up
+    at = run(at.run())
+    (code,) = [c.value for c in at.code]
+    assert dict(parse_qsl(urlsplit(code).query)) == {
+        "dataset": "xor", "layers": "1", "lesson": "xor", "text_hide": "1", "learning_rate_hide": "1",
+        "noise_hide": "1", "builder_hide": "1"}
 
 
 def test_a_link_may_ask_for_noise_up_to_80_and_the_slider_widens_to_it(studio):

@@ -221,6 +221,12 @@ def test_hovering_a_neuron_shows_it_in_the_big_map_and_a_feature_click_chooses_i
     app.page.get_by_role("checkbox", name="x₁·x₂").wait_for()
     assert app.page.get_by_role("checkbox", name="x₁·x₂").is_checked()
     assert app.page.evaluate(INPUTS) == inputs  # every feature stays in the graph, chosen or not
+
+    app.page.evaluate(SHOW_CHART, "pg_datasets")  # a data set's thumbnail, clicked
+    where = app.page.evaluate(REGION_AT, ["pg_datasets", "spiral"])
+    app.page.mouse.click(where["x"], where["y"])
+    wait_for(lambda: query(app).get("dataset") == "spiral", 30,
+             lambda: f"the spiral was not chosen: {query(app)}")
     app.assert_clean()
 
 
