@@ -210,6 +210,9 @@ class Studio:
     def release(self):
         """The browser session ended (or a new network replaces this one): stop the thread and
         close the run's record."""
+        from .landscapes import release_landscapes
+
+        release_landscapes(self)  # a loss landscape of this network stops with it
         if self.run is not None:
             self.run.stop()
             self.run.finish("stopped")

@@ -70,7 +70,8 @@ def test_step_step10_and_reset_count_exactly():
     button(at, "Step ×10").click().run()
     assert "iteration 11 ·" in status(at)
     charts = live_charts(at)
-    assert set(charts) == {"cost_chart", "gradient_chart", "ratio_chart", "unit_health_chart"}
+    assert set(charts) == {"cost_chart", "gradient_chart", "ratio_chart", "unit_health_chart",
+                           "sharpness_chart"}
     assert len(charts["cost_chart"]["data"][0]["x"]) == 11
     assert len(at.get("plotly_chart")) == 1  # the heatmap, interactive while paused
     button(at, "Reset").click().run()
@@ -224,13 +225,14 @@ def test_histograms_are_drawn_only_while_their_expander_is_open():
     at = open_app()
     button(at, "Step").click().run()
     assert "histograms" in at.expander[0].label and at.session_state["histograms_open"] is False
-    assert set(live_charts(at)) == {"cost_chart", "gradient_chart", "ratio_chart", "unit_health_chart"}
+    assert set(live_charts(at)) == {"cost_chart", "gradient_chart", "ratio_chart", "unit_health_chart",
+                                    "sharpness_chart"}
     at.session_state["histograms_open"] = True
     at.run()
     no_errors(at)
     charts = live_charts(at)
     assert set(charts) == {"cost_chart", "gradient_chart", "ratio_chart", "unit_health_chart",
-                           "weight_histogram", "gradient_histogram"}
+                           "sharpness_chart", "weight_histogram", "gradient_histogram"}
     assert charts["weight_histogram"]["layout"]["title"]["text"] == "W1: now vs at init"
     button(at, "Reset").click().run()
 
@@ -246,6 +248,7 @@ def test_an_upload_chosen_in_the_sidebar_sets_the_output_layer_from_its_record()
     np.savez(buffer, x=np.random.RandomState(2).rand(60, 16), y=np.arange(60) % 3)
     upload = data_files.save_upload([("three.npz", buffer.getvalue())], "three classes")
     at = open_app()
+    at.session_state[data_files.KNOWN_UPLOADS] = [upload.id]  # this session made it (the Data page)
     at.selectbox(key="setup_dataset").set_value("npz").run()
     at.text_input(key="setup_digits").input("all").run()
     at.selectbox(key="setup_upload").set_value(upload.id).run()
