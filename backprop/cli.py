@@ -5,6 +5,7 @@ overridden, prints the cost every 100 iterations like the tutorial, and ends wit
 and test accuracy. Bad input ends with one line `error: <field>: <message>` and exit code 2.
 """
 
+import argparse
 import contextlib
 import math
 import sys
@@ -39,6 +40,14 @@ def build_parser():
     output.add_argument("--name", help="name of the run in the run store")
     output.add_argument("--no-record", action="store_true", help="do not record the run in the run store")
     output.add_argument("--quiet", action="store_true", help="print only the final accuracy")
+    measured = train.add_argument_group("diagnostics (measured off the training thread, written to --json)")
+    measured.add_argument("--track-sharpness", metavar="N", type=_steps,
+                          help="measure the sharpness λ_max every N steps against the optimizer's stability "
+                               "limit: 2/η for gradient descent, (2+2β)/η with momentum, Adam's "
+                               "preconditioned λ_max against (2+2β1)/((1-β1)η); default off")
+    measured.add_argument("--track-noise", metavar="N", type=_steps,
+                          help="measure the gradient noise scale B_simple (about the critical batch size) "
+                               "every N steps; default off")
 
     runs = commands.add_parser("runs", help="list the recorded runs (--disk: the disk they take)",
                                description="List the recorded runs, or with --disk what the studio keeps "
@@ -50,6 +59,17 @@ def build_parser():
                         add_help=False)
     commands.add_parser("sweep", help="train many set-ups (see `backprop sweep --help`)", add_help=False)
     return parser
+
+
+def _steps(text):
+    """A whole number of steps from 1 (argparse's type for the diagnostics' cadences)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of steps from 1, got {text!r}")
+    return value
 
 
 def describe(config):
@@ -100,9 +120,20 @@ def train_command(args):
     trainer = Trainer.from_config(config, data)
     run = Run(config, trainer, record=not args.no_record, source="cli", name=args.name,
               on_warning=lambda text: print(f"warning: {text}", file=sys.stderr))
-    run.open()
-    costs = []  # (iteration, cost) for every step, for --json
     progress = Progress(config.iterations)
+    warned = []
+
+    def warn_once(diagnosis):  # from the diagnostics thread: the first rising cost, once
+        if diagnosis.kind == "rising" and not warned:
+            warned.append(diagnosis)
+            progress.clear()
+            print(f"warning: {diagnosis.text}", file=sys.stderr, flush=True)
+    diagnostics = run.diagnostics
+    diagnostics.on_diagnosis = warn_once
+    diagnostics.configure(watch=True, sharpness_every=args.track_sharpness, noise_every=args.track_noise)
+    run.open()
+    diagnostics.begin()  # where training starts: the cost watch's first reference
+    costs = []  # (iteration, cost) for every step, for --json
     status = "finished"
     try:
         # One step per call, so that Ctrl-C loses nothing already trained.
@@ -120,6 +151,10 @@ def train_command(args):
     progress.clear()
     result = trainer.evaluate()
     seconds = time.perf_counter() - started
+    try:
+        diagnostics.drain()  # the last measurements due, and a divergence explained with what they show
+    except KeyboardInterrupt:  # a second Ctrl-C: the outputs hold what was measured so far
+        pass
 
     if trainer.diverged is not None:
         status = "diverged"
@@ -141,7 +176,7 @@ def train_command(args):
             say(f"Saved checkpoint to {checkpoint_path}")
         if args.json:
             with _naming_the_option("json", args.json):
-                write_json(args.json, config, costs, result, seconds, status, trainer)
+                write_json(args.json, config, costs, result, seconds, status, trainer, diagnostics.view())
             say(f"Wrote {args.json}")
     finally:  # a --save or --json that failed does not make a finished run look interrupted
         run.finish(status, {**result, "iterations": trainer.iteration, "seconds": seconds},
@@ -162,7 +197,9 @@ def _finite(value):
     return value if value is None or math.isfinite(value) else None
 
 
-def write_json(path, config, history, result, seconds, status, trainer):
+def write_json(path, config, history, result, seconds, status, trainer, diagnostics=None):
+    """The --json document; `diagnostics` (a DiagnosticsView) adds the sharpness and noise-scale
+    measurements and the explanation of a divergence (a rising cost or a NaN), if any."""
     document = {
         "config": config.to_dict(),
         "history": [{"iteration": i, "cost": _finite(c)} for i, c in history],
@@ -176,7 +213,20 @@ def write_json(path, config, history, result, seconds, status, trainer):
         "iterations_done": trainer.iteration,
         "diverged": trainer.diverged,
     }
+    if diagnostics is not None:
+        document.update({
+            "sharpness_every": diagnostics.sharpness_every,
+            "sharpness": [_finite_row(point.to_dict()) for point in diagnostics.sharpness],
+            "noise_every": diagnostics.noise_every,
+            "noise_scale": [point.to_dict() for point in diagnostics.noise],
+            "diagnosis": diagnostics.diagnosis.to_dict() if diagnostics.diagnosis is not None else None,
+            "diagnostics_error": diagnostics.error,
+        })
     write_json_file(path, document)
+
+
+def _finite_row(row):
+    return {key: _finite(value) if isinstance(value, float) else value for key, value in row.items()}
 
 
 def runs_command(args=None):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .activations import DEAD_KIND
+from .diagnostics import DiagnosticsView, Divergence, RunDiagnostics, Setup, explain
 from .errors import InputError
 from .threads import TrainingThread
 
@@ -80,19 +80,13 @@ def rows_of(records):
 
 
 def divergence_text(diverged, config, n_layers=None):
-    """Why a run stopped and what to try, read from its set-up (the CLI and the pages say the same).
+    """Why a run stopped and what to try, read from its set-up (the CLI and the pages say the same):
+    backprop.diagnostics.explain without measurements. A run trained here says more
+    (`Run.explain_divergence`: the causes its diagnostics measured).
 
     `diverged` is the trainer's record {iteration, layer, ...}."""
-    lr = config.learning_rate
-    tries = [f"a smaller learning rate (now {lr:g}; e.g. {lr / 10:g})"]
-    if config.activation in DEAD_KIND and config.init != "he":
-        tries.append("He initialisation (init he)")
-    if config.optimizer == "sgd":
-        tries.append("the adam optimizer with learning rate 0.001")
-    of = f" of {n_layers}" if n_layers else ""
-    return (f"Training diverged at iteration {diverged['iteration']}: the cost or a gradient became "
-            f"NaN/Inf, first in layer {diverged['layer']}{of}. The parameters from before that step are "
-            f"kept. What to try: {', or '.join(tries)}.")
+    event = Divergence(diverged["iteration"], diverged["layer"], n_layers)
+    return explain(event, Setup.of_config(config, n_layers)).text
 
 
 # -- what a page draws -----------------------------------------------------------------------------
@@ -126,6 +120,7 @@ class RunView:
     iterations_per_second: float
     budget: int
     image_shape: tuple | None
+    diagnostics: DiagnosticsView | None = None  # sharpness, noise scale, a divergence explained
 
 
 # -- the writer thread -----------------------------------------------------------------------------
@@ -193,6 +188,9 @@ class Run:
         self._stride, self._kept = 1, 0
         self._saved = None  # ((path, iteration, landscape), written path) of the last checkpoint
         self._thread = TrainingThread(thread_name or "backprop-train-run", self.record, self._on_thread_stop)
+        # Measured off the training thread (backprop.diagnostics); off until configured.
+        self.diagnostics = None if trainer is None else RunDiagnostics(
+            trainer, name="backprop-diagnostics-" + (thread_name or "run").rsplit("-", 1)[-1])
         self.on_stop = None  # on_stop(reason) after the background thread ended (and the run was marked)
 
     # -- the store ---------------------------------------------------------------------------------
@@ -252,6 +250,8 @@ class Run:
     def record(self, records):
         """Take `Trainer.step` records (called from whichever thread trains)."""
         self.record_rows(rows_of(records))
+        if self.diagnostics is not None:
+            self.diagnostics.note(records)  # a counter check; the measuring is the diagnostics thread's
 
     def record_rows(self, rows):
         """Take Rows (a worker's, or rows_of a trainer's records); written in batches."""
@@ -377,6 +377,8 @@ class Run:
             values = dict(self.metrics() if metrics is None else metrics)
             if self.divergence is not None:
                 values.setdefault("divergence", self.divergence)
+            for key, value in self._diagnostics_metrics().items():
+                values.setdefault(key, value)
             return values
 
         def final_checkpoint():
@@ -396,7 +398,14 @@ class Run:
         values = self.metrics()
         if self.divergence is not None:
             values["divergence"] = self.divergence
+        values.update(self._diagnostics_metrics())
         return values
+
+    def _diagnostics_metrics(self):
+        """What the run store keeps of the diagnostics: the explanation, the last λ_max and B_simple."""
+        if self.diagnostics is None:
+            return {}
+        return self.diagnostics.view().summary()
 
     def discard(self):
         """Forget a run opened for a start that was refused (nothing was trained in it)."""
@@ -412,8 +421,9 @@ class Run:
         """divergence_text for this run (None unless it diverged)."""
         if self.divergence is None:
             return None
-        n_layers = self.trainer.network.n_layers if self.trainer is not None else None
-        return divergence_text(self.divergence, self.config, n_layers)
+        if self.diagnostics is not None:
+            return self.diagnostics.explain_divergence(self.divergence).text
+        return divergence_text(self.divergence, self.config)
 
     def restore(self, params, history=None):
         """Go on from saved parameters (a checkpoint, a recorded run): the network takes them, and
@@ -454,6 +464,7 @@ class Run:
             raise InputError("iterations", f"the budget of {budget} iterations is reached; raise it to "
                                            "train on")
         opened = self.open()
+        self.diagnostics.begin()
         self._thread.steps_per_second = steps_per_second
         try:
             self._thread.start(trainer, budget)
@@ -477,6 +488,7 @@ class Run:
         """k steps now, in the caller's thread; the run is then paused (or diverged)."""
         self.stop()
         self.open()
+        self.diagnostics.begin()
         records = self.trainer.step(k)
         self.record(records)
         if self.trainer.diverged is not None:
@@ -518,4 +530,5 @@ class Run:
                 activation=trainer.network.activation, evaluations=list(history.evaluations),
                 markers=list(history.markers), running=running,
                 iterations_per_second=self.iterations_per_second() if running else 0.0,
-                budget=self.config.iterations, image_shape=getattr(trainer.data, "image_shape", None))
+                budget=self.config.iterations, image_shape=getattr(trainer.data, "image_shape", None),
+                diagnostics=self.diagnostics.view())

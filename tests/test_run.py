@@ -132,12 +132,17 @@ def test_one_divergence_explanation_for_the_cli_and_the_page(store, capsys):
                      "--quiet", "--no-record"]) == cli.EXIT_DIVERGED
     printed = capsys.readouterr().err
     studio = Studio(config, store=store)
+    studio.ensure_built()
+    studio.run.diagnostics.configure(watch=True)  # the cost watch on, as the CLI's (and the Train page's)
     studio.step(5)
     kind, text = studio.message
-    expected = divergence_text(studio.trainer.diverged, config, studio.trainer.network.n_layers)
-    assert kind == "error" and text.startswith(expected)
+    expected = studio.run.explain_divergence()  # backprop.diagnostics.explain, with what it measured
+    assert kind == "error" and text == expected + " Then press Reset."
     assert f"error: {expected}" in printed
-    assert "smaller learning rate (now 1e+300; e.g. 1e+299)" in expected
+    assert "Measured: λ_max" in expected and "a smaller learning rate: below" in expected
+    unmeasured = divergence_text(studio.trainer.diverged, config, studio.trainer.network.n_layers)
+    assert expected.startswith(unmeasured.split(" What to try:")[0])
+    assert "smaller learning rate (now 1e+300; e.g. 1e+299)" in unmeasured
 
 
 def test_divergence_advice_reads_the_set_up():
