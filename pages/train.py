@@ -4,8 +4,9 @@ import io
 
 import streamlit as st
 
-from studio import figures
-from studio.analysis_figures import latest_health_reading, unit_health_figure
+from studio import diagnostics as diagnosis
+from studio import diagnostics_figures, figures
+from studio.analysis_figures import unit_health_figure
 from studio.controls import fill_widgets, setup_sidebar
 from studio.live_plot import live_plot
 from studio.refresh import TRAIN_PAGE, RefreshRates
@@ -25,13 +26,18 @@ route_through_app()  # a direct link to this page on a fresh server: go through 
 studio = get_studio()
 state = st.session_state
 rates = RefreshRates(TRAIN_PAGE, state)
+diagnostic_rates = RefreshRates(diagnosis.RATES, state)
 
 # The view's own widgets. Streamlit forgets a widget's value on a run that does not draw it (a visit
 # to another page), so each change is also kept under another name and put back here.
-VIEW_WIDGETS = ("demo", "log_y", "show_dW", "heatmap_layer", "histogram_layer")
+VIEW_WIDGETS = ("demo", "log_y", "show_dW", "heatmap_layer", "histogram_layer", "gradient_measure",
+                "sharpness_every", "noise_every")
 for name in VIEW_WIDGETS:
     if name not in state and f"kept_{name}" in state:
         state[name] = state[f"kept_{name}"]
+for name, value in (("gradient_measure", "mean_abs"), ("sharpness_every", diagnosis.DEFAULT_SHARPNESS_EVERY),
+                    ("noise_every", diagnosis.DEFAULT_NOISE_EVERY)):
+    state.setdefault(name, value)  # the view's defaults, before its widgets are drawn
 
 
 def keep(name):
@@ -56,6 +62,18 @@ keep_link_in_step(candidate or studio.pending or studio.config, demo)
 
 # -- controls -----------------------------------------------------------------------------------
 st.title("Train")
+# What the run measures off its training thread (a run a button just built included).
+diagnosis.configure(studio, state["sharpness_every"], state["noise_every"])
+
+
+def banner_view():
+    """Why training is failing, measured: at the top of the page, while it happens."""
+    shown = diagnosis.banner(studio)
+    if shown is not None:
+        getattr(st, shown.kind)(shown.text)
+
+
+live(studio, diagnostic_rates, "banner", banner_view)
 link_problems(studio, state)
 running = studio.running
 training_controls(studio, extra=lambda: st.toggle(
@@ -105,14 +123,17 @@ def gradient_views():
     view = studio.view()
     if view is None:
         return
-    live_plot(figures.gradient_figure(view, height=height), key="gradient_chart")
-    note = figures.vanishing_note(view)
+    measure = state.get("gradient_measure") or "mean_abs"
+    found = figures.vanishing_layer(view)
+    live_plot(figures.gradient_figure(view, height=height, measure=measure,
+                                      highlight=found[0] if found else None), key="gradient_chart")
+    note = figures.vanishing_note(view, measure)
     if note:
         st.caption(note)
     live_plot(figures.ratio_figure(view, height=height), key="ratio_chart")
     live_plot(unit_health_figure(view.iterations, view.unit_health, view.activation, height=height),
               key="unit_health_chart")
-    reading = latest_health_reading(view.unit_health)
+    reading = diagnosis.health_line(view, studio.config)
     if reading:
         st.caption(reading)
 
@@ -138,6 +159,11 @@ def histogram_views():
 
 options = st.columns([1, 1, 1, 3])
 options[0].toggle("Log-scale cost", key="log_y", on_change=keep, args=("log_y",))
+options[3].segmented_control(
+    "Gradient chart", list(figures.GRADIENT_MEASURES), key="gradient_measure",
+    format_func=lambda m: {"mean_abs": "mean |dW| (per weight)", "norm": "‖dW‖ (whole layer)"}[m],
+    label_visibility="collapsed", on_change=keep, args=("gradient_measure",),
+    help="Per weight, layers compare fairly; a whole layer's norm grows with its number of weights")
 options[1].toggle("Show dW instead of W", key="show_dW", on_change=keep, args=("show_dW",))
 n_layers = studio.trainer.network.n_layers if studio.trainer is not None else len(studio.config.layers)
 layer_names = [f"W{l + 1}" for l in range(n_layers)]
@@ -151,6 +177,32 @@ with left:
     live(studio, rates, "heatmap", heatmap_view, running)
 with right:
     live(studio, rates, "gradients", gradient_views)
+
+
+
+def stability_views():
+    """λ_max against the optimizer's stability limit, and the gradient noise scale next to the batch."""
+    measured = diagnosis.diagnostics_view(studio)
+    every = state.get("sharpness_every")
+    live_plot(diagnostics_figures.sharpness_figure(measured, height=height, every=every),
+              key="sharpness_chart")
+    for line in (diagnostics_figures.sharpness_text(measured), diagnostics_figures.noise_text(measured)):
+        if line:
+            st.caption(line)
+    if measured is not None and measured.error:
+        st.caption(f"A measurement failed: {measured.error}")
+
+
+st.subheader("Stability and batch size", help="Measured off the training thread: the top eigenvalue of the "
+             "cost's Hessian (λ_max) against the largest one the optimizer is stable for at this learning "
+             "rate, and the gradient noise scale B_simple, about the batch size past which larger batches "
+             "stop cutting the steps needed")
+cadences = st.columns([1, 1, 2])
+cadences[0].selectbox("λ_max", diagnosis.SHARPNESS_CHOICES, key="sharpness_every",
+                      format_func=diagnosis.every_label, on_change=keep, args=("sharpness_every",))
+cadences[1].selectbox("Gradient noise scale", diagnosis.NOISE_CHOICES, key="noise_every",
+                      format_func=diagnosis.every_label, on_change=keep, args=("noise_every",))
+live(studio, diagnostic_rates, "stability", stability_views)
 
 if studio.trainer is not None and not demo:
     histograms = st.expander("Weight and gradient histograms, now vs at initialisation",
