@@ -257,7 +257,7 @@ def test_a_worker_killed_mid_trial_is_counted_and_reported_by_the_cli(tmp_path):
             stdout, stderr = client.communicate(timeout=60)
         finally:
             stop_processes([client])
-    assert client.returncode == 0, stderr
+    assert client.returncode == 130, stderr  # stopped by SIGTERM, as by Ctrl-C (it reports first)
     (other,) = [worker for worker in pids if worker != killed]
     assert f"trial 0: worker {killed} died; ran again on {other}" in stdout
     assert "1 attempt lost to a worker that died" in stdout
@@ -443,10 +443,10 @@ def test_the_median_pruner_stops_a_learning_rate_of_100_early():
     """Seam 5 too: the pruner hears a test cost every 20 steps (the sweep's own cadence), while
     each trial's set-up and run keep the user's eval_every (100): test rows at 100 and 200 only."""
     store = RunStore()
-    # Grid seed 5 puts lr=100 last, and one worker runs the trials one after another, so the
-    # pruner has the others' test costs to compare with.
+    # Grid seed 1 puts lr=100 last (GridOrder), and one worker runs the trials one after another,
+    # so the pruner has the others' test costs to compare with.
     spec = SweepSpec.build(tiny_base(activation="relu", init="he"), ["learning_rate=0.1,0.2,0.3,100"],
-                           iterations=200, pruner="median", seed=5)
+                           iterations=200, pruner="median", seed=1)
     assert (spec.base.eval_every, spec.report_every) == (100, 20)
     sweep = Sweep(create_sweep(spec, store), store, workers=1)
     snapshot = sweep.run()
