@@ -451,10 +451,18 @@ class Run:
     def running(self):
         return self._thread.running
 
-    def start(self, budget=None, steps_per_second=None):
-        """Train in a background thread up to `budget` iterations (the set-up's by default).
+    @property
+    def pooled(self):
+        """Whether it trains (or last trained) in the shared pool of small runs (backprop.scheduler)
+        rather than in a capped thread of its own."""
+        return self._thread.pooled
 
-        Raises InputError when the server's training cap is reached (nothing is left behind)."""
+    def start(self, budget=None, steps_per_second=None):
+        """Train in the background up to `budget` iterations (the set-up's by default): a small run
+        in the shared pool, a big one in a thread of its own (backprop.threads).
+
+        `steps_per_second` sets a pace (as set_pace); without it the pace set before is kept.
+        Raises InputError when the server's cap for its kind is reached (nothing is left behind)."""
         trainer = self.trainer
         if trainer.diverged is not None:
             raise InputError("training", "this run diverged; lower the learning rate and press Reset to "
@@ -465,10 +473,11 @@ class Run:
                                            "train on")
         opened = self.open()
         self.diagnostics.begin()
-        self._thread.steps_per_second = steps_per_second
+        if steps_per_second is not None:
+            self._thread.steps_per_second = steps_per_second
         try:
             self._thread.start(trainer, budget)
-        except InputError:  # the thread cap: no empty run left 'running' behind
+        except InputError:  # a cap: no empty run left 'running' behind
             if opened and not trainer.iteration:
                 self.discard()
             else:
