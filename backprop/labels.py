@@ -88,6 +88,7 @@ class FoldTask:
     train: np.ndarray  # positions in the task's training set
     held: np.ndarray
     path: str | None = None  # an upload's files (the worker loads the data itself)
+    own_cluster: bool = False  # the workers are this review's own (a LocalCluster it started)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +114,8 @@ def train_fold(task, data=None):
         worker = get_worker().address
     except (ImportError, ValueError):
         worker = "this process"
+    if task.own_cluster:
+        keep_freed_memory()
     if data is None:
         try:
             data = task.config.load_data(path=task.path)
@@ -134,6 +137,28 @@ def train_fold(task, data=None):
     train_accuracy = float(trainer.network.evaluate(trainer.x_train[:10_000], trainer.y_train[:10_000])[1])
     return FoldOutcome(task.fold, np.asarray(task.held), probabilities, accuracy, train_accuracy,
                        time.perf_counter() - started, worker, time.process_time() - cpu)
+
+
+MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest
+TRIM_THRESHOLD = 256 * 1024 * 1024
+
+
+def keep_freed_memory():
+    """Let glibc keep freed memory for the next step in this worker process (best effort, Linux).
+
+    Dask's nanny starts its workers with MALLOC_TRIM_THRESHOLD_=65536, which turns glibc's dynamic
+    mmap threshold off: every array over 128 KB (a batch, an activation, a gradient) is then mapped
+    and unmapped at each step, and its pages faulted in again. A fold measured 5.8-7.0 s of CPU that
+    way against 4.4-4.7 s with these thresholds. Only a review's own workers are changed (they end
+    with it); a shared scheduler's are left as they are."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +193,8 @@ def out_of_fold(config, data, folds=5, *, path=None, send_data=False, scheduler=
     held = split_folds(labels, folds, seed)
     everything = np.arange(len(labels))
     tasks = [FoldTask(k, config, np.setdiff1d(everything, part, assume_unique=True), part,
-                      str(path) if path is not None else None) for k, part in enumerate(held)]
+                      str(path) if path is not None else None, own_cluster=not scheduler)
+             for k, part in enumerate(held)]
     started = time.perf_counter()
     client, cluster = connect(scheduler, workers)
     run = uuid.uuid4().hex[:8]
