@@ -1,4 +1,4 @@
-"""`python -m backprop train|runs|data ...`: the engine from a terminal.
+"""`python -m backprop train|runs|data|sweep|labels ...`: the engine from a terminal.
 
 `train` starts from a preset (the tutorial's experiment by default), lets every setting be
 overridden, prints the cost every 100 iterations like the tutorial, and ends with the train
@@ -28,7 +28,7 @@ PRINT_EVERY = 100
 
 def build_parser():
     parser = ArgumentParser(prog="backprop", description="Backprop Studio from the command line.")
-    commands = parser.add_subparsers(dest="command", metavar="{train,runs,data,sweep}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,runs,data,sweep,labels}")
 
     train = commands.add_parser("train", help="train a network and print its cost and accuracy",
                                 description="Train a network. Start from a preset; every option "
@@ -58,6 +58,7 @@ def build_parser():
     commands.add_parser("data", help="list or download datasets (see `backprop data --help`)",
                         add_help=False)
     commands.add_parser("sweep", help="train many set-ups (see `backprop sweep --help`)", add_help=False)
+    add_labels_parser(commands)
     return parser
 
 
@@ -239,6 +240,104 @@ def runs_command(args=None):
     return 0
 
 
+def add_labels_parser(commands):
+    """`backprop labels`: the fold model is a set-up (the mnist10 preset's network, fewer steps), with
+    every `backprop train` option laid over it."""
+    from .labels import FOLD_BATCH, FOLD_ITERATIONS, FOLDS, RANK_BY, TOP
+
+    labels = commands.add_parser(
+        "labels", help="find training images whose label looks wrong (cross-validation and cleanlab)",
+        description="Find suspect labels: K-fold cross-validation gives every training image class "
+                    "probabilities from a network that never saw it (one Dask task per fold, on a local "
+                    "cluster or --scheduler), and cleanlab's confident learning ranks the images whose "
+                    "given label those probabilities contradict. The fold model is the mnist10 preset's "
+                    f"network trained {FOLD_ITERATIONS} steps of {FOLD_BATCH}; any `backprop train` option "
+                    "changes it. The review is kept for the Data page's Suspect labels gallery.")
+    add_setting_options(labels)
+    labels.set_defaults(preset="mnist10", iterations=str(FOLD_ITERATIONS), batch_size=str(FOLD_BATCH))
+    review = labels.add_argument_group("suspect labels")
+    review.add_argument("--folds", default=str(FOLDS.default), metavar="K",
+                        help=f"{FOLDS.help}: {FOLDS.allowed()}; default {FOLDS.default}")
+    review.add_argument("--rank-by", default=RANK_BY.default, metavar="SCORE",
+                        help=f"{RANK_BY.allowed()}: the given label's probability (self_confidence) or it "
+                             f"minus the largest other (normalized_margin), lowest first; default "
+                             f"{RANK_BY.default}")
+    review.add_argument("--top", default=str(TOP.default), metavar="N",
+                        help=f"suspects to print; default {TOP.default} (--json writes them all)")
+    review.add_argument("--workers", help="local worker processes (default: one per core)")
+    review.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the folds on an existing Dask cluster, e.g. tcp://host:8786")
+    review.add_argument("--json", metavar="PATH",
+                        help="write every suspect (index, given, suggested, confidence) and the timing")
+    review.add_argument("--no-save", action="store_true",
+                        help="do not keep the review for the Data page's gallery")
+    review.add_argument("--quiet", action="store_true", help="print only the suspects and the timing")
+
+
+def labels_command(args):
+    """`backprop labels`: out-of-fold probabilities on Dask, ranked by cleanlab; prints the top
+    suspects and the timing, writes --json, keeps the review for the Data page."""
+    from .data.tasks import TOY_DATASETS, training_source
+    from .data.toy2d import is_regression
+    from .labels import FOLDS, RANK_BY, TOP, find_suspects, save_review, suspect_rows
+    from .sweep.cluster import WORKERS, check_address, default_workers
+
+    started = time.perf_counter()
+    folds, rank_by, top = FOLDS.parse(args.folds), RANK_BY.parse(args.rank_by), TOP.parse(args.top)
+    workers = WORKERS.parse(args.workers)
+    scheduler = check_address(args.scheduler) if args.scheduler else None
+    if args.dataset is not None and is_regression(args.dataset):
+        raise InputError("dataset", f"{args.dataset} is a regression data set: its targets are numbers, not "
+                                    "labels; choose a classification data set")
+    config = config_from_args(args)
+    data = config.load_data()
+    config = fit_output_to_task(config, args, data)
+    key = None
+    if config.dataset not in TOY_DATASETS:
+        key = training_source(config.dataset, config.data_path, config.seed).key
+    say = (lambda *a: None) if args.quiet else print
+    where = scheduler or f"a local cluster of {workers or default_workers()} workers"
+    say(f"Suspect labels of {data.name}: {len(data.y_train):,} training images, {folds} folds on {where}")
+    say(f"Fold model: {describe(config)}")
+
+    def fold_ended(done, total, outcome):
+        say(f"Fold {outcome.fold + 1} ({done}/{total}) on {outcome.worker}: held-out accuracy "
+            f"{outcome.accuracy:.4f}, {outcome.seconds:.1f} s")
+
+    try:
+        review = find_suspects(config, data=data, path=config.data_path, send_data=False, folds=folds,
+                               rank_by=rank_by, scheduler=scheduler, workers=workers, key=key,
+                               on_fold=fold_ended)
+    except KeyboardInterrupt:
+        print("Stopped by Ctrl-C; the cluster is closed.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    seconds = time.perf_counter() - started
+    rows = suspect_rows(review)
+    lines = [("rank", "index", "given", "suggested", "confidence")]
+    lines += [(str(rank), str(row["index"]), str(row["given"]), str(row["suggested"]),
+               f"{row['confidence']:.3f}") for rank, row in enumerate(rows[:top], start=1)]
+    from .runs import text_table
+
+    print(f"Top {min(top, len(rows))} of {review.issues} suspects (cleanlab, ranked by {rank_by}); index: "
+          "the image's position in the training file")
+    print(text_table(lines))
+    print(f"Out-of-fold accuracy: {review.accuracy:.4f} (folds: "
+          f"{', '.join(f'{a:.4f}' for a in review.fold_accuracies)})")
+    load = "" if review.load_average is None else f"; load average {review.load_average:.2f}"
+    print(f"Seconds: {seconds:.1f} in all, {review.seconds:.1f} for the {folds} folds on {review.workers} "
+          f"workers ({review.cpu_seconds:.1f} s of CPU time in them){load}")
+    if args.json:
+        with _naming_the_option("json", args.json):
+            write_json_file(args.json, {**{name: value for name, value in review.to_dict().items()
+                                           if name not in ("suspects", "format")},
+                                        "seconds_in_all": seconds, "suspects": rows})
+        say(f"Wrote {args.json}")
+    if key is not None and not args.no_save:
+        save_review(review)
+        say("Kept for the Data page (Suspect labels).")
+    return 0
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "data":
@@ -254,6 +353,8 @@ def main(argv=None):
             return train_command(args)
         if args.command == "runs":
             return runs_command(args)
+        if args.command == "labels":
+            return labels_command(args)
     except InputError as error:
         print(f"error: {error.field}: {error.message}", file=sys.stderr)
         return EXIT_INPUT
