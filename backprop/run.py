@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .diagnostics import DiagnosticsView, Divergence, RunDiagnostics, Setup, explain
+from .disk import after_run_end
 from .errors import InputError
 from .threads import TrainingThread
 
@@ -339,6 +340,7 @@ class Run:
                     self.store.mark_running(self.run_id)
                 else:
                     self.store.finish(self.run_id, metrics_now, status=status, checkpoint_path=path)
+                    after_run_end(self.store, path)  # the disk quota: what this run wrote is counted
             finally:
                 if on_done is not None:
                     on_done()
