@@ -136,9 +136,9 @@ TrainConfig.__module__ = __name__  # so pickle (Dask, checkpoints) finds it here
 PRESETS = {
     "tutorial": TrainConfig(),
     "tutorial-deep": TrainConfig(layers=[392, 196, 98, 1]),
-    # Chosen by a sweep (docs/cli-and-api.md, "backprop sweep": learning_rate 0.004/0.006/0.008 x l2 1e-4/5e-4, 1200
-    # steps; every trial 98.34-98.45%): batches of 512 keep the matrix products efficient, and the
-    # cosine decay settles Adam into a good minimum.
+    # Chosen by a sweep (docs/cli-and-api.md, "backprop sweep": learning_rate 0.004/0.006/0.008 x
+    # l2 1e-4/5e-4, 1200 steps; every trial 98.34-98.45%): batches of 512 keep the matrix products
+    # efficient, and the cosine decay settles Adam into a good minimum.
     "mnist10": TrainConfig(digits=None, layers=[256, 128, 10], activation="relu", init="he",
                            dtype="float32", optimizer="adam", learning_rate=0.006,
                            lr_schedule="cosine", batch_size=512, l2=1e-4, iterations=1200,
