@@ -5,8 +5,8 @@ final metrics, checkpoint path) and one row per recorded step (iteration, epoch,
 where evaluated, test cost and accuracy). It runs in WAL mode: a training process writes
 while the app reads, and a process killed mid-write loses only its unfinished transaction.
 
-A RunRecorder batches a trainer's step records and writes them at most every ~2 seconds,
-each flush one transaction, so a crash or a closed tab loses at most those seconds.
+A run's steps reach it through `backprop.run.Run`, in batches written on one writer thread,
+each flush one transaction, so a crash or a closed tab loses at most a couple of seconds.
 """
 
 import json
@@ -14,7 +14,6 @@ import math
 import os
 import socket
 import sqlite3
-import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -407,69 +406,6 @@ class RunStore:
             rows = con.execute("SELECT * FROM runs WHERE sweep_id = ? ORDER BY trial, id",
                                (int(sweep_id),)).fetchall()
             return [self._describe(row, self._last(con, row["id"])) for row in rows]
-
-
-class RunRecorder:
-    """Writes a trainer's step records into a RunStore, batched so that training stays fast.
-
-    `add(records)` keeps rows in memory and flushes when `flush_seconds` have passed since the
-    last flush; each flush is one transaction. Past `max_rows` recorded steps it keeps every
-    2nd step (then every 4th after another `max_rows`, ...), and always keeps test evaluations,
-    so a run of millions of steps stays a small database row set.
-    """
-
-    def __init__(self, store, run_id, flush_seconds=2.0, max_rows=20_000):
-        self.store = store
-        self.run_id = run_id
-        self.flush_seconds = float(flush_seconds)
-        self.max_rows = int(max_rows)
-        self.stride = 1
-        self.kept = 0
-        self.divergence = None
-        self._pending = []
-        self._last_flush = time.monotonic()
-        self._lock = threading.Lock()
-        self.closed = False
-
-    def add(self, records):
-        """Take trainer step records; a 'diverged' record is remembered, not stored as a step."""
-        with self._lock:
-            for record in records:
-                if "diverged" in record:
-                    self.divergence = record["diverged"]
-                    continue
-                if "test_iteration" in record:  # its own row, at the iteration it is named by
-                    self._pending.append({"iteration": record["test_iteration"],
-                                          "test_cost": record["test_cost"],
-                                          "test_accuracy": record["test_accuracy"]})
-                if record["iteration"] % self.stride:
-                    continue
-                self._pending.append({"iteration": record["iteration"], "epoch": record["epoch"],
-                                      "cost": record["cost"]})
-                self.kept += 1
-                if self.kept >= self.max_rows * self.stride.bit_length():
-                    self.stride *= 2
-            due = time.monotonic() - self._last_flush >= self.flush_seconds
-        if due:
-            self.flush()
-
-    def flush(self):
-        with self._lock:
-            rows, self._pending = self._pending, []
-            self._last_flush = time.monotonic()
-            if rows:
-                self.store.append_history(self.run_id, rows)
-
-    def close(self, metrics=None, status=None, checkpoint_path=None):
-        """Write what is left and mark the run done ('diverged' if a diverged record was seen)."""
-        self.flush()
-        if status is None:
-            status = "diverged" if self.divergence is not None else "finished"
-        metrics = dict(metrics or {})
-        if self.divergence is not None:
-            metrics.setdefault("divergence", self.divergence)
-        self.store.finish(self.run_id, metrics, status=status, checkpoint_path=checkpoint_path)
-        self.closed = True
 
 
 def table_cell(value, digits=4):

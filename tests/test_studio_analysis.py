@@ -11,7 +11,7 @@ import pytest
 from backprop.checkpoint import load_checkpoint
 from backprop.config import preset
 from backprop.errors import InputError
-from backprop.runs import RunRecorder, RunStore
+from backprop.runs import RunStore
 from studio import session
 from studio.analysis_figures import latest_health_reading
 from studio.data_files import current_data, data_facts, sample_grid
@@ -163,9 +163,8 @@ def test_a_runs_path_without_a_landscape_and_a_missing_checkpoint(tmp_path):
 def test_recorded_runs_are_typed_and_the_studios_own_shows_as_paused(studio):
     store = RunStore()
     other = store.create({"layers": [4, 1], "learning_rate": 0.5}, name="another")
-    recorder = RunRecorder(store, other)
-    recorder.add([{"iteration": 0, "epoch": 1.0, "cost": 0.7, "test_accuracy": 0.6}])
-    recorder.close({"test_accuracy": 0.6})
+    store.append_history(other, [{"iteration": 0, "epoch": 1.0, "cost": 0.7}])
+    store.finish(other, {"test_accuracy": 0.6})
     records = RunRecords()
     runs = {run.id: run for run in records.runs(studio)}
     mine, theirs = runs[studio.run_id], runs[other]
