@@ -64,9 +64,9 @@ def _output(self):
     return "sigmoid" if self.digits is not None or self.layers[-1] == 1 else "softmax"
 
 
-def _optimizer_knobs(self):
+def _optimizer_values(self):
     """The chosen optimizer's settings (its class says which), as keyword arguments for it."""
-    return {name: getattr(self, name) for name in OPTIMIZERS[self.optimizer].knobs_names()}
+    return {name: getattr(self, name) for name in OPTIMIZERS[self.optimizer].setting_names()}
 
 
 def _fit_output(self, n_classes):
@@ -123,7 +123,7 @@ def _field(setting):
 
 TrainConfig = dataclasses.make_dataclass(
     "TrainConfig", [(name, object, _field(setting)) for name, setting in SETTINGS.items()],
-    namespace={"validated": _validated, "output": property(_output), "optimizer_knobs": _optimizer_knobs,
+    namespace={"validated": _validated, "output": property(_output), "optimizer_values": _optimizer_values,
                "fit_output": _fit_output, "check_memory": _check_memory, "load_data": _load_data,
                "to_dict": _to_dict,
                "from_dict": _from_dict,

@@ -170,24 +170,24 @@ class Setup:
     activation: str
     init: str
     optimizer: str
-    knobs: dict
+    optimizer_values: dict
     batch_size: int | None = None
     n_layers: int | None = None
 
     @property
     def learning_rate(self):
-        return self.knobs["learning_rate"]
+        return self.optimizer_values["learning_rate"]
 
     @classmethod
     def of_config(cls, config, n_layers=None):
-        return cls(config.activation, config.init, config.optimizer, dict(config.optimizer_knobs()),
+        return cls(config.activation, config.init, config.optimizer, dict(config.optimizer_values()),
                    config.batch_size, n_layers)
 
     @classmethod
     def of_trainer(cls, trainer):
         """Read while holding the trainer's lock."""
         network = trainer.network
-        return cls(network.activation, network.init, trainer.optimizer.name, trainer.optimizer.knobs(),
+        return cls(network.activation, network.init, trainer.optimizer.name, trainer.optimizer.values(),
                    trainer.batch_size, network.n_layers)
 
 
@@ -318,8 +318,9 @@ def advice_for(setup, *, stable_learning_rate=None, dead=False, saturated=False,
         tries = [f"a smaller learning rate: below {stable_learning_rate:.2g} for this curvature (now {lr:g})"]
     else:
         tries = [f"a smaller learning rate (now {lr:g}; e.g. {lr / 10:g})"]
-    if setup.optimizer == "momentum" and stable_learning_rate is not None and setup.knobs.get("momentum"):
-        tries.append(f"less momentum (now {setup.knobs['momentum']:g}; the limit is (2+2β)/η)")
+    momentum = setup.optimizer_values.get("momentum")
+    if setup.optimizer == "momentum" and stable_learning_rate is not None and momentum:
+        tries.append(f"less momentum (now {momentum:g}; the limit is (2+2β)/η)")
     if setup.activation in DEAD_KIND:
         if setup.init != "he" and (dead and from_start or not (dead or saturated)):
             tries.append("He initialisation (init he)")
@@ -371,7 +372,7 @@ class Snapshot:
     iteration: int
     params: tuple  # the trainer's arrays: replaced on each step, never changed in place
     optimizer: str
-    knobs: dict
+    optimizer_values: dict
     learning_rate: float  # with the schedule's factor
     penalties: dict
     preconditioner: list | None  # Adam's denominators (None before its first step, or not Adam)
@@ -384,7 +385,7 @@ class Snapshot:
         preconditioner = None
         if optimizer.name == "adam" and optimizer.t > 0:
             preconditioner = adam_preconditioner(optimizer)
-        return cls(trainer.iteration, tuple(trainer.network.params), optimizer.name, optimizer.knobs(),
+        return cls(trainer.iteration, tuple(trainer.network.params), optimizer.name, optimizer.values(),
                    optimizer.learning_rate * trainer.lr_factor(), trainer.penalties(), preconditioner,
                    trainer.batch_size)
 
@@ -398,7 +399,7 @@ def measure_sharpness(trainer, snapshot, v0=None, tol=TRACK_TOL, max_samples=SAM
     it cannot be measured (Adam before its first step, parameters that overflow)."""
     if not snapshot.measurable:
         return None
-    judged = make_optimizer(snapshot.optimizer, **snapshot.knobs)
+    judged = make_optimizer(snapshot.optimizer, **snapshot.optimizer_values)
     try:
         with np.errstate(all="ignore"):
             stability = measure_stability(

@@ -276,7 +276,7 @@ class History:
         self.trajectory = Trajectory()
         self.landscape = None  # the last Landscape computed for this run (backprop.landscape)
         self.evaluations = []  # dicts: iteration, test_cost, test_accuracy (bounded the same way)
-        self.markers = []  # dicts: iteration, setting, old, new: where a knob was changed
+        self.markers = []  # dicts: iteration, setting, old, new: where a setting was changed
         self.divergence = None
 
     def append(self, iteration, epoch, cost, layer_stats, health=None):

@@ -76,9 +76,9 @@ def find_learning_rate(config, data, network=None, min_lr=1e-6, max_lr=10.0, ste
         pick = np.sort(np.random.RandomState(config.seed).choice(len(y), max_samples, replace=False))
         x, y = x[pick], y[pick]
     sample = SimpleNamespace(x_train=x, y_train=y, x_test=x[:0], y_test=y[:0])
-    knobs = config.optimizer_knobs()
-    knobs["learning_rate"] = float(min_lr)
-    trainer = Trainer(network, make_optimizer(config.optimizer, **knobs), sample,
+    optimizer_values = config.optimizer_values()
+    optimizer_values["learning_rate"] = float(min_lr)
+    trainer = Trainer(network, make_optimizer(config.optimizer, **optimizer_values), sample,
                       batch_size=config.batch_size, l2=config.l2, l1=config.l1, eval_every=10**9,
                       shuffle_seed=config.seed, history_capacity=steps + 1)
 

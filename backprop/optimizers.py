@@ -40,25 +40,25 @@ class Optimizer:
         unknown = set(values) - set(declared)
         if unknown:
             raise InputError("optimizer", f"{self.name} has no setting {', '.join(sorted(unknown))}; "
-                                          f"it takes {', '.join(self.knobs_names())}")
+                                          f"it takes {', '.join(self.setting_names())}")
         self.learning_rate = LEARNING_RATE.parse(
             self.default_learning_rate if learning_rate is None else learning_rate)
         for setting in self.settings:
             setattr(self, setting.name, setting.parse(values.get(setting.name, setting.default)))
 
     @classmethod
-    def knobs_names(cls):
+    def setting_names(cls):
         return ["learning_rate", *(s.name for s in cls.settings)]
 
-    def knobs(self):
-        return {name: getattr(self, name) for name in self.knobs_names()}
+    def values(self):
+        return {name: getattr(self, name) for name in self.setting_names()}
 
     def set(self, name, value):
         """Change one setting before the next step; returns the checked value."""
         setting = LEARNING_RATE if name == "learning_rate" else \
             next((s for s in self.settings if s.name == name), None)
         if setting is None:
-            raise InputError(name, f"the {self.name} optimizer takes {', '.join(self.knobs_names())}")
+            raise InputError(name, f"the {self.name} optimizer takes {', '.join(self.setting_names())}")
         value = setting.parse(value)
         setattr(self, name, value)
         return value
@@ -152,10 +152,10 @@ class Adam(Optimizer):
 OPTIMIZERS = {"sgd": GradientDescent, "momentum": Momentum, "adam": Adam}
 
 
-def make_optimizer(name, **knobs):
+def make_optimizer(name, **values):
     if name not in OPTIMIZERS:
         raise InputError("optimizer", f"{name!r} is not one of {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[name](**knobs)
+    return OPTIMIZERS[name](**values)
 
 
 def optimizer_settings():

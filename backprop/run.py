@@ -103,7 +103,7 @@ class RunView:
     seconds: float  # time spent training
     params: list  # [(W, b)] per layer, now
     initial_params: list | None  # [(W, b)] at initialisation
-    knobs: dict  # the optimizer's settings now
+    optimizer_values: dict  # the optimizer's settings now
     l2: float
     l1: float
     diverged: dict | None
@@ -534,7 +534,8 @@ class Run:
                 run_id=self.run_id, status=self.status,
                 iteration=trainer.iteration, epoch=trainer.epoch, seconds=trainer.seconds,
                 params=list(trainer.network.params), initial_params=self.initial_params,
-                knobs=trainer.optimizer.knobs(), l2=trainer.l2, l1=trainer.l1, diverged=trainer.diverged,
+                optimizer_values=trainer.optimizer.values(), l2=trainer.l2, l1=trainer.l1,
+                diverged=trainer.diverged,
                 last=history.last(), iterations=history.iterations, costs=history.costs,
                 dW_norm=history.layer_stat("dW_norm"), dW_mean_abs=history.layer_stat("dW_mean_abs"),
                 update_ratio=history.layer_stat("update_ratio"), unit_health=history.unit_health(),

@@ -177,9 +177,9 @@ def trainer_stability(trainer, max_samples=SAMPLES, seed=0, tol=1e-3, v0=None):
         learning_rate = optimizer.learning_rate * trainer.lr_factor()
         penalties = trainer.penalties()
         preconditioner = adam_preconditioner(optimizer) if optimizer.name == "adam" else None
-        knobs = optimizer.knobs()
+        optimizer_values = optimizer.values()
         name = optimizer.name
-    judged = make_optimizer(name, **knobs)  # the settings at the copy, without the live state
+    judged = make_optimizer(name, **optimizer_values)  # the settings at the copy, without the live state
     return measure_stability(trainer.network, trainer.x_train, trainer.y_train, judged, **penalties,
                              learning_rate=learning_rate, max_samples=max_samples, seed=seed, tol=tol,
                              v0=v0, params=params, preconditioner=preconditioner)

@@ -7,7 +7,7 @@ snapshot. Parameter arrays are replaced on each step, never changed in place, so
 arrays stay valid after the lock is released. Readers that must not wait long (a page drawing
 the run) take the lock through `reading()`: a training loop lets them in between two steps.
 An optional learning-rate schedule ("cosine" over `schedule_iterations` steps) scales each step's
-update; the optimizer's learning_rate knob stays the base rate that a person sets.
+update; the optimizer's learning_rate setting stays the base rate that a person sets.
 With L1 and plain gradient descent, a weight that the penalty's part of a step takes across zero
 stops at zero (TensorFlow Playground's rule, `l1_stop_at_zero`).
 """
@@ -104,13 +104,13 @@ class Trainer:
         sizes = [data.n_features] + list(config.layers)
         net = Network(sizes, activation=config.activation, output=config.output, init=config.init,
                       seed=config.seed, dtype=config.dtype)
-        optimizer = make_optimizer(config.optimizer, **config.optimizer_knobs())
+        optimizer = make_optimizer(config.optimizer, **config.optimizer_values())
         return cls(net, optimizer, data, batch_size=config.batch_size, l2=config.l2, l1=config.l1,
                    eval_every=config.eval_every, shuffle_seed=config.seed,
                    lr_schedule=config.lr_schedule, schedule_iterations=config.iterations, **kwargs)
 
     # -- steering ------------------------------------------------------------------------
-    def set_knob(self, name, value):
+    def change_setting(self, name, value):
         """Change an optimizer setting (or a penalty) before the next step; marks the history."""
         with self.lock:
             if name in PENALTIES:
@@ -118,7 +118,7 @@ class Trainer:
                 old = getattr(self, name)
                 setattr(self, name, value)
             else:
-                old = self.optimizer.knobs().get(name)
+                old = self.optimizer.values().get(name)
                 value = self.optimizer.set(name, value)
             if old != value:
                 self.history.add_marker(self.iteration, name, old, value)
@@ -132,19 +132,19 @@ class Trainer:
         and its settings, the penalty, the schedule and the test interval."""
         with self.lock:
             if config.optimizer != self.optimizer.name:
-                self.set_optimizer(config.optimizer, **config.optimizer_knobs())
+                self.set_optimizer(config.optimizer, **config.optimizer_values())
             else:
-                for name, value in config.optimizer_knobs().items():
-                    self.set_knob(name, value)
+                for name, value in config.optimizer_values().items():
+                    self.change_setting(name, value)
             for name in PENALTIES:
-                self.set_knob(name, getattr(config, name))
+                self.change_setting(name, getattr(config, name))
             self.eval_every = config.eval_every
             self.set_schedule(config.lr_schedule, config.iterations)  # a cosine decays over the budget
 
-    def set_optimizer(self, name, **knobs):
+    def set_optimizer(self, name, **optimizer_values):
         """Switch optimizers before the next step. The new one starts with no state (its
         velocity or moments from zero): another optimizer's state means something else."""
-        optimizer = make_optimizer(name, **knobs)
+        optimizer = make_optimizer(name, **optimizer_values)
         with self.lock:
             old, self.optimizer = self.optimizer.name, optimizer
             if old != name:
@@ -296,7 +296,7 @@ class Trainer:
         """A consistent copy of what a viewer needs; safe to read after the lock is gone."""
         with self.lock:
             return {"iteration": self.iteration, "epoch": self.epoch, "seconds": self.seconds,
-                    "params": list(self.network.params), "knobs": self.optimizer.knobs(),
+                    "params": list(self.network.params), "optimizer_values": self.optimizer.values(),
                     **self.penalties(), "diverged": self.diverged, "last": self.history.last()}
 
 

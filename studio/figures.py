@@ -109,7 +109,7 @@ def _series(values):
 
 def cost_figure(view, log_y=False, height=380):
     """Train cost per iteration (trace 'train cost'), test cost and accuracy every eval_every
-    iterations, knob changes as dotted vertical lines and a divergence as a red one."""
+    iterations, setting changes as dotted vertical lines and a divergence as a red one."""
     x, y = view.iterations, view.costs
     index = downsample(x, y)
     traces = [{"type": "scatter", "mode": _mode(len(index)), "name": "train cost", "x": x[index],

@@ -290,7 +290,7 @@ def toy_run(steps=100):
     network = Network([6, 8, 4, 3], activation="tanh", output="softmax", init="xavier", seed=3)
     trainer = Trainer(network, make_optimizer("sgd", learning_rate=0.5), data, eval_every=25)
     trainer.step(steps - 30)
-    trainer.set_knob("learning_rate", 0.2)
+    trainer.change_setting("learning_rate", 0.2)
     trainer.step(30)
     landscape = compute_landscape(network, random_plane(network.params), x[:20], y[:20], 3,
                                   iteration=trainer.iteration)

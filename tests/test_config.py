@@ -59,9 +59,9 @@ def test_full_batch_spellings_and_defaults():
         TrainConfig(batch_size=0).validated()
     config = TrainConfig().validated()
     assert config.output == "sigmoid" and TrainConfig(digits=None, layers=[10]).output == "softmax"
-    assert config.optimizer_knobs() == {"learning_rate": 0.1}
+    assert config.optimizer_values() == {"learning_rate": 0.1}
     # every optimizer setting is a setting of the set-up now, Adam's epsilon included
-    assert set(TrainConfig(optimizer="adam").optimizer_knobs()) == {"learning_rate", "beta1", "beta2",
+    assert set(TrainConfig(optimizer="adam").optimizer_values()) == {"learning_rate", "beta1", "beta2",
                                                                     "epsilon"}
 
 

@@ -180,7 +180,8 @@ def test_a_setting_change_starts_the_watch_over_from_the_change():
     assert run.diagnostics.drain()
     first = run.diagnostics.diagnosis
     assert first is not None and first.kind == "rising"
-    trainer.set_knob("learning_rate", 0.01)  # marked at iteration 20: the costs before it are no reference
+    # marked at iteration 20: the costs before it are no reference
+    trainer.change_setting("learning_rate", 0.01)
     for _ in range(4):
         run.record(trainer.step(5))
         assert run.diagnostics.drain()

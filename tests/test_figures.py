@@ -26,7 +26,7 @@ def fake_view(steps=50, n_layers=3, **changes):
         evaluations=[{"iteration": 10, "test_cost": 0.5, "test_accuracy": 0.8},
                      {"iteration": 20, "test_cost": 0.4, "test_accuracy": 0.9}],
         markers=[{"iteration": 12, "setting": "learning_rate", "old": 0.1, "new": 0.5}],
-        diverged=None, params=[], initial_params=None, knobs={}, l2=0.0, l1=0.0, budget=1000,
+        diverged=None, params=[], initial_params=None, optimizer_values={}, l2=0.0, l1=0.0, budget=1000,
         image_shape=None)
     return dataclasses.replace(view, **changes)
 
@@ -44,7 +44,7 @@ def test_downsample_keeps_ends_and_extremes_within_budget():
     assert figures.downsample(x[:20], y[:20]).tolist() == list(range(20))
 
 
-def test_cost_figure_has_one_point_per_step_and_marks_knob_changes():
+def test_cost_figure_has_one_point_per_step_and_marks_setting_changes():
     figure = figures.cost_figure(fake_view(steps=37), log_y=True)
     train = figure["data"][0]
     assert train["name"] == "train cost" and train["type"] == "scatter" and len(train["x"]) == 37

@@ -55,9 +55,9 @@ def test_fresh_network_from_the_config_and_sampled_data():
     assert result.to_dict()["suggestion"] == result.suggestion
 
 
-@pytest.mark.parametrize("knobs, field", [({"min_lr": 0}, "min_lr"), ({"max_lr": 1e-7}, "max_lr"),
+@pytest.mark.parametrize("optimizer_values, field", [({"min_lr": 0}, "min_lr"), ({"max_lr": 1e-7}, "max_lr"),
                                           ({"steps": 3}, "steps"), ({"min_lr": float("nan")}, "min_lr")])
-def test_bad_sweep_settings_are_named(knobs, field):
+def test_bad_sweep_settings_are_named(optimizer_values, field):
     with pytest.raises(InputError) as error:
-        find_learning_rate(TrainConfig(layers=[2, 1]).validated(), toy_data(), **knobs)
+        find_learning_rate(TrainConfig(layers=[2, 1]).validated(), toy_data(), **optimizer_values)
     assert error.value.field == field

@@ -1,4 +1,4 @@
-"""Optimizers: each rule's arithmetic, knobs changeable between steps, state kept."""
+"""Optimizers: each rule's arithmetic, optimizer_values changeable between steps, state kept."""
 
 import math
 
@@ -19,7 +19,7 @@ def test_gradient_descent_is_the_tutorials_rule():
     np.testing.assert_array_equal(ub, 1.0)
 
 
-def test_momentum_accumulates_velocity_and_keeps_it_across_knob_changes():
+def test_momentum_accumulates_velocity_and_keeps_it_across_setting_changes():
     opt = Momentum(learning_rate=0.1, momentum=0.9)
     opt.updates(grads_of(1.0))  # v = 1
     opt.learning_rate = 0.2
@@ -66,13 +66,13 @@ def test_updates_do_not_touch_the_gradients():
     (lambda: make_optimizer("rmsprop"), "optimizer"),
     (lambda: make_optimizer("sgd", momentum=0.9), "optimizer"),
 ])
-def test_bad_knobs_name_the_field(call, field):
+def test_bad_settings_name_the_field(call, field):
     with pytest.raises(InputError) as caught:
         call()
     assert caught.value.field == field
 
 
-def test_knobs_list_each_optimizers_settings():
-    assert set(make_optimizer("adam").knobs()) == {"learning_rate", "beta1", "beta2", "epsilon"}
-    assert set(make_optimizer("momentum").knobs()) == {"learning_rate", "momentum"}
-    assert set(make_optimizer("sgd").knobs()) == {"learning_rate"}
+def test_settings_list_each_optimizers_settings():
+    assert set(make_optimizer("adam").values()) == {"learning_rate", "beta1", "beta2", "epsilon"}
+    assert set(make_optimizer("momentum").values()) == {"learning_rate", "momentum"}
+    assert set(make_optimizer("sgd").values()) == {"learning_rate"}

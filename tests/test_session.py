@@ -151,7 +151,7 @@ def test_two_sessions_train_different_setups_independently(store):
     assert a.run_id != b.run_id
 
 
-def test_live_knobs_apply_now_and_structure_waits_for_reset(store):
+def test_live_settings_apply_now_and_structure_waits_for_reset(store):
     studio = Studio(small(), store=store)
     studio.step(2)
     waiting = studio.propose(small(learning_rate=0.5, optimizer="adam"))

@@ -107,7 +107,7 @@ def test_optimizers_declare_their_settings_and_the_table_has_them_all():
     for name, optimizer in OPTIMIZERS.items():
         for setting in optimizer.settings:
             assert SETTINGS[setting.name].owner == name
-            assert setting.name in optimizer().knobs()
+            assert setting.name in optimizer().values()
 
 
 # The upload selectbox lists what was uploaded: tests/test_pages_data.py puts an upload into the set-up.

@@ -74,7 +74,7 @@ def test_divergence_in_a_later_layer_names_that_layer():
 def test_learning_rate_change_between_steps_keeps_optimizer_state_and_marks_history():
     trainer = make_trainer(Adam(learning_rate=0.01))
     trainer.step(3)
-    trainer.set_knob("learning_rate", 0.05)
+    trainer.change_setting("learning_rate", 0.05)
     assert trainer.history.markers == [{"iteration": 3, "setting": "learning_rate", "old": 0.01,
                                         "new": 0.05}]
     # What the next step must do if Adam's moments and step count carry on (no reset):
@@ -86,8 +86,8 @@ def test_learning_rate_change_between_steps_keeps_optimizer_state_and_marks_hist
     assert trainer.optimizer.t == 4
     for (W, _), W_expected in zip(trainer.network.params, expected, strict=True):
         np.testing.assert_allclose(W, W_expected, rtol=1e-12)
-    trainer.set_knob("l2", 0.01)
-    trainer.set_knob("beta1", 0.8)
+    trainer.change_setting("l2", 0.01)
+    trainer.change_setting("beta1", 0.8)
     assert [m["setting"] for m in trainer.history.markers] == ["learning_rate", "l2", "beta1"]
 
 
@@ -95,10 +95,10 @@ def test_learning_rate_change_between_steps_keeps_optimizer_state_and_marks_hist
     ("learning_rate", 0, "learning_rate"), ("learning_rate", float("nan"), "learning_rate"),
     ("learning_rate", -1, "learning_rate"), ("beta1", 1.0, "beta1"), ("momentum", 0.5, "momentum"),
 ])
-def test_bad_knob_changes_are_refused_and_change_nothing(name, value, field):
+def test_bad_setting_changes_are_refused_and_change_nothing(name, value, field):
     trainer = make_trainer(Adam(learning_rate=0.01))
     with pytest.raises(InputError) as caught:
-        trainer.set_knob(name, value)
+        trainer.change_setting(name, value)
     assert caught.value.field == field
     assert trainer.optimizer.learning_rate == 0.01 and trainer.history.markers == []
 
@@ -205,7 +205,7 @@ def test_history_stays_bounded_over_a_million_steps():
 def test_history_round_trips_through_a_dict():
     trainer = make_trainer(eval_every=3)
     trainer.step(7)
-    trainer.set_knob("learning_rate", 0.1)
+    trainer.change_setting("learning_rate", 0.1)
     copy_ = History.from_dict(trainer.history.to_dict())
     np.testing.assert_array_equal(copy_.costs, trainer.history.costs)
     np.testing.assert_array_equal(copy_.layer_stat("dW_norm"), trainer.history.layer_stat("dW_norm"))
@@ -232,7 +232,7 @@ def test_training_thread_with_another_thread_steering_and_watching():
     rates = [0.05, 0.1, 0.2]
     i = 0
     while not stop.is_set():
-        trainer.set_knob("learning_rate", rates[i % 3])
+        trainer.change_setting("learning_rate", rates[i % 3])
         snapshots.append(trainer.snapshot())
         i += 1
         if i >= 20:
@@ -244,7 +244,8 @@ def test_training_thread_with_another_thread_steering_and_watching():
         if snap["last"] is not None:
             assert snap["last"]["iteration"] == snap["iteration"] - 1
         assert [W.shape for W, _ in snap["params"]] == [(4, 5), (1, 4)]
-        assert snap["knobs"]["learning_rate"] in rates or snap["knobs"]["learning_rate"] == 0.1
+        rate = snap["optimizer_values"]["learning_rate"]
+        assert rate in rates or rate == 0.1
         assert math.isclose(snap["epoch"], snap["iteration"] * 8 / 40)
     iterations = [s["iteration"] for s in snapshots]
     assert iterations == sorted(iterations) and trainer.iteration >= 400
@@ -259,9 +260,9 @@ def test_l2_set_between_steps_is_checked_like_the_set_up():
     trainer = Trainer(Network([3, 2, 1]), GradientDescent(0.1), data)
     for bad in (-0.1, float("nan"), "much"):
         with pytest.raises(InputError, match="l2"):
-            trainer.set_knob("l2", bad)
+            trainer.change_setting("l2", bad)
     assert trainer.l2 == 0.0 and not trainer.history.markers  # nothing changed
-    trainer.set_knob("l2", 1e-3)
+    trainer.change_setting("l2", 1e-3)
     assert trainer.l2 == 1e-3
 
 
@@ -290,7 +291,7 @@ def test_switching_optimizer_or_schedule_between_steps_is_marked_and_checked():
     trainer = make_trainer(make_optimizer("momentum", learning_rate=0.1))
     trainer.step(3)
     trainer.set_optimizer("adam", learning_rate=0.01)
-    assert trainer.optimizer.name == "adam" and trainer.optimizer.knobs()["learning_rate"] == 0.01
+    assert trainer.optimizer.name == "adam" and trainer.optimizer.values()["learning_rate"] == 0.01
     trainer.set_schedule("cosine", 50)
     trainer.step(1)
     assert trainer.lr_factor() < 1.0
@@ -320,7 +321,7 @@ def test_l1_is_trained_with_and_applies_at_the_next_step():
     weights = sum(np.abs(W).sum() for W, _ in penalised.network.params)  # the same seed: the same weights
     cost_plain, cost_l1 = plain.step(1)[0]["cost"], penalised.step(1)[0]["cost"]
     assert cost_l1 == pytest.approx(cost_plain + 0.1 * weights, rel=1e-12)
-    penalised.set_knob("l1", 0.0)
+    penalised.change_setting("l1", 0.0)
     assert penalised.history.markers[-1] == {"iteration": 1, "setting": "l1", "old": 0.1, "new": 0.0}
 
 
