@@ -9,6 +9,7 @@ from studio import diagnostics_figures, figures
 from studio.analysis_figures import unit_health_figure
 from studio.controls import fill_widgets, setup_sidebar
 from studio.live_plot import live_plot
+from studio.projector import enlarge, projector_css, shortcuts
 from studio.refresh import TRAIN_PAGE, RefreshRates
 from studio.session import get_studio, route_through_app
 from studio.widgets import (
@@ -61,7 +62,10 @@ if not demo:
 keep_link_in_step(candidate or studio.pending or studio.config, demo)
 
 # -- controls -----------------------------------------------------------------------------------
-st.title("Train")
+if demo:  # projector mode: no title, large text, the essential views on one screen
+    projector_css()
+else:
+    st.title("Train")
 # What the run measures off its training thread (a run a button just built included).
 diagnosis.configure(studio, state["sharpness_every"], state["noise_every"])
 
@@ -80,8 +84,11 @@ training_controls(studio, extra=lambda: st.toggle(
     "Demo view", key="demo", on_change=keep, args=("demo",),
     help="Hide the set-up and enlarge the charts for a projector"))
 
-height = 560 if demo else 300  # each line chart
-heatmap_side = 640 if demo else 520  # the weight image and the paused heatmap: the same square
+shortcuts(legend=not demo)
+# The demo view fits status, cost, weights and gradients on one 1280x720 screen, side by side.
+height = 400 if demo else 300  # each line chart
+heatmap_side = 360 if demo else 520  # the weight image and the paused heatmap: the same square
+big = enlarge if demo else (lambda figure: figure)
 
 
 # -- live views: one fragment per refresh rate --------------------------------------------------
@@ -89,10 +96,21 @@ def fast_views(was_running):
     view = studio.view()
     if was_running and not studio.running:
         st.rerun(scope="app")  # training stopped by itself (budget, divergence): redraw the buttons
-    status_line(view, rates)
+    with st.container(key="status_line"):
+        status_line(view, rates)
     if view is None:
         return
-    live_plot(figures.cost_figure(view, log_y=state.get("log_y", False), height=height), key="cost_chart")
+    if demo:
+        return  # drawn in its column below
+    cost_view()
+
+
+def cost_view():
+    view = studio.view()
+    if view is None:
+        return
+    live_plot(big(figures.cost_figure(view, log_y=state.get("log_y", False), height=height)),
+              key="cost_chart")
 
 
 def heatmap_view(is_running):
@@ -114,8 +132,8 @@ def heatmap_view(is_running):
         image = figures.weights_image(matrix, view.image_shape, limit, heatmap_side)
         st.html(figures.image_html(image, heatmap_side, alt=f"{name} while training"))
     else:
-        st.plotly_chart(figures.weights_heatmap(matrix, view.image_shape, name=name, limit=limit,
-                                                height=heatmap_side), key="weights_heatmap",
+        st.plotly_chart(big(figures.weights_heatmap(matrix, view.image_shape, name=name, limit=limit,
+                                                    height=heatmap_side)), key="weights_heatmap",
                         width=heatmap_side + figures.HEATMAP_COLOURBAR)
 
 
@@ -125,11 +143,16 @@ def gradient_views():
         return
     measure = state.get("gradient_measure") or "mean_abs"
     found = figures.vanishing_layer(view)
-    live_plot(figures.gradient_figure(view, height=height, measure=measure,
-                                      highlight=found[0] if found else None), key="gradient_chart")
+    figure = figures.gradient_figure(view, height=height, measure=measure,
+                                     highlight=found[0] if found else None)
+    if demo:
+        enlarge(figure, title="Gradient size per layer")
+    live_plot(figure, key="gradient_chart")
     note = figures.vanishing_note(view, measure)
-    if note:
+    if note and not demo:
         st.caption(note)
+    if demo:
+        return  # the essential views only
     live_plot(figures.ratio_figure(view, height=height), key="ratio_chart")
     live_plot(unit_health_figure(view.iterations, view.unit_health, view.activation, height=height),
               key="unit_health_chart")
@@ -157,27 +180,32 @@ def histogram_views():
                   key="gradient_histogram")
 
 
-options = st.columns([1, 1, 1, 3])
-options[0].toggle("Log-scale cost", key="log_y", on_change=keep, args=("log_y",))
-options[3].segmented_control(
-    "Gradient chart", list(figures.GRADIENT_MEASURES), key="gradient_measure",
-    format_func=lambda m: {"mean_abs": "mean |dW| (per weight)", "norm": "‖dW‖ (whole layer)"}[m],
-    label_visibility="collapsed", on_change=keep, args=("gradient_measure",),
-    help="Per weight, layers compare fairly; a whole layer's norm grows with its number of weights")
-options[1].toggle("Show dW instead of W", key="show_dW", on_change=keep, args=("show_dW",))
 n_layers = studio.trainer.network.n_layers if studio.trainer is not None else len(studio.config.layers)
 layer_names = [f"W{l + 1}" for l in range(n_layers)]
 if state.get("heatmap_layer") not in layer_names:  # a kept layer the new network does not have
     state.heatmap_layer = layer_names[0]
-options[2].selectbox("Heatmap layer", layer_names, key="heatmap_layer", label_visibility="collapsed",
-                     on_change=keep, args=("heatmap_layer",))
+if not demo:  # the view's options; the demo view keeps what they were set to
+    options = st.columns([1, 1, 1, 3])
+    options[0].toggle("Log-scale cost", key="log_y", on_change=keep, args=("log_y",))
+    options[3].segmented_control(
+        "Gradient chart", list(figures.GRADIENT_MEASURES), key="gradient_measure",
+        format_func=lambda m: {"mean_abs": "mean |dW| (per weight)", "norm": "‖dW‖ (whole layer)"}[m],
+        label_visibility="collapsed", on_change=keep, args=("gradient_measure",),
+        help="Per weight, layers compare fairly; a whole layer's norm grows with its number of weights")
+    options[1].toggle("Show dW instead of W", key="show_dW", on_change=keep, args=("show_dW",))
+    options[2].selectbox("Heatmap layer", layer_names, key="heatmap_layer", label_visibility="collapsed",
+                         on_change=keep, args=("heatmap_layer",))
 live(studio, rates, "fast", fast_views, running)
-left, right = st.columns([3, 2] if not demo else [1, 1])
+if demo:
+    cost_side, left, right = st.columns([1.25, 1, 1.25])
+    with cost_side:
+        live(studio, rates, "fast", cost_view)  # the status line's rate
+else:
+    left, right = st.columns([3, 2])
 with left:
     live(studio, rates, "heatmap", heatmap_view, running)
 with right:
     live(studio, rates, "gradients", gradient_views)
-
 
 
 def stability_views():
@@ -193,16 +221,17 @@ def stability_views():
         st.caption(f"A measurement failed: {measured.error}")
 
 
-st.subheader("Stability and batch size", help="Measured off the training thread: the top eigenvalue of the "
-             "cost's Hessian (λ_max) against the largest one the optimizer is stable for at this learning "
-             "rate, and the gradient noise scale B_simple, about the batch size past which larger batches "
-             "stop cutting the steps needed")
-cadences = st.columns([1, 1, 2])
-cadences[0].selectbox("λ_max", diagnosis.SHARPNESS_CHOICES, key="sharpness_every",
-                      format_func=diagnosis.every_label, on_change=keep, args=("sharpness_every",))
-cadences[1].selectbox("Gradient noise scale", diagnosis.NOISE_CHOICES, key="noise_every",
-                      format_func=diagnosis.every_label, on_change=keep, args=("noise_every",))
-live(studio, diagnostic_rates, "stability", stability_views)
+if not demo:  # the essential views only in the demo view
+    st.subheader("Stability and batch size", help="Measured off the training thread: the top eigenvalue of "
+                 "the cost's Hessian (λ_max) against the largest one the optimizer is stable for at this "
+                 "learning rate, and the gradient noise scale B_simple, about the batch size past which "
+                 "larger batches stop cutting the steps needed")
+    cadences = st.columns([1, 1, 2])
+    cadences[0].selectbox("λ_max", diagnosis.SHARPNESS_CHOICES, key="sharpness_every",
+                          format_func=diagnosis.every_label, on_change=keep, args=("sharpness_every",))
+    cadences[1].selectbox("Gradient noise scale", diagnosis.NOISE_CHOICES, key="noise_every",
+                          format_func=diagnosis.every_label, on_change=keep, args=("noise_every",))
+    live(studio, diagnostic_rates, "stability", stability_views)
 
 if studio.trainer is not None and not demo:
     histograms = st.expander("Weight and gradient histograms, now vs at initialisation",

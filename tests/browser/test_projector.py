@@ -1,0 +1,125 @@
+"""Projector mode (issue 19) in a real browser: the Train page's demo view fits one screen at 1280x720
+and at 1920x1080 with chart tick labels of 18 px or more, and the keyboard shortcuts (Space, S)
+drive training."""
+
+import re
+
+import pytest
+
+from tests.browser.conftest import screenshot_dir, status_line, wait_for
+
+QUICK = "subset=300"
+
+# Each scrolling box that could hold the page: the document, Streamlit's main section and its app view.
+SCROLL = """() => {
+  const boxes = {document: document.scrollingElement};
+  for (const id of ['stMain', 'stAppViewContainer']) {
+    const el = document.querySelector(`[data-testid="${id}"]`);
+    if (el) boxes[id] = el;
+  }
+  const out = {innerHeight: window.innerHeight};
+  for (const [name, el] of Object.entries(boxes)) {
+    out[name] = {scroll: el.scrollHeight, client: el.clientHeight};
+  }
+  return out;
+}"""
+
+# Computed font sizes (px) of every chart's x tick labels, per live chart key (inside its iframe).
+TICK_SIZES = """(keys) => {
+  const out = {};
+  for (const key of keys) {
+    const frame = document.querySelector(`.st-key-${key} iframe`);
+    const doc = frame && frame.contentDocument;
+    if (!doc) { out[key] = null; continue; }
+    const texts = [...doc.querySelectorAll('.xtick text, .ytick text')];
+    out[key] = texts.map((t) => parseFloat(doc.defaultView.getComputedStyle(t).fontSize));
+  }
+  return out;
+}"""
+
+# Bottom edge (px, in the viewport) of each essential view.
+BOTTOMS = """(keys) => Object.fromEntries(keys.map((key) => {
+  const el = document.querySelector(`.st-key-${key}`);
+  return [key, el ? Math.round(el.getBoundingClientRect().bottom) : null];
+}))"""
+
+ESSENTIAL = ["status_line", "cost_chart", "gradient_chart"]
+
+
+def iteration(app) -> int:
+    return int(re.match(r"iteration (\d+)", status_line(app.page)).group(1))
+
+
+@pytest.mark.parametrize("viewport", [(1280, 720), (1920, 1080)])
+def test_train_demo_view_fits_one_screen_with_large_text(open_app, viewport):
+    app = open_app(query=QUICK + "&demo=1", viewport=viewport)
+    app.click("Step")
+    sizes = {}
+
+    def drawn():
+        sizes.update(app.page.evaluate(TICK_SIZES, ["cost_chart", "gradient_chart"]))
+        return all(sizes.values())
+
+    wait_for(drawn, 60, lambda: f"the charts never drew tick labels: {sizes}\n{app.debug()}")
+    app.wait_until_idle()
+    assert iteration(app) == 1
+    sizes.clear()
+    drawn()
+    for key, found in sizes.items():
+        assert min(found) >= 18, f"{key}: tick labels {sorted(set(found))} px, want >= 18"
+    status_px = app.page.evaluate(
+        "() => parseFloat(getComputedStyle(document.querySelector('.st-key-status_line p')).fontSize)")
+    assert status_px >= 18, f"status line {status_px} px"
+    button_px = app.page.evaluate(
+        "() => parseFloat(getComputedStyle([...document.querySelectorAll('[data-testid=\"stMain\"] button')]"
+        ".find((b) => b.innerText.trim() === 'Step').querySelector('p')).fontSize)")
+    assert button_px >= 18, f"buttons {button_px} px"
+
+    scroll = app.page.evaluate(SCROLL)
+    bottoms = app.page.evaluate(BOTTOMS, [*ESSENTIAL, "weights"])
+    shot = screenshot_dir() / f"projector-train-{viewport[0]}x{viewport[1]}.png"
+    app.page.screenshot(path=str(shot))  # the viewport only: what the room sees
+    for name in ("document", "stMain", "stAppViewContainer"):
+        if name in scroll:
+            box = scroll[name]
+            assert box["scroll"] <= scroll["innerHeight"], f"{name} scrolls: {scroll}, bottoms {bottoms}"
+    for key in ESSENTIAL:
+        assert bottoms[key] is not None and bottoms[key] <= viewport[1], f"{key} below the fold: {bottoms}"
+    app.assert_clean()
+
+
+def test_keyboard_shortcuts_step_train_and_pause(open_app):
+    app = open_app(query=QUICK)
+    legend = app.page.get_by_text("Keys:")
+    legend.first.wait_for()
+    app.page.evaluate("() => document.activeElement && document.activeElement.blur()")  # no input has focus
+    app.page.keyboard.press("s")
+    wait_for(lambda: re.match(r"iteration [1-9]", status_line(app.page)), 60,
+             lambda: f"S did not step: {status_line(app.page)!r}\n{app.debug()}")
+    app.wait_until_idle()
+    stepped = iteration(app)
+    app.page.keyboard.press("s")
+    wait_for(lambda: iteration(app) == stepped + 1, 30,
+             lambda: f"the second S did not step once: {status_line(app.page)!r}")
+
+    app.wait_until_idle()
+    app.page.keyboard.press(" ")
+    pause = app.button("Pause")
+    wait_for(lambda: pause.is_enabled(), 30, lambda: "Space did not start training (Pause stays disabled)")
+    wait_for(lambda: iteration(app) > stepped + 5, 60,
+             lambda: f"training does not advance: {status_line(app.page)!r}")
+    app.page.keyboard.press(" ")
+    wait_for(lambda: app.button("Train").is_enabled(), 30,
+             lambda: "Space did not pause (Train stays disabled)")
+    app.wait_until_idle()
+    paused = iteration(app)
+    app.page.wait_for_timeout(1500)
+    assert iteration(app) == paused, "training went on after the pause"
+
+    # A key typed into an input is text, not a shortcut.
+    box = app.page.get_by_label("Training subset", exact=True)
+    box.click()
+    box.press("s")
+    app.page.wait_for_timeout(1000)
+    assert iteration(app) == paused, "an S typed into an input stepped"
+    app.assert_clean()
