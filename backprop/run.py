@@ -168,16 +168,18 @@ class Run:
 
     `store=None` opens the default store when the run is first opened; `record=False` keeps
     nothing (the CLI's --no-record). `trainer` is the run's own Trainer when it trains in this
-    process. `on_warning(text)` hears of writes that failed."""
+    process. `on_warning(text)` hears of writes that failed. `owner` is who may rename or delete it
+    (backprop.owners): a browser's token, a sweep's owner; None for a CLI run (the operator's)."""
 
     def __init__(self, config, trainer=None, *, store=None, record=True, source="app", name=None,
-                 sweep_id=None, trial=None, on_warning=None, thread_name=None):
+                 sweep_id=None, trial=None, on_warning=None, thread_name=None, owner=None):
         self.config = config
         self.trainer = trainer
         self.initial_params = list(trainer.network.params) if trainer is not None else None
         self.record_enabled = record
         self._store = store
         self.source, self.name, self.sweep_id, self.trial = source, name, sweep_id, trial
+        self.owner = owner
         self.on_warning = on_warning or (lambda text: None)
         self.run_id = None
         self.status = "new"
@@ -243,7 +245,7 @@ class Run:
 
         def create():
             self.run_id = self.store.create(self.config, source=self.source, name=self.name,
-                                            sweep_id=self.sweep_id, trial=self.trial)
+                                            sweep_id=self.sweep_id, trial=self.trial, owner=self.owner)
             self._flush_now()
         self._write(create, wait)
         return True

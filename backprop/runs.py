@@ -20,8 +20,9 @@ from pathlib import Path
 
 from . import paths
 from .errors import InputError
+from .owners import CLI, require_change
 
-SCHEMA_VERSION = 3  # 2: runs.sweep_id and runs.trial, the sweeps table; 3: runs.pinned
+SCHEMA_VERSION = 4  # 2: runs.sweep_id and runs.trial, the sweeps table; 3: runs.pinned; 4: runs.owner
 STATUSES = ("running", "finished", "diverged", "stopped", "pruned", "failed")
 SOURCES = ("app", "cli", "sweep")
 SWEEP_STATUSES = ("created", "running", "finished", "cancelled", "failed")
@@ -63,7 +64,8 @@ CREATE TABLE IF NOT EXISTS sweeps (
 """
 # Columns added after schema 1: a store written before them gains them when it is opened.
 ADDED_COLUMNS = (("runs", "sweep_id", "INTEGER"), ("runs", "trial", "INTEGER"),
-                 ("runs", "pinned", "INTEGER NOT NULL DEFAULT 0"))  # 1: kept by the disk quota's clean-up
+                 ("runs", "pinned", "INTEGER NOT NULL DEFAULT 0"),  # 1: kept by the disk quota's clean-up
+                 ("runs", "owner", "TEXT"))  # who may change it (backprop.owners); NULL: the operator's
 HISTORY_FIELDS = ("iteration", "epoch", "cost", "test_cost", "test_accuracy")
 
 
@@ -171,23 +173,28 @@ class RunStore:
         return row
 
     # -- writing -------------------------------------------------------------------------
-    def create(self, config, source="app", name=None, sweep_id=None, trial=None):
+    def create(self, config, source="app", name=None, sweep_id=None, trial=None, owner=None):
         """Start a run record for a set-up (a dict or TrainConfig); returns its id. A sweep's
-        trial gives source "sweep", its sweep's id and its trial number."""
+        trial gives source "sweep", its sweep's id and its trial number. `owner` is who may change it
+        (backprop.owners): the browser's token, the sweep's owner; a CLI run's is "cli"."""
         if hasattr(config, "to_dict"):
             config = config.to_dict()
         config = json.loads(_json(dict(config)))
         if source not in SOURCES:
             raise InputError("source", f"{source!r} is not one of {', '.join(SOURCES)}")
         name = check_name(name) if name is not None else default_name(config)
+        if owner is None and source == "cli":
+            owner = CLI
+        if owner is not None and (not isinstance(owner, str) or not owner or len(owner) > 64):
+            raise InputError("owner", "an owner is a token of at most 64 characters")
         now = time.time()
 
         def insert(con):
             cursor = con.execute(
                 "INSERT INTO runs (name, source, status, created, updated, config, host, pid, sweep_id, "
-                "trial) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                "trial, owner) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, source, now, now, _json(config), socket.gethostname(), os.getpid(),
-                 None if sweep_id is None else int(sweep_id), None if trial is None else int(trial)))
+                 None if sweep_id is None else int(sweep_id), None if trial is None else int(trial), owner))
             return cursor.lastrowid
         return self._transaction(insert)
 
@@ -231,11 +238,19 @@ class RunStore:
                         (socket.gethostname(), os.getpid(), time.time(), int(run_id)))
         self._transaction(update)
 
-    def rename(self, run_id, name):
+    def _require_change(self, con, run_id, actor):
+        """The run's row, when `actor` may change it (backprop.owners.may_change; None: this process)."""
+        row = self._require(con, run_id)
+        require_change(row["id"], row["owner"], actor)
+        return row
+
+    def rename(self, run_id, name, actor=None):
+        """A new name. `actor` (a browser's token, or owners.OPERATOR) must own the run; None: this
+        process (the operator). Raises InputError("run", ...) otherwise."""
         name = check_name(name)
 
         def update(con):
-            self._require(con, run_id)
+            self._require_change(con, run_id, actor)
             con.execute("UPDATE runs SET name = ? WHERE id = ?", (name, int(run_id)))
         self._transaction(update)
 
@@ -247,10 +262,11 @@ class RunStore:
         """Where a run's checkpoint is kept: the one naming scheme for every run, whoever started it."""
         return self.checkpoint_folder() / f"run-{int(run_id)}.npz"
 
-    def delete(self, run_id, remove_checkpoint=True):
-        """Forget a run and its history; its checkpoint file goes too if the studio made it."""
+    def delete(self, run_id, remove_checkpoint=True, actor=None):
+        """Forget a run and its history; its checkpoint file goes too if the studio made it. `actor` as
+        for rename."""
         def remove(con):
-            row = self._require(con, run_id)
+            row = self._require_change(con, run_id, actor)
             con.execute("DELETE FROM runs WHERE id = ?", (int(run_id),))
             return row
         row = self._transaction(remove)
@@ -261,15 +277,26 @@ class RunStore:
                 path.unlink(missing_ok=True)
 
     # -- pins and age: what the disk quota's clean-up may remove (backprop.disk) ----------------------
-    def pin(self, run_id, pinned=True):
-        """Keep a run (its history and checkpoint) through every clean-up, or (pinned=False) no longer."""
+    def pin(self, run_id, pinned=True, actor=None):
+        """Keep a run (its history and checkpoint) through every clean-up, or (pinned=False) no longer.
+        `actor` as for rename."""
         def update(con):
-            self._require(con, run_id)
+            self._require_change(con, run_id, actor)
             con.execute("UPDATE runs SET pinned = ? WHERE id = ?", (1 if pinned else 0, int(run_id)))
         self._transaction(update)
 
-    def unpin(self, run_id):
-        self.pin(run_id, pinned=False)
+    def unpin(self, run_id, actor=None):
+        self.pin(run_id, pinned=False, actor=actor)
+
+    def may_change(self, run_id, actor):
+        """Whether `actor` may rename, delete, pin or unpin the run (raises InputError when it is gone)."""
+        with closing(self._connect()) as con:
+            row = self._require(con, run_id)
+        try:
+            require_change(row["id"], row["owner"], actor)
+        except InputError:
+            return False
+        return True
 
     def forget_checkpoint(self, run_id):
         """The run no longer has a checkpoint (the clean-up removed its file); its history stays."""
@@ -304,7 +331,7 @@ class RunStore:
     # -- reading -------------------------------------------------------------------------
     def _describe(self, row, last=None):
         run = {key: row[key] for key in ("id", "name", "source", "status", "created", "updated",
-                                         "checkpoint_path", "sweep_id", "trial")}
+                                         "checkpoint_path", "sweep_id", "trial", "owner")}
         run["config"] = json.loads(row["config"])
         run["metrics"] = json.loads(row["metrics"])
         run["pinned"] = bool(row["pinned"])

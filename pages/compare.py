@@ -12,7 +12,7 @@ from studio.analysis_figures import (
     run_curves_figure,
 )
 from studio.landscapes import run_path
-from studio.recorded_runs import RunRecords, load_into_studio
+from studio.recorded_runs import RunRecords, actor_for, load_into_studio
 from studio.session import get_studio, route_through_app
 from studio.url_state import plain
 
@@ -21,7 +21,8 @@ route_through_app()  # a direct link to this page on a fresh server: go through 
 st.title("Compare runs")
 studio = get_studio()
 try:
-    records = RunRecords()
+    # Anyone reads every run; only its owner (this session's token) or the operator changes it.
+    records = RunRecords(actor=actor_for(studio.owner, st.session_state.get("compare_operator_token", "")))
     runs = records.runs(studio)  # this session's own run, when no thread trains it, shows as "paused"
 except InputError as error:
     st.error(f"{error.field}: {error.message}")
@@ -33,7 +34,7 @@ if not runs:
 
 
 st.dataframe([{"id": run.id, "name": run.name, "status": run.status, "pinned": run.pinned,
-               "source": run.source,
+               "source": run.source, "started by": records.whose(run),
                "layers": ",".join(map(str, run.config.get("layers", []))),
                "activation": run.config.get("activation"), "optimizer": run.config.get("optimizer"),
                "learning rate": run.config.get("learning_rate"), "steps": run.steps,
@@ -88,30 +89,43 @@ else:
 
 st.subheader("Manage a run")
 picked = by_label[st.selectbox("Run", list(by_label), key="compare_manage")]
+locked = not records.may_change(picked)  # the run store refuses another's run too
+if locked:
+    st.caption(f"Started by {records.whose(picked)}: you may compare it and load it into your Train page; "
+               "only the browser that started it, or the operator, may rename, pin or delete it.")
 name_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
-new_name = name_column.text_input("New name", value=picked.name, key=f"compare_name_{picked.id}")
-if button_column.button("Rename", key="compare_rename"):
+new_name = name_column.text_input("New name", value=picked.name, key=f"compare_name_{picked.id}",
+                                  disabled=locked)
+if button_column.button("Rename", key="compare_rename", disabled=locked):
     try:
         records.rename(picked, new_name)
         st.rerun()
     except InputError as error:
         st.error(f"{error.field}: {error.message}")
 if picked.pinned:
-    if st.button("Unpin", key="compare_unpin", help="Let the disk quota's clean-up remove this run again "
-                                                     "(oldest runs first) once the studio's disk is full"):
-        records.unpin(picked)
-        st.rerun()
-elif st.button("Pin", key="compare_pin", help="Keep this run, its history and its checkpoint, when the "
-                                               "studio's disk is full and old runs are cleaned up"):
+    if st.button("Unpin", key="compare_unpin", disabled=locked,
+                 help="Let the disk quota's clean-up remove this run again (oldest runs first) once the "
+                      "studio's disk is full"):
+        try:
+            records.unpin(picked)
+            st.rerun()
+        except InputError as error:
+            st.error(f"**{error.field}**: {error.message}")
+elif st.button("Pin", key="compare_pin", disabled=locked,
+               help="Keep this run, its history and its checkpoint, when the studio's disk is full and old "
+                    "runs are cleaned up"):
     try:
         records.pin(picked)
         st.rerun()
     except InputError as error:
         st.error(f"**{error.field}**: {error.message}")
-sure = st.checkbox("Yes, delete this run and its history", key="compare_sure")
-if st.button("Delete", key="compare_delete", disabled=not sure):
-    records.delete(picked)
-    st.rerun()
+sure = st.checkbox("Yes, delete this run and its history", key="compare_sure", disabled=locked)
+if st.button("Delete", key="compare_delete", disabled=locked or not sure):
+    try:
+        records.delete(picked)
+        st.rerun()
+    except InputError as error:
+        st.error(f"**{error.field}**: {error.message}")
 if st.button("Load into the Train page", key="compare_load"):
     try:
         load_into_studio(studio, picked)
@@ -120,3 +134,10 @@ if st.button("Load into the Train page", key="compare_load"):
     else:
         st.switch_page("pages/train.py")
 st.caption(f"Runs are kept in {records.path}")
+st.text_input("Operator token", type="password", key="compare_operator_token",
+              help="The server's BACKPROP_ADMIN_TOKEN: with it this session may rename, pin or delete every "
+                   "run. Unset on the server: no operator over the web.")
+if records.operator:
+    st.caption("Operator: you may rename, pin or delete every run.")
+elif st.session_state.get("compare_operator_token"):
+    st.error("**operator token**: that is not the server's BACKPROP_ADMIN_TOKEN (or the server sets none)")

@@ -17,6 +17,7 @@ import numpy as np
 
 from backprop.config import TrainConfig, preset
 from backprop.errors import InputError
+from backprop.owners import new_browser_token
 from backprop.run import Run, RunView
 from backprop.settings import DATA, LIVE
 from backprop.threads import THREAD_PREFIX, active_training_threads, max_training_threads  # noqa: F401
@@ -28,8 +29,10 @@ TrainingView = RunView  # what the pages draw (the name the figure builders know
 class Studio:
     """Everything one browser session trains and shows; every method is safe from any thread."""
 
-    def __init__(self, config=None, session_id=None, store=None):
+    def __init__(self, config=None, session_id=None, store=None, owner=None):
         self.session_id = session_id or uuid.uuid4().hex[:8]
+        # Who may rename or delete the runs it records (backprop.owners): its browser session's token.
+        self.owner = owner or new_browser_token()
         self.config = (config or preset("tutorial")).validated()
         self.pending = None  # a valid set-up that needs a Reset (architecture/data/init changed)
         self.data = None
@@ -79,7 +82,7 @@ class Studio:
             self.release()
             self.config, self.pending = config, None
             self.run = Run(config, trainer, store=self._store, source="app", on_warning=self._warn,
-                           thread_name=THREAD_PREFIX + self.session_id)
+                           thread_name=THREAD_PREFIX + self.session_id, owner=self.owner)
             self.run.on_stop = self._on_stop
             self.run.set_pace(self._pace)
             self.stop_reason = None
@@ -276,13 +279,28 @@ def _session_id():
     return None
 
 
+OWNER_KEY = "backprop_owner_token"
+
+
+def owner_token():
+    """This browser session's owner token (backprop.owners): made on first use, kept in its session
+    state. Streamlit's session is one tab, so each tab (and a reloaded tab) is its own owner; the
+    token never leaves the server."""
+    import streamlit as st
+
+    if OWNER_KEY not in st.session_state:
+        st.session_state[OWNER_KEY] = new_browser_token()
+    return st.session_state[OWNER_KEY]
+
+
 def _make_cached_studio():
     import streamlit as st
 
     @st.cache_resource(scope="session", on_release=_release_studio, show_spinner=False)
     def session_studio(name):
         session = _session_id()
-        return Studio(session_id=f"{session}-{name}" if session and name != "train" else session)
+        return Studio(session_id=f"{session}-{name}" if session and name != "train" else session,
+                      owner=owner_token())
 
     return session_studio
 

@@ -7,8 +7,9 @@ from backprop.runs import RunStore
 from studio import session
 
 
-def recorded_run(store, name):
-    run = Run({"layers": [196, 1], "learning_rate": 0.5}, store=store, name=name)
+def recorded_run(store, name, owner=None):
+    """A finished run; `owner` (a Studio's owner token) may change it on Compare, None: the operator."""
+    run = Run({"layers": [196, 1], "learning_rate": 0.5}, store=store, name=name, owner=owner)
     run.open()
     run.record([{"iteration": 0, "epoch": 1.0, "cost": 0.7}])
     run.finish(metrics={})
@@ -26,9 +27,9 @@ def choose(at, key, words):
 def test_a_run_renamed_to_a_link_shows_as_typed_in_the_compare_legend(use_studio, open_page):
     """A visitor renames a run to HTML on Compare; the overlay's legend (Plotly renders <a href> in
     trace names) carries it escaped, never as a live link."""
-    use_studio(session.Studio())
+    studio = use_studio(session.Studio())
     store = RunStore()
-    run_id = recorded_run(store, "plain name")
+    run_id = recorded_run(store, "plain name", owner=studio.owner)
     hostile = '<a href="https://evil.example/">click</a>'
     at = open_page("pages/compare.py")
     choose(at, "compare_manage", "plain name")
@@ -49,9 +50,9 @@ def test_a_run_is_pinned_and_unpinned_on_compare(use_studio, open_page, monkeypa
     page says why, naming the field."""
     from backprop import disk
 
-    use_studio(session.Studio())
+    studio = use_studio(session.Studio())
     store = RunStore()
-    run_id = recorded_run(store, "keep me")
+    run_id = recorded_run(store, "keep me", owner=studio.owner)
     at = open_page("pages/compare.py")
     choose(at, "compare_manage", "keep me")
     at.button(key="compare_pin").click().run()

@@ -87,7 +87,8 @@ def test_gradient_check_and_lr_finder_buttons(use_studio, trained):
 def test_compare_renames_with_messages_and_deletes(use_studio, trained):
     use_studio(trained)
     store = RunStore()
-    recorded = Run({"layers": [196, 1], "learning_rate": 0.5}, store=store, name="to rename")
+    recorded = Run({"layers": [196, 1], "learning_rate": 0.5}, store=store, name="to rename",
+                   owner=trained.owner)  # this session's: it may rename and delete it
     recorded.open()
     recorded.record([{"iteration": 0, "epoch": 1.0, "cost": 0.7, "test_accuracy": 0.6}])
     recorded.finish(metrics={"test_accuracy": 0.6})

@@ -115,6 +115,53 @@ def test_rename_and_delete_with_messages(store):
         assert con.execute("SELECT COUNT(*) FROM history").fetchone()[0] == 0
 
 
+def test_only_a_runs_owner_or_the_operator_changes_it(store):
+    """Issue 21 item 11: a browser's run is renamed, pinned, unpinned or deleted by that browser, the
+    operator (owners.OPERATOR) or this process itself (actor None); another browser is refused."""
+    from backprop.owners import OPERATOR, new_browser_token
+
+    mine, theirs = new_browser_token(), new_browser_token()
+    run_id = store.create({"layers": [2, 1]}, owner=mine)
+    assert store.get(run_id)["owner"] == mine
+    for change in (lambda: store.rename(run_id, "taken", actor=theirs),
+                   lambda: store.pin(run_id, actor=theirs), lambda: store.unpin(run_id, actor=theirs),
+                   lambda: store.delete(run_id, actor=theirs)):
+        with pytest.raises(InputError, match="belongs to another browser") as error:
+            change()
+        assert error.value.field == "run"
+    assert not store.may_change(run_id, theirs) and store.may_change(run_id, mine)
+    store.rename(run_id, "mine", actor=mine)
+    store.pin(run_id, actor=mine)
+    store.unpin(run_id, actor=OPERATOR)
+    store.rename(run_id, "the operator's", actor=OPERATOR)
+    assert (store.get(run_id)["name"], store.get(run_id)["pinned"]) == ("the operator's", False)
+    store.delete(run_id, actor=mine)
+    assert store.list_runs() == []
+
+
+def test_cli_runs_and_runs_from_before_owners_are_the_operators(tmp_path):
+    from backprop.owners import OPERATOR, new_browser_token
+
+    path = tmp_path / "runs.sqlite3"
+    store = RunStore(path)
+    old = store.create({"layers": [2, 1]})
+    with sqlite3.connect(path) as con:  # a store written by schema 3: no owner column
+        con.execute("ALTER TABLE runs DROP COLUMN owner")
+        con.execute("PRAGMA user_version=3")
+    store = RunStore(path)
+    assert store.get(old)["owner"] is None
+    cli = Run({"layers": [2, 1]}, store=store, source="cli")  # as backprop train makes it
+    cli.open()
+    assert store.get(cli.run_id)["owner"] == "cli"
+    visitor = new_browser_token()
+    for run_id in (old, cli.run_id):
+        with pytest.raises(InputError, match="belongs to the operator"):
+            store.rename(run_id, "mine now", actor=visitor)
+        store.rename(run_id, "kept", actor=OPERATOR)
+    cli.finish(metrics={})
+    store.delete(old)
+
+
 def test_delete_removes_only_the_studios_own_checkpoint(store, tmp_path):
     own = paths.studio_home() / "checkpoints" / "run.npz"
     own.parent.mkdir(parents=True, exist_ok=True)

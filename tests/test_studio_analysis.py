@@ -162,10 +162,10 @@ def test_a_runs_path_without_a_landscape_and_a_missing_checkpoint(tmp_path):
 # -- Compare -----------------------------------------------------------------------------------------
 def test_recorded_runs_are_typed_and_the_studios_own_shows_as_paused(studio):
     store = RunStore()
-    other = store.create({"layers": [4, 1], "learning_rate": 0.5}, name="another")
+    other = store.create({"layers": [4, 1], "learning_rate": 0.5}, name="another", owner=studio.owner)
     store.append_history(other, [{"iteration": 0, "epoch": 1.0, "cost": 0.7}])
     store.finish(other, {"test_accuracy": 0.6})
-    records = RunRecords()
+    records = RunRecords(actor=studio.owner)  # this session's runs: it may rename and delete them
     runs = {run.id: run for run in records.runs(studio)}
     mine, theirs = runs[studio.run_id], runs[other]
     assert mine.status == "paused" and mine.steps == 5 and mine.checkpoint_path
