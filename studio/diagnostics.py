@@ -18,9 +18,11 @@ SHARPNESS_CHOICES = (None, 5, 10, 20, 50, 100, 500)  # steps between two λ_max 
 NOISE_CHOICES = (None, 20, 100, 500)  # steps between two B_simple measurements
 DEFAULT_SHARPNESS_EVERY = SHARPNESS_EVERY
 DEFAULT_NOISE_EVERY = NOISE_EVERY
-# The banner looks once a second while training; the stability panel every 2 s (both slow down
-# when drawing takes long, as the page's other live views do).
-RATES = {"banner": Rate(1.0), "stability": Rate(2.0)}
+# The banner looks once a second while training; the stability panel every 2 s. Both read copies the
+# diagnostics keep (no trainer lock) and draw little, so they keep their period unless drawing takes
+# all of it: a slow draw on a busy machine does not rerun the whole page to slow them down (a rerun
+# fades every chart for a moment).
+RATES = {"banner": Rate(1.0, keep_base_up_to=1.0), "stability": Rate(2.0, keep_base_up_to=1.0)}
 
 
 def every_label(every):
