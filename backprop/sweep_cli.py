@@ -26,6 +26,7 @@ def build_parser():
     from .options import add_setting_options
     from .settings import SWEEPABLE
     from .sweep import PRUNERS, STRATEGIES
+    from .sweep.space import DIRECTIONS, METRICS
 
     # The base set-up takes every option of `backprop train` (the same table of settings); the
     # sweep's own --seed (the sampler's) replaces the training seed's, which --vary seed=... sets.
@@ -49,7 +50,14 @@ def build_parser():
                        help="the sampler's seed (a reproducible sweep); vary the training seed with "
                             "--vary seed=1,2,3")
     sweep.add_argument("--pruner", default="none", choices=PRUNERS,
-                       help="stop bad trials early on their test cost: median or successive halving")
+                       help="stop bad trials early on the metric: median or successive halving")
+    sweep.add_argument("--metric", default="test_cost", metavar="NAME",
+                       help=f"what the sweep optimises: {', '.join(METRICS)} (best_: the best over the "
+                            "trial's evaluations, else the value it ended with; default test_cost)")
+    sweep.add_argument("--direction", metavar="|".join(DIRECTIONS),
+                       help="the metric's own direction (a cost is minimised, an accuracy maximised)")
+    sweep.add_argument("--target", metavar="V",
+                       help="no new trials once the best value reaches V (running ones finish)")
     sweep.add_argument("--json", metavar="PATH", help="write every trial's set-up and results")
     sweep.add_argument("--resume", metavar="ID", help="continue a recorded sweep (its space is kept)")
     sweep.add_argument("--quiet", action="store_true", help="no progress line")
@@ -89,8 +97,7 @@ def progress_text(snapshot):
     best = snapshot.best(1)
     best_text = "best -"
     if best:
-        accuracy = "" if best[0].test_accuracy is None else f" test acc {best[0].test_accuracy:.4f}"
-        best_text = f"best #{best[0].number}{accuracy} cost {best[0].test_cost:.4f}"
+        best_text = f"best #{best[0].number} {snapshot.metric_label} {best[0].value:.4f}"
 
     lost = len(snapshot.lost_attempts())
     lost_text = f", {lost} lost (worker died)" if lost else ""
@@ -108,15 +115,18 @@ def lost_text(count):
 
 
 def best_table(snapshot, settings, n=SHOWN_BEST):
-    """The best finished trials (lowest test cost) and every failed one's reason."""
+    """The best finished trials (by the sweep's metric, in its direction) and every failed one's reason."""
     from .runs import table_cell, text_table
     from .settings import SETTINGS
 
     names = [d.name for d in snapshot.space]
-    header = ("trial", *names, "test acc", "test cost", "seconds", "run")
+    own = snapshot.metric not in ("test_cost", "test_accuracy")  # a column of its own
+    header = ("trial", *names, *((snapshot.metric_label,) if own else ()), "test acc", "test cost", "seconds",
+              "run")
     lines = [header]
     for trial in snapshot.best(n):
         lines.append((str(trial.number), *(SETTINGS[name].encode(trial.params.get(name)) for name in names),
+                      *((table_cell(trial.value),) if own else ()),
                       table_cell(trial.test_accuracy), table_cell(trial.test_cost),
                       table_cell(trial.seconds, 2),
                       f"#{trial.run_id}" if trial.run_id else "-"))
@@ -131,19 +141,23 @@ def best_table(snapshot, settings, n=SHOWN_BEST):
     return "\n".join(text)
 
 
-def write_json(path, snapshot):
+def write_json(path, snapshot, importance=None):
+    """Every trial's set-up and results, and which settings mattered (None before it can tell)."""
     from .settings import SETTINGS
 
     def trial_document(t):
         return {"number": t.number, "status": t.status, "run": t.run_id, "checkpoint": t.checkpoint,
                 "params": {n: SETTINGS[n].encode(v) for n, v in t.params.items()},
-                "test_accuracy": t.test_accuracy, "test_cost": t.test_cost,
-                "train_accuracy": t.train_accuracy, "seconds": t.seconds, "reason": t.reason,
+                "value": t.value, "test_accuracy": t.test_accuracy, "test_cost": t.test_cost,
+                "train_accuracy": t.train_accuracy, "train_cost": t.train_cost, "seconds": t.seconds,
+                "reason": t.reason,
                 "lost_attempts": [{**lost.to_dict(), "text": lost.text(t.number)} for lost in t.lost]}
 
     document = {"sweep": snapshot.sweep_id, "status": snapshot.status, "seconds": snapshot.elapsed,
+                "metric": snapshot.metric, "direction": snapshot.direction,
                 "done": snapshot.done, "pruned": snapshot.count("pruned"), "failed": failed_count(snapshot),
                 "lost_attempts": len(snapshot.lost_attempts()),
+                "importance": importance.to_dict() if importance is not None else None,
                 "trials": [trial_document(t) for t in snapshot.trials]}
     write_json_file(path, document)
 
@@ -215,13 +229,16 @@ def _sweep(args, termination):
                       "on from the intact part", file=sys.stderr)
         else:
             spec = SweepSpec.build(base_config(args), args.vary, args.strategy, args.trials,
-                                   args.sampler_seed, args.pruner)
+                                   args.sampler_seed, args.pruner, metric=args.metric,
+                                   direction=args.direction, target=args.target)
         cost = check_sweep(spec, args.workers, args.scheduler, journal_trials)
         if sweep_id is None:
             sweep_id, created = create_sweep(spec, store), True
         sweep = Sweep(sweep_id, store, scheduler=args.scheduler, workers=cost.workers).claim()
         termination.sweep = sweep
+        target = "" if sweep.spec.target is None else f", target {sweep.spec.target:g}"
         print(f"Sweep {sweep_id}: {sweep.spec.total()} trials, {sweep.spec.strategy}, "
+              f"{sweep.spec.direction} {sweep.spec.metric}{target}, "
               f"varying {', '.join(d.text for d in sweep.spec.space)} "
               f"({'scheduler ' + args.scheduler if args.scheduler else f'{cost.workers} local workers'})",
               flush=True)
@@ -247,7 +264,12 @@ def _sweep(args, termination):
     finally:
         if sweep is not None:
             sweep.release()  # its claim on the journal (run() releases it too)
+    from .sweep.snapshot import setting_importance
+
     print(best_table(snapshot, sweep.spec))
+    importance = setting_importance(snapshot)
+    if importance is not None:
+        print(importance.text())
     lost = len(snapshot.lost_attempts())
     print(f"Sweep {sweep_id} {snapshot.status} in {snapshot.elapsed:.1f} s: {snapshot.done} trials done "
           f"({snapshot.count('pruned')} pruned, {failed_count(snapshot)} failed"
@@ -255,6 +277,6 @@ def _sweep(args, termination):
     if snapshot.status == "cancelled":
         print(f"Continue with: backprop sweep --resume {sweep_id}")
     if args.json:
-        write_json(args.json, snapshot)
+        write_json(args.json, snapshot, importance)
         print(f"Wrote {args.json}")
     return EXIT_INTERRUPTED if termination.received else 0

@@ -63,7 +63,14 @@ with st.expander("New sweep", expanded=not sweeps):
     iterations = middle.number_input("Iterations per trial", 1, 100_000, 300, key="sweep_iterations")
     pruner = middle.selectbox("Stop bad trials early", PRUNERS, key="sweep_pruner",
                               help="median: below the median of finished trials at the same step; "
-                                   "halving: successive halving. Both on the test cost.")
+                                   "halving: successive halving. Both on the metric.")
+    metric = left.selectbox("Metric", list(sweep_runner.METRICS), key="sweep_metric",
+                            help="What the sweep optimises: any recorded result (best_: the best over "
+                                 "the trial's evaluations, else the value it ended with)")
+    direction = middle.selectbox("Direction", ["natural", *sweep_runner.DIRECTIONS], key="sweep_direction",
+                                 help="A cost is minimised, an accuracy maximised")
+    target = middle.text_input("Target (optional)", key="sweep_target", placeholder="e.g. 0.95",
+                               help="No new trials once the best value reaches it; running ones finish")
     seed = right.number_input("Sampler seed", 0, 2**31, 0, key="sweep_seed")
     # The server's limit (BACKPROP_SWEEP_MAX_WORKERS, its training slots); start_new checks it again,
     # with the memory every worker's trials take, before anything is recorded.
@@ -83,7 +90,9 @@ with st.expander("New sweep", expanded=not sweeps):
         try:
             state.sweep_id = sweep_runner.start_new(
                 sweep_runner.base_config(base_choice, studio), vary, strategy, trials, seed, pruner,
-                iterations=iterations, scheduler=scheduler.strip() or None, workers=workers)
+                iterations=iterations, scheduler=scheduler.strip() or None, workers=workers,
+                metric=metric, direction=None if direction == "natural" else direction,
+                target=target.strip() or None)
         except InputError as error:
             st.error(f"**{error.field}**: {error.message}")
 
@@ -203,9 +212,8 @@ def sweep_view(sweep_id):
                      f"{snapshot.count('pruned')} pruned · "
                      f"{snapshot.count('failed') + snapshot.count('diverged')} failed · "
                      + (f"{lost} lost to a worker that died · " if lost else "")
-                     + ("best: -" if not best else f"best: trial {best[0].number}, " + (
-                         f"test accuracy {best[0].test_accuracy:.2%}" if best[0].test_accuracy is not None
-                         else f"test cost {best[0].test_cost:.4g}"))
+                     + ("best: -" if not best else f"best: trial {best[0].number}, "
+                        f"{snapshot.metric_label} {best[0].value:.4g}")
                      + f" · {snapshot.elapsed:.0f} s")
     if snapshot.message and snapshot.status == "failed":
         st.error(snapshot.message)

@@ -144,8 +144,12 @@ def _finite(value):
 
 
 def finished_trials(snapshot):
-    """The finished trials with a test cost (what Optuna minimised), by number."""
-    return [t for t in snapshot.trials if t.status == "finished" and _finite(t.test_cost)]
+    """The finished trials with a value of the sweep's metric (what Optuna optimised), by number."""
+    return [t for t in snapshot.trials if t.status == "finished" and _finite(t.value)]
+
+
+def _better_word(snapshot):
+    return "lower" if snapshot.direction == "minimize" else "higher"
 
 
 def varied(snapshot):
@@ -291,8 +295,9 @@ def history_figure(snapshot, x="trial", name=None):
         return None
     done.sort(key=(lambda t: (t.ended_at, t.number)) if x == "time" else (lambda t: t.number))
     xs = [t.ended_at if x == "time" else t.number for t in done]
-    costs = [t.test_cost for t in done]
-    best = np.minimum.accumulate(np.asarray(costs)).tolist()
+    costs = [t.value for t in done]
+    accumulate = np.minimum if snapshot.direction == "minimize" else np.maximum
+    best = accumulate.accumulate(np.asarray(costs)).tolist()
     texts = [trial_text(t, snapshot.space) for t in done]
     data = [{"type": "scatter", "mode": "markers", "name": "trial", "x": xs, "y": costs,
              "marker": {"color": STATUS_COLOURS["finished"], "opacity": 0.6, "size": 7},
@@ -301,9 +306,9 @@ def history_figure(snapshot, x="trial", name=None):
              "line": {"shape": "hv", "color": "#d62728", "width": 2},
              "hovertemplate": "best so far %{y:.4g}<extra></extra>"}]
     return {"data": data, "layout": _layout(
-        _title("Optimisation history: test cost (lower is better)", name),
+        _title(f"Optimisation history: {snapshot.metric_label} ({_better_word(snapshot)} is better)", name),
         xaxis={"title": {"text": HISTORY_AXES.get(x, x)}, **(_whole_numbers(xs) if x == "trial" else {})},
-        yaxis=_cost_axis(costs),
+        yaxis=_cost_axis(costs, snapshot.metric_label),
         legend={"orientation": "h", "y": -0.25}, uirevision="sweep-history")}
 
 
@@ -317,18 +322,18 @@ def slice_figure(snapshot):
     if len(done) < MIN_FINISHED or not dimensions:
         return None
     cells, rows = _grid_axes(len(dimensions))
-    costs = [t.test_cost for t in done]
-    results = {t.number: f" · test cost {number_text(t.test_cost)}" + (
+    costs = [t.value for t in done]
+    results = {t.number: f" · {snapshot.metric_label} {number_text(t.value)}" + (
         f" · test accuracy {metric_text('test accuracy', t.test_accuracy)}" if t.test_accuracy is not None
         else "") for t in done}
-    cost_axis = _cost_axis(costs)
-    data, layout = [], _layout("Slice: test cost against each setting (darker: later trials)",
+    cost_axis = _cost_axis(costs, snapshot.metric_label)
+    data, layout = [], _layout(f"Slice: {snapshot.metric_label} against each setting (darker: later trials)",
                                height=60 + 280 * rows, showlegend=False, uirevision="sweep-slice")
     for i, (dimension, (x_domain, y_domain)) in enumerate(zip(dimensions, cells, strict=True)):
         suffix = "" if i == 0 else str(i + 1)
         points = [t for t in done if dimension.name in t.params]
         axis, xs = _axis(dimension, [t.params.get(dimension.name) for t in points])
-        data.append({"type": "scatter", "mode": "markers", "x": xs, "y": [t.test_cost for t in points],
+        data.append({"type": "scatter", "mode": "markers", "x": xs, "y": [t.value for t in points],
                      "xaxis": f"x{suffix}", "yaxis": f"y{suffix}", "name": dimension.name,
                      "marker": {"color": [t.number for t in points], "colorscale": "Blues", "size": 7,
                                 "cmin": 0, "cmax": max(1, snapshot.total - 1), "showscale": i == 0,
@@ -387,7 +392,7 @@ def contour_figure(snapshot, x_name, y_name):
     v, to_y, y_axis = _coordinates(dy, [t.params[y_name] for t in done])
     if np.ptp(u) == 0 or np.ptp(v) == 0:
         return None
-    costs = np.asarray([t.test_cost for t in done], dtype=float)
+    costs = np.asarray([t.value for t in done], dtype=float)
     gu, gv = _grid(u, "tickvals" in x_axis), _grid(v, "tickvals" in y_axis)
     # Inverse squared distance on the axes' scales, each stretched to [0, 1]; a cell on a trial
     # (a grid's point) takes its trials' mean.
@@ -398,16 +403,17 @@ def contour_figure(snapshot, x_name, y_name):
     weights = np.where(on.any(axis=2, keepdims=True), on.astype(float), 1.0 / np.maximum(distance, 1e-12))
     z = (weights @ costs) / weights.sum(axis=2)
     data = [{"type": "contour", "x": to_x(gu), "y": to_y(gv), "z": z.tolist(), "colorscale": "Blues",
-             "reversescale": True, "ncontours": 12, "line": {"smoothing": 0.85, "width": 0.5},
-             "colorbar": {"title": {"text": OBJECTIVE}, "thickness": 12},
+             "reversescale": snapshot.direction == "minimize", "ncontours": 12,
+             "line": {"smoothing": 0.85, "width": 0.5},
+             "colorbar": {"title": {"text": snapshot.metric_label}, "thickness": 12},
              "hovertemplate": f"{plotly_text(x_name)} %{{x}}<br>{plotly_text(y_name)} %{{y}}<br>"
-                              "test cost %{z:.4g} (interpolated)<extra></extra>"},
+                              f"{snapshot.metric_label} %{{z:.4g}} (interpolated)<extra></extra>"},
             {"type": "scatter", "mode": "markers", "x": to_x(u), "y": to_y(v), "name": "trials",
              "marker": {"color": "#111", "size": 6, "line": {"width": 1, "color": "white"}},
              "text": [trial_text(t, snapshot.space) for t in done],
              "hovertemplate": "%{text}<extra></extra>"}]
     return {"data": data, "layout": _layout(
-        "Contour: test cost over two settings (interpolated between the trials, the dots)",
+        f"Contour: {snapshot.metric_label} over two settings (interpolated between the trials, the dots)",
         xaxis={**x_axis, "title": {"text": plotly_text(x_name)}},
         yaxis={**y_axis, "title": {"text": plotly_text(y_name)}}, height=420, showlegend=False,
         uirevision="sweep-contour")}

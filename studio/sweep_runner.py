@@ -41,6 +41,7 @@ from backprop.sweep import (
 from backprop.sweep import default_workers as _default_workers
 from backprop.sweep import importances as _importances
 from backprop.sweep import max_workers as _max_workers
+from backprop.sweep.space import DIRECTIONS, METRICS  # noqa: F401 (the page's choices)
 from backprop.threads import _free_slot, _take_slot, active_training_threads, max_training_threads
 
 MAX_SWEEPS_VARIABLE = "BACKPROP_MAX_SWEEPS"
@@ -152,11 +153,11 @@ def start_sweep(spec, scheduler=None, workers=None, store=None):
 
 
 def start_new(base, vary, strategy="grid", trials=None, seed=0, pruner="none", iterations=None,
-              scheduler=None, workers=None, store=None):
+              scheduler=None, workers=None, store=None, metric="test_cost", direction=None, target=None):
     """Check a sweep (InputError naming the field, before anything is recorded), admit, record and
-    run it."""
+    run it. `metric`, `direction` and `target` as `backprop sweep --metric --direction --target`."""
     spec = SweepSpec.build(base, vary, strategy, trials if strategy != "grid" else None, seed, pruner,
-                           iterations=iterations)
+                           iterations=iterations, metric=metric, direction=direction, target=target)
     return start_sweep(spec, scheduler=scheduler, workers=workers, store=store)
 
 

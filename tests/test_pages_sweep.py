@@ -104,3 +104,29 @@ def test_cancel_from_the_page_stops_the_sweep_and_offers_resume(studio, page):
     assert time.monotonic() - asked < 20  # the page waits for the cluster to close too
     assert RunStore().get_sweep(sweep_id)["status"] == "cancelled"
     assert at.button(key="sweep_resume").label == "Resume"
+
+
+def test_the_metric_direction_and_target_widgets_refuse_bad_input_and_start_a_maximised_sweep(studio, page):
+    """Issue 18: the start form's metric, direction and target; bad input names its field and
+    records nothing; a good one starts a sweep that maximises test accuracy."""
+    before = len(RunStore().list_sweeps())
+    at = page()
+    at.selectbox(key="sweep_metric").select("test_accuracy")
+    at.text_input(key="sweep_target").input("lots")
+    set_up(at, "0.1,0.5")
+    assert any("target" in error.value for error in at.error)
+    at.text_input(key="sweep_target").input("0.5")
+    at.selectbox(key="sweep_direction").select("minimize")
+    at.button(key="sweep_start").click()
+    at.run()
+    assert any("direction" in error.value for error in at.error)
+    assert len(RunStore().list_sweeps()) == before  # nothing started
+    at.selectbox(key="sweep_direction").select("natural")
+    at.button(key="sweep_start").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    sweep_id = at.session_state["sweep_id"]
+    assert sweep_runner.wait(sweep_id, 120), "the sweep did not finish"
+    snapshot = sweep_runner.snapshot(sweep_id)
+    assert (snapshot.metric, snapshot.direction) == ("test_accuracy", "maximize")
+    assert all(t.value == t.test_accuracy for t in snapshot.trials if t.status == "finished")

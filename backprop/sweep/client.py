@@ -168,7 +168,7 @@ class Sweep:
                     lost=[item.view() for item in lost] if lost else list(view.lost)))
             return SweepSnapshot(self.sweep_id, self._status, self.spec.total(), trials,
                                  time.monotonic() - self._started, list(self._best), self._message,
-                                 self.spec.space)
+                                 self.spec.space, self.spec.metric, self.spec.direction)
 
     def cancel(self, why=None):
         """Stop every running trial (each within REPORT_SECONDS and a step) and ask no more; `why`
@@ -271,10 +271,12 @@ class Sweep:
                     # A trial more per worker waits at the scheduler, so a worker that finishes one
                     # starts the next at once (TPE: one in all, so it learns from more results).
                     ahead = 1 if self.spec.strategy == "tpe" else capacity
-                    while len(self._in_flight) < capacity + ahead and self._remaining(busy) > 0:
+                    reached = self._target_reached()
+                    while (len(self._in_flight) < capacity + ahead and self._remaining(busy) > 0
+                           and not reached):
                         self._submit(self._ask())
                         busy += 1
-                    if not busy and self._remaining(0) <= 0:
+                    if not busy and (self._remaining(0) <= 0 or reached):
                         break
                     if capacity == 0 and not self._in_flight:
                         self._set_status("running", "waiting for workers to join the scheduler")
@@ -295,9 +297,12 @@ class Sweep:
             if cluster is not None:
                 cluster.close()
         status = "cancelled" if self._cancel.is_set() else "finished"
-        self._set_status(status, self._cancel_message if status == "cancelled" else None)
-        self.store.update_sweep(self.sweep_id, status=status,
-                                message=self._cancel_message if status == "cancelled" else None)
+        message = self._cancel_message if status == "cancelled" else None
+        if status == "finished" and self._target_reached():
+            message = (f"target reached: {self.spec.metric_label} {self._best_value():.6g} "
+                       f"(target {self.spec.target:g})")
+        self._set_status(status, message)
+        self.store.update_sweep(self.sweep_id, status=status, message=message)
         if on_change:
             on_change(self.snapshot())
 
@@ -308,6 +313,19 @@ class Sweep:
         attach_runs(views, self.store, self.sweep_id)  # a sweep recorded before the journal kept runs
         self._views = {view.number: view for view in views}
         return study
+
+    def _best_value(self):
+        """The best metric value of the finished trials (None before one)."""
+        with self._lock:
+            values = [view.value for view in self._views.values()
+                      if view.status == "finished" and view.value is not None]
+        if not values:
+            return None
+        return min(values) if self.spec.direction == "minimize" else max(values)
+
+    def _target_reached(self):
+        """Whether the best finished trial reached the --target (then no new trial is asked)."""
+        return self.spec.target is not None and self.spec.reached(self._best_value())
 
     def _remaining(self, in_flight):
         done = sum(1 for view in self._views.values() if view.status not in ("queued", "running"))
@@ -339,7 +357,7 @@ class Sweep:
                 self._scattered[key] = self._client.scatter(config.load_data())
             data = self._scattered[key]
         task = TrialTask(number, config, self._channel + "-progress", self._channel + "-stop",
-                         report_every=self.spec.report_every)
+                         report_every=self.spec.report_every, metric=self.spec.metric)
         again = self._again.get(number, 0)
         key = f"{self._channel}-trial-{number}" + (f"-again-{again}" if again else "")
         future = self._client.submit(run_trial, task, data, key=key, pure=False)
@@ -392,7 +410,7 @@ class Sweep:
             if report.step <= self._reported.get(number, 0):
                 continue  # an attempt run again reports the same steps
             self._reported[number] = report.step
-            trial.report(report.test_cost, report.step)
+            trial.report(report.value, report.step)
             if number not in self._pruned and trial.should_prune():
                 self._pruned.add(number)
                 self._stop_trials(numbers=[number])
@@ -475,7 +493,9 @@ class Sweep:
         if outcome is not None:
             result = TrialResult(status, reason if status in ("diverged", "failed") else None,
                                  finite(outcome.test_cost), finite(outcome.test_accuracy),
-                                 finite(outcome.train_accuracy), finite(outcome.seconds))
+                                 finite(outcome.train_accuracy), finite(outcome.seconds),
+                                 train_cost=finite(outcome.train_cost),
+                                 value=finite(outcome.value) if status == "finished" else None)
             metrics = outcome.metrics()
         else:
             result, metrics = TrialResult(status, reason), {"error": reason}
@@ -527,10 +547,11 @@ class Sweep:
             view.status, view.reason = result.status, result.reason
             view.test_cost, view.test_accuracy = result.test_cost, result.test_accuracy
             view.train_accuracy, view.seconds = result.train_accuracy, result.seconds
+            view.train_cost, view.metric_value = result.train_cost, result.value
             view.run_id, view.checkpoint, view.lost = result.run_id, result.checkpoint, list(result.lost)
             self._lost.pop(number, None)
             view.curve, view.evaluations = thinned(view.curve), thinned(view.evaluations)
             view.ended_at = time.monotonic() - self._started
-            if result.status == "finished" and view.test_cost is not None and (
-                    not self._best or view.test_cost < self._best[-1][1]):
-                self._best.append((view.ended_at, view.test_cost, view.test_accuracy))
+            if result.status == "finished" and view.value is not None and (
+                    self.spec.better(view.value, self._best[-1][1] if self._best else None)):
+                self._best.append((view.ended_at, view.value, view.test_accuracy))

@@ -52,7 +52,7 @@ OPERATIONS = {CREATE_STUDY: "create study", SET_STUDY_USER_ATTR: "set a study at
 RUNNING, COMPLETE, PRUNED, FAIL, WAITING = 0, 1, 2, 3, 4  # optuna.trial.TrialState
 STATES = {RUNNING: "running", COMPLETE: "complete", PRUNED: "pruned", FAIL: "failed", WAITING: "waiting"}
 FINISHED = (COMPLETE, PRUNED, FAIL)
-MINIMIZE = 1  # optuna.study.StudyDirection
+MINIMIZE, MAXIMIZE = 1, 2  # optuna.study.StudyDirection
 RESULT_STATUSES = ("finished", "pruned", "failed", "diverged", "cancelled")
 
 
@@ -76,6 +76,8 @@ class JournalChecker:
         self.study_name = f"sweep-{int(sweep_id)}"
         self.path = str(path)
         self.dimensions = {d.name: d for d in spec.space}
+        self.direction = MAXIMIZE if spec.direction == "maximize" else MINIMIZE
+        self.direction_text = spec.direction
         self.expected = {d.name: _distribution_json(d.distribution()) for d in spec.space}
         self._expected = {name: json.loads(text) for name, text in self.expected.items()}
         self.has_study = False
@@ -133,8 +135,9 @@ class JournalChecker:
         # load_if_exists: Optuna ignores a second one of the same name), so a resumed sweep has several.
         if log.get("study_name") != self.study_name:
             self.fail(f"the study is {_short(log.get('study_name'))}, not this sweep's {self.study_name!r}")
-        if log.get("directions") != [MINIMIZE]:
-            self.fail(f"the study's directions are {_short(log.get('directions'))}, not [1] (minimise)")
+        if log.get("directions") != [self.direction]:
+            self.fail(f"the study's directions are {_short(log.get('directions'))}, not [{self.direction}] "
+                      f"({self.direction_text})")
         self.has_study = True
 
     def _study_id(self, log):
@@ -283,7 +286,7 @@ class JournalChecker:
         if result.get("status", "failed") not in RESULT_STATUSES:
             self.fail(f"a trial's status {_short(result.get('status'))} is not one of "
                       f"{', '.join(RESULT_STATUSES)}")
-        for key in ("test_cost", "test_accuracy", "train_accuracy", "seconds"):
+        for key in ("test_cost", "test_accuracy", "train_accuracy", "train_cost", "value", "seconds"):
             if not _number_or_none(result.get(key)):
                 self.fail(f"a trial's {key} is a number or null, not {_short(result.get(key))}")
         for key in ("reason", "checkpoint"):

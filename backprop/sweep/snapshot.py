@@ -37,7 +37,14 @@ class TrialView:
     ended_at: float | None = None  # seconds since the sweep (re)started
     checkpoint: str | None = None  # the trained network of a finished trial
     lost: list = field(default_factory=list)  # LostAttempt: attempts whose worker died
-    intermediate: dict = field(default_factory=dict)  # step -> test cost the pruner was told (journal)
+    intermediate: dict = field(default_factory=dict)  # step -> the metric the pruner was told (journal)
+    train_cost: float | None = None
+    metric_value: float | None = None  # the sweep's metric, as Optuna was told (finished trials)
+
+    @property
+    def value(self):
+        """The sweep's metric (a trial recorded, or made, without one: its test cost)."""
+        return self.metric_value if self.metric_value is not None else self.test_cost
 
 
 @dataclass
@@ -50,6 +57,12 @@ class SweepSnapshot:
     best_so_far: list  # (seconds, best test cost, its test accuracy)
     message: str | None = None
     space: tuple = ()
+    metric: str = "test_cost"
+    direction: str = "minimize"
+
+    @property
+    def metric_label(self):
+        return self.metric.replace("_", " ")
 
     def count(self, status):
         return sum(1 for trial in self.trials if trial.status == status)
@@ -59,8 +72,9 @@ class SweepSnapshot:
         return sum(1 for trial in self.trials if trial.status in ENDED)
 
     def best(self, n=None):
-        ranked = sorted((t for t in self.trials if t.status == "finished" and t.test_cost is not None),
-                        key=lambda t: t.test_cost)
+        sign = 1 if self.direction == "minimize" else -1
+        ranked = sorted((t for t in self.trials if t.status == "finished" and t.value is not None),
+                        key=lambda t: sign * t.value)
         return ranked if n is None else ranked[:n]
 
     def lost_attempts(self):
@@ -83,9 +97,13 @@ def view_of(spec, frozen):
                     if value is not None and math.isfinite(value)}
     if result is None:
         return TrialView(frozen.number, params, status, intermediate=intermediate)
+    value = result.value
+    if value is None and frozen.state == TrialState.COMPLETE:  # recorded before results kept it
+        value = frozen.value
     return TrialView(frozen.number, params, status, result.run_id, result.test_cost, result.test_accuracy,
                      result.train_accuracy, result.seconds, reason=result.reason,
-                     checkpoint=result.checkpoint, lost=list(result.lost), intermediate=intermediate)
+                     checkpoint=result.checkpoint, lost=list(result.lost), intermediate=intermediate,
+                     train_cost=result.train_cost, metric_value=value)
 
 
 def attach_runs(views, store, sweep_id):
@@ -141,9 +159,9 @@ def recorded_snapshot(sweep_id, store=None, curves=True):
     for frozen, view in sorted(views, key=lambda pair: pair[0].datetime_complete or pair[0].datetime_start):
         if frozen.datetime_complete is not None and first is not None:
             view.ended_at = (frozen.datetime_complete - first).total_seconds()
-        better = view.test_cost is not None and (not best or view.test_cost < best[-1][1])
+        better = view.value is not None and spec.better(view.value, best[-1][1] if best else None)
         if view.status == "finished" and better:
-            best.append((view.ended_at or 0.0, view.test_cost, view.test_accuracy))
+            best.append((view.ended_at or 0.0, view.value, view.test_accuracy))
     attach_runs([view for _, view in views], store, sweep_id)
     if curves:
         for _, view in views:
@@ -152,12 +170,12 @@ def recorded_snapshot(sweep_id, store=None, curves=True):
     elapsed = max((v.ended_at or 0.0 for _, v in views), default=0.0)
     return SweepSnapshot(int(sweep_id), record["status"], spec.total(),
                          [view for _, view in sorted(views, key=lambda pair: pair[1].number)], elapsed, best,
-                         record["message"], spec.space)
+                         record["message"], spec.space, spec.metric, spec.direction)
 
 
 # -- which settings mattered -------------------------------------------------------------------------
 MIN_FINISHED = 3  # finished trials before importances (and the app's plots) are shown
-OBJECTIVE = "test cost"  # what Optuna minimises, and what importances and correlations are of
+OBJECTIVE = "test cost"  # the default metric: what importances and correlations are of unless chosen
 
 
 @dataclass(frozen=True)
@@ -278,17 +296,17 @@ def _optuna_param(dimension, value):
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _study_of(space, trials):
+def _study_of(space, trials, direction="minimize"):
     """An in-memory Optuna study holding these finished trials (their varied settings only)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="minimize")
+    study = optuna.create_study(direction=direction)
     frozen = []
     for trial in trials:
         params = {d.name: _optuna_param(d, trial.params.get(d.name)) for d in space}
         frozen.append(optuna.trial.create_trial(
-            params=params, distributions={d.name: d.distribution() for d in space}, value=trial.test_cost))
+            params=params, distributions={d.name: d.distribution() for d in space}, value=trial.value))
     study.add_trials(frozen)
     return study
 
@@ -304,14 +322,14 @@ def setting_importance(snapshot, evaluators=EVALUATORS):
     when none works the shares are the settings' |Spearman rho| (FALLBACK)."""
     import optuna
 
-    finished = [t for t in snapshot.trials if t.status == "finished" and t.test_cost is not None
-                and math.isfinite(t.test_cost)]
+    finished = [t for t in snapshot.trials if t.status == "finished" and t.value is not None
+                and math.isfinite(t.value)]
     space = [d for d in snapshot.space
              if all(_optuna_param(d, t.params.get(d.name)) is not None for t in finished)
              and len({repr(t.params.get(d.name)) for t in finished}) > 1]
     if len(finished) < MIN_FINISHED or not space:
         return None
-    costs = [t.test_cost for t in finished]
+    costs = [t.value for t in finished]
     correlations = {d.name: spearman([order_value(d, t.params[d.name]) for t in finished], costs)
                     for d in space}
     names = [d.name for d in space]
@@ -321,8 +339,8 @@ def setting_importance(snapshot, evaluators=EVALUATORS):
             with warnings.catch_warnings():  # experimental (Optuna 4), too few trials for the evaluator
                 warnings.simplefilter("ignore")
                 evaluator = factory()
-                shares = optuna.importance.get_param_importances(_study_of(space, finished),
-                                                                 evaluator=evaluator, params=names)
+                study = _study_of(space, finished, snapshot.direction)
+                shares = optuna.importance.get_param_importances(study, evaluator=evaluator, params=names)
             used = name
             break
         except (ImportError, NotImplementedError, ValueError, RuntimeError) as error:
@@ -335,7 +353,8 @@ def setting_importance(snapshot, evaluators=EVALUATORS):
     return Importance(used, len(finished),
                       tuple(SettingImportance(name, float(shares.get(name, 0.0)), correlations[name])
                             for name in ranked),
-                      optuna_version=optuna.__version__, fallbacks=tuple(fallbacks))
+                      objective=snapshot.metric_label, optuna_version=optuna.__version__,
+                      fallbacks=tuple(fallbacks))
 
 
 def importances(sweep_id):

@@ -21,6 +21,14 @@ from ..settings import SETTINGS, SWEEPABLE
 
 STRATEGIES = ("grid", "random", "tpe")
 PRUNERS = ("none", "median", "halving")
+# What a sweep optimises: any recorded result, with its natural direction. A `best_` metric is the
+# best value over the trial's evaluations (its test evaluations, the pruner's reports and the end),
+# the plain one the value when it ended.
+NATURAL = {"test_cost": "minimize", "test_accuracy": "maximize", "train_cost": "minimize",
+           "train_accuracy": "maximize"}
+METRICS = {**NATURAL, **{f"best_{name}": direction for name, direction in NATURAL.items()}}
+DEFAULT_METRIC = "test_cost"
+DIRECTIONS = ("minimize", "maximize")
 DEFAULT_TRIALS = 16  # random and TPE, when --trials is not given
 MAX_TRIALS = 1000
 MAX_VALUES = 64  # values in one list
@@ -134,9 +142,13 @@ class SweepSpec:
     trials: int | None = None  # grid: the whole grid unless fewer; random/tpe: DEFAULT_TRIALS
     seed: int = 0
     pruner: str = "none"
+    metric: str = DEFAULT_METRIC
+    direction: str = "minimize"
+    target: float | None = None  # no new trials once the best value reaches it
 
     @classmethod
-    def build(cls, base, vary, strategy="grid", trials=None, seed=0, pruner="none", iterations=None):
+    def build(cls, base, vary, strategy="grid", trials=None, seed=0, pruner="none", iterations=None,
+              metric=DEFAULT_METRIC, direction=None, target=None):
         """Checked before anything starts: every problem raises InputError naming the field."""
         if not isinstance(base, TrainConfig):
             raise InputError("base", "a sweep starts from a TrainConfig")
@@ -163,7 +175,8 @@ class SweepSpec:
                 raise InputError(ranged.name, "a grid needs a list of values (e.g. 0.01,0.1,1), not a "
                                               "range; ranges suit --strategy random or tpe")
         seed, trials = SAMPLER_SEED.parse(seed), TRIALS.parse(trials)
-        spec = cls(base, space, strategy, trials, seed, pruner)
+        metric, direction, target = check_objective(metric, direction, target)
+        spec = cls(base, space, strategy, trials, seed, pruner, metric, direction, target)
         if spec.total() > MAX_TRIALS:  # the grid's size is a product of counts: nothing is built
             raise InputError("vary", f"the grid has {spec.grid_size():,} set-ups; at most {MAX_TRIALS} "
                                      "(give --trials to run that many of them, or fewer values)")
@@ -223,9 +236,70 @@ class SweepSpec:
 
     def to_dict(self):
         return {"base": self.base.to_dict(), "vary": [d.text for d in self.space],
-                "strategy": self.strategy, "trials": self.trials, "seed": self.seed, "pruner": self.pruner}
+                "strategy": self.strategy, "trials": self.trials, "seed": self.seed, "pruner": self.pruner,
+                "metric": self.metric, "direction": self.direction, "target": self.target}
 
     @classmethod
     def from_dict(cls, data):
+        """A recorded spec (one recorded before metrics could be chosen: the test cost, minimised)."""
         return cls.build(TrainConfig.from_dict(data["base"]), data["vary"], data["strategy"],
-                         data["trials"], data["seed"], data["pruner"])
+                         data["trials"], data["seed"], data["pruner"],
+                         metric=data.get("metric", DEFAULT_METRIC), direction=data.get("direction"),
+                         target=data.get("target"))
+
+    @property
+    def metric_label(self):
+        """The metric as people read it: "test cost", "best test accuracy"."""
+        return metric_label(self.metric)
+
+    def better(self, a, b):
+        """Whether value a is better than b in the sweep's direction (b None: a is)."""
+        if b is None:
+            return True
+        return a < b if self.direction == "minimize" else a > b
+
+    def reached(self, value):
+        """Whether a value reaches the target (no target: never)."""
+        if self.target is None or value is None:
+            return False
+        return value <= self.target if self.direction == "minimize" else value >= self.target
+
+
+def metric_label(metric):
+    return metric.replace("_", " ")
+
+
+def check_objective(metric, direction=None, target=None):
+    """(metric, direction, target) checked: an unknown metric, a direction that is not the
+    metric's (a cost is minimised, an accuracy maximised) or a target that is not a finite number
+    (an accuracy's between 0 and 1) is an InputError naming the field."""
+    import math
+
+    metric = DEFAULT_METRIC if metric in (None, "") else str(metric).strip().replace("-", "_")
+    if metric not in METRICS:
+        raise InputError("metric", f"{metric!r} is not a recorded result; one of {', '.join(METRICS)}")
+    natural = METRICS[metric]
+    if direction in (None, ""):
+        direction = natural
+    direction = {"min": "minimize", "max": "maximize", "minimise": "minimize",
+                 "maximise": "maximize"}.get(str(direction).strip().lower(), str(direction).strip().lower())
+    if direction not in DIRECTIONS:
+        raise InputError("direction", f"{direction!r} is not one of {', '.join(DIRECTIONS)}")
+    if direction != natural:
+        kind = "a cost is lower when better" if natural == "minimize" else "an accuracy is higher when better"
+        raise InputError("direction", f"{direction} does not fit {metric} ({kind}: {natural})")
+    if target is not None and target != "":
+        try:
+            value = float(target)
+        except (TypeError, ValueError):
+            raise InputError("target", f"{target!r} is not a number") from None
+        if isinstance(target, bool) or not math.isfinite(value):
+            raise InputError("target", f"{target!r} is not a finite number")
+        if "accuracy" in metric and not 0 <= value <= 1:
+            raise InputError("target", f"an accuracy is between 0 and 1, not {value:g}")
+        if "cost" in metric and value < 0:
+            raise InputError("target", f"a cost is at least 0, not {value:g}")
+        target = value
+    else:
+        target = None
+    return metric, direction, target

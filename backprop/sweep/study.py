@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from dataclasses import dataclass
 
 from .. import paths
@@ -37,10 +38,13 @@ class TrialResult:
     run_id: int | None = None  # the run of the attempt that ended it
     checkpoint: str | None = None  # its trained network (finished trials)
     lost: tuple = ()  # LostAttempt: attempts whose worker died before
+    train_cost: float | None = None
+    value: float | None = None  # the sweep's metric (what Optuna was told of a finished trial)
 
     def to_attrs(self):
         return {"status": self.status, "reason": self.reason, "test_cost": finite(self.test_cost),
                 "test_accuracy": finite(self.test_accuracy), "train_accuracy": finite(self.train_accuracy),
+                "train_cost": finite(self.train_cost), "value": finite(self.value),
                 "seconds": finite(self.seconds), "run": self.run_id, "checkpoint": self.checkpoint,
                 "lost": [attempt.to_dict() for attempt in self.lost]}
 
@@ -51,7 +55,8 @@ class TrialResult:
         return cls(attrs.get("status", default_status), attrs.get("reason"), attrs.get("test_cost"),
                    attrs.get("test_accuracy"), attrs.get("train_accuracy"), attrs.get("seconds"),
                    attrs.get("run"), attrs.get("checkpoint"),
-                   tuple(LostAttempt.from_dict(item) for item in attrs.get("lost", ())))
+                   tuple(LostAttempt.from_dict(item) for item in attrs.get("lost", ())),
+                   attrs.get("train_cost"), attrs.get("value"))
 
 
 def finite(value):
@@ -117,8 +122,13 @@ def open_study(sweep_id, spec=None, offset=0, covered=()):
                                                         reduction_factor=3)
     else:
         pruner = optuna.pruners.NopPruner()
-    return optuna.create_study(study_name=name, storage=storage, sampler=make_sampler(spec, offset, covered),
-                               pruner=pruner, direction="minimize", load_if_exists=True)
+    study = optuna.create_study(study_name=name, storage=storage, sampler=make_sampler(spec, offset, covered),
+                                pruner=pruner, direction=spec.direction, load_if_exists=True)
+    if study.metric_names != [spec.metric]:  # optuna-dashboard shows the metric's name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # set_metric_names is experimental
+            study.set_metric_names([spec.metric])
+    return study
 
 
 def make_sampler(spec, offset=0, covered=()):

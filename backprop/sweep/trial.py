@@ -10,6 +10,7 @@ below (pickled by Dask); the client turns them into the trial's run (backprop.ru
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ class TrialTask:
     progress_channel: str
     stop_channel: str
     report_every: int | None = None  # steps between the pruner's reports (None: no pruner)
+    metric: str = "test_cost"  # what the sweep optimises (backprop.sweep.space.METRICS)
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,11 @@ class Started:
 
 @dataclass(frozen=True)
 class Report:
-    """The pruner's intermediate value: the test cost after `step` steps (not part of the run)."""
+    """The pruner's intermediate value: the sweep's metric after `step` steps (not part of the run;
+    a `best_` metric's best so far)."""
 
     step: int
-    test_cost: float
+    value: float
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class TrialOutcome:
     network: object = None
     history: object = None
     divergence: dict | None = None
+    metric_value: float | None = None  # the sweep's metric (a best_ one: best over the evaluations)
 
     def metrics(self):
         """The run store's final metrics (what `backprop train` records)."""
@@ -88,7 +92,9 @@ class TrialOutcome:
 
     @property
     def value(self):
-        """What Optuna minimises: the test cost (the training cost where there is no test set)."""
+        """What Optuna is told: the sweep's metric (the training cost where it has none)."""
+        if self.metric_value is not None:
+            return self.metric_value
         return self.test_cost if self.test_cost is not None else self.train_cost
 
 
@@ -127,6 +133,58 @@ def _test_cost(trainer, records):
     return float(trainer.network.evaluate(trainer.x_test, trainer.y_test)[0])
 
 
+class _MetricTracker:
+    """The sweep's metric over a trial: its value now (a test metric from the trainer's own
+    evaluation of this step when it made one) and its best over the evaluations seen."""
+
+    def __init__(self, metric):
+        from .space import METRICS
+
+        self.metric = metric
+        self.base = metric.removeprefix("best_")
+        self.best_of = metric.startswith("best_")
+        self.minimize = METRICS[metric] == "minimize"
+        self.best = None
+
+    def seen(self, value):
+        if value is None or not math.isfinite(value):
+            return
+        if self.best is None or (value < self.best if self.minimize else value > self.best):
+            self.best = float(value)
+
+    def step(self, trainer, records):
+        """A test metric's value at each test evaluation the trainer made in these records."""
+        if self.best_of and self.base.startswith("test_"):
+            for record in records:
+                if record.get("test_iteration") is not None:
+                    self.seen(record.get(self.base))
+
+    def now(self, trainer, records):
+        """The metric after this step (for the pruner), or None (no test set)."""
+        if self.base == "test_cost":
+            value = _test_cost(trainer, records)
+        elif self.base == "test_accuracy":
+            last = records[-1] if records else {}
+            if last.get("test_iteration") == trainer.iteration:
+                value = float(last["test_accuracy"])
+            elif trainer.x_test is None:
+                value = None
+            else:
+                value = float(trainer.network.evaluate(trainer.x_test, trainer.y_test)[1])
+        else:
+            value = float(trainer.evaluate()[self.base])
+        self.seen(value)
+        return self.best if self.best_of else value
+
+    def final(self, result):
+        value = result.get(self.base)
+        if value is None and self.base.startswith("test_"):  # no test set: the training figure
+            value = result.get(self.base.replace("test_", "train_"))
+        value = None if value is None or not math.isfinite(value) else float(value)
+        self.seen(value)
+        return self.best if self.best_of else value
+
+
 def run_trial(task, data=None):
     """Train one trial on a Dask worker; `data` is given only for data the client alone has."""
     from distributed import Queue, Variable, get_worker
@@ -148,17 +206,19 @@ def run_trial(task, data=None):
     trainer = Trainer.from_config(config, data)
     progress.put(Started(task.number, attempt, worker))
     records, reports, status, last_report = [], [], "finished", time.perf_counter()
+    tracker = _MetricTracker(task.metric)
     while trainer.iteration < config.iterations:
         step = trainer.step(1)
         records.extend(step)
+        tracker.step(trainer, step)
         if trainer.diverged is not None:
             status = "diverged"
             break
         due = task.report_every is not None and trainer.iteration % task.report_every == 0
         if due:
-            test_cost = _test_cost(trainer, step)
-            if test_cost is not None:
-                reports.append(Report(trainer.iteration, test_cost))
+            value = tracker.now(trainer, step)
+            if value is not None and math.isfinite(value):
+                reports.append(Report(trainer.iteration, value))
         now = time.perf_counter()
         if due or now - last_report >= REPORT_SECONDS:
             progress.put(Progress(task.number, attempt, rows_of(records), tuple(reports)))
@@ -172,4 +232,4 @@ def run_trial(task, data=None):
         progress.put(Progress(task.number, attempt, rows_of(records), tuple(reports)))
     return TrialOutcome(task.number, attempt, status, trainer.iteration, seconds, result["train_cost"],
                         result["train_accuracy"], result.get("test_cost"), result.get("test_accuracy"),
-                        trainer.network, trainer.history, trainer.diverged)
+                        trainer.network, trainer.history, trainer.diverged, tracker.final(result))

@@ -1,0 +1,126 @@
+"""Issue 18, item 1: a sweep's metric, direction and target (backprop sweep --metric --direction
+--target), in Optuna's own record of the study, and bad input refused before anything starts.
+Item 2: the setting importance in the CLI's summary and its --json."""
+
+import json
+
+import optuna
+import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+from test_sweep import SUBSET, cli, dask_cluster, tiny_base
+
+from backprop.errors import InputError
+from backprop.runs import RunStore
+from backprop.sweep import Sweep, SweepSpec, create_sweep, recorded_snapshot, study_path
+from backprop.sweep.space import METRICS
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def plain_optuna_study(sweep_id):
+    """The journal read by Optuna alone (no backprop checks)."""
+    storage = JournalStorage(JournalFileBackend(str(study_path(sweep_id, create_folder=False))))
+    return optuna.load_study(study_name=f"sweep-{sweep_id}", storage=storage)
+
+
+def test_each_metric_has_its_natural_direction_and_a_target_is_kept():
+    for metric, direction in [("test_cost", "minimize"), ("test_accuracy", "maximize"),
+                              ("train_cost", "minimize"), ("train_accuracy", "maximize"),
+                              ("best_test_cost", "minimize"), ("best_test_accuracy", "maximize"),
+                              ("best_train_cost", "minimize"), ("best_train_accuracy", "maximize")]:
+        assert METRICS[metric] == direction
+        spec = SweepSpec.build(tiny_base(), ["learning_rate=0.1,1"], metric=metric)
+        assert (spec.metric, spec.direction, spec.target) == (metric, direction, None)
+    spec = SweepSpec.build(tiny_base(), ["learning_rate=0.1,1"], metric="test_accuracy",
+                           direction="maximize", target="0.9")
+    again = SweepSpec.from_dict(spec.to_dict())
+    assert (again.metric, again.direction, again.target) == ("test_accuracy", "maximize", 0.9)
+    assert again.reached(0.95) and not again.reached(0.5) and again.better(0.6, 0.5)
+    old = spec.to_dict()
+    for key in ("metric", "direction", "target"):  # a sweep recorded before metrics could be chosen
+        del old[key]
+    assert (SweepSpec.from_dict(old).metric, SweepSpec.from_dict(old).direction) == ("test_cost", "minimize")
+
+
+@pytest.mark.parametrize("changes, field, words", [
+    ({"metric": "test_loss"}, "metric", "not a recorded result"),
+    ({"metric": "test_cost", "direction": "maximize"}, "direction", "does not fit test_cost"),
+    ({"metric": "test_accuracy", "direction": "minimize"}, "direction", "does not fit test_accuracy"),
+    ({"direction": "sideways"}, "direction", "not one of minimize, maximize"),
+    ({"target": "abc"}, "target", "not a number"),
+    ({"target": "nan"}, "target", "not a finite number"),
+    ({"metric": "test_accuracy", "target": "1.5"}, "target", "between 0 and 1"),
+])
+def test_a_bad_metric_direction_or_target_is_refused_naming_the_field(changes, field, words):
+    with pytest.raises(InputError) as error:
+        SweepSpec.build(tiny_base(), ["learning_rate=0.1,1"], **changes)
+    assert error.value.field == field
+    assert words in error.value.message
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--metric", "accuracy"], "metric"),
+    (["--direction", "maximize"], "direction"),
+    (["--target", "ten"], "target"),
+])
+def test_the_cli_refuses_bad_objective_input_with_exit_2_and_records_nothing(args, field):
+    before = len(RunStore().list_sweeps())
+    result = cli("sweep", "--subset", str(SUBSET), "--vary", "learning_rate=0.1,1", "--iterations", "5",
+                 *args, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: {field}: "), result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(RunStore().list_sweeps()) == before
+
+
+def test_a_maximised_accuracy_on_two_dask_workers_is_in_optunas_own_record(tmp_path):
+    """CLI through `dask scheduler` + 2 `dask worker`s: the study is maximised and names its
+    metric (optuna-dashboard shows it), every finished trial's value is its test accuracy, and the
+    table and --json rank by it (highest first), with the setting importance."""
+    out = tmp_path / "sweep.json"
+    with dask_cluster(2) as (address, _):
+        result = cli("sweep", "--subset", str(SUBSET), "--vary", "learning_rate=0.01,0.1,0.5,1",
+                     "--iterations", "20", "--scheduler", address, "--metric", "test_accuracy",
+                     "--json", str(out), "--quiet", timeout=150)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(out.read_text())
+    assert (document["metric"], document["direction"]) == ("test_accuracy", "maximize")
+    study = plain_optuna_study(document["sweep"])
+    assert study.metric_names == ["test_accuracy"]
+    assert study.direction == StudyDirection.MAXIMIZE
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 4
+    by_number = {t["number"]: t for t in document["trials"]}
+    for trial in complete:
+        assert trial.value == pytest.approx(by_number[trial.number]["test_accuracy"])
+        assert trial.value == pytest.approx(by_number[trial.number]["value"])
+    ranked = recorded_snapshot(document["sweep"], curves=False).best()
+    assert [t.value for t in ranked] == sorted((t.value for t in ranked), reverse=True)
+    assert "best #" not in result.stdout and "test acc" in result.stdout
+    importance = document["importance"]
+    assert importance is not None and importance["objective"] == "test accuracy"
+    assert importance["evaluator"] in result.stdout and "Setting importance" in result.stdout
+    assert [s["name"] for s in importance["settings"]] == ["learning_rate"]
+
+
+def test_a_target_stops_asking_and_a_best_metric_is_the_best_evaluation():
+    """A cost target every trial reaches: no trial is asked after the first finishes (those
+    running finish), the sweep ends 'finished' saying so. best_test_cost is the lowest of each
+    trial's test evaluations (eval_every 5), at most its final test cost."""
+    store = RunStore()
+    spec = SweepSpec.build(tiny_base(eval_every=5), ["learning_rate=0.01:1"], strategy="random", trials=12,
+                           iterations=30, metric="best_test_cost", target=100)
+    sweep = Sweep(create_sweep(spec, store), store, workers=1)
+    snapshot = sweep.run()
+    finished = [t for t in snapshot.trials if t.status == "finished"]
+    assert 1 <= len(snapshot.trials) <= 3 < spec.total()
+    assert snapshot.status == "finished" and "target reached" in snapshot.message
+    for trial in finished:
+        assert trial.value <= trial.test_cost + 1e-12
+        evaluations = [row["test_cost"] for row in store.history(trial.run_id)
+                       if row["test_cost"] is not None]
+        assert trial.value == pytest.approx(min(evaluations + [trial.test_cost]))
+    assert store.get_sweep(sweep.sweep_id)["message"].startswith("target reached")
