@@ -35,6 +35,7 @@ from studio.controls import (
 from studio.lessons import LESSONS, lesson_link
 from studio.live_plot import live_plot
 from studio.playground_run import epoch_view, regenerate_points, set_parameter, step_epoch, watch_epochs
+from studio.projector import enlarge, projector_css, shortcuts
 from studio.refresh import Rate, RefreshRates
 from studio.session import active_training_threads, get_studio, max_training_threads, route_through_app
 from studio.url_state import (
@@ -42,6 +43,7 @@ from studio.url_state import (
     classroom_from_query,
     classroom_link,
     config_to_query,
+    demo_from_query,
     describes_setup,
     plain,
 )
@@ -174,6 +176,11 @@ def close_lesson():
 
 # -- the set-up: this page's default, then a link, then the widgets ----------------------------
 params = st.query_params.to_dict()
+# The demo view (projector mode) is this page's own flag, not a set-up setting: `demo=1` opens it.
+if "pg_demo" not in state:
+    state.pg_demo = mine.get("demo", demo_from_query(params))
+mine["demo"] = demo = state.pg_demo
+params.pop("demo", None)
 if (studio.pending or studio.config).dataset not in PROFILE.datasets:
     studio.propose(PROFILE.default_config())  # a fresh Studio starts on the tutorial's MNIST set-up
 first_run = "setup_loaded" not in mine
@@ -197,11 +204,17 @@ state.setdefault("pg_speed", SPEEDS[0])
 act(studio, studio.ensure_built)  # TensorFlow Playground shows the untrained network at once
 watch_epochs(studio)  # the training and test loss at the end of every epoch, from the first
 query = config_to_query(studio.pending or studio.config, profile=PROFILE, classroom=room)
+if demo:
+    query["demo"] = "1"
 if st.query_params.to_dict() != query:  # the link says the set-up, the lesson and what is hidden
     st.query_params.from_dict(query)
 
 # -- the lesson, the controls --------------------------------------------------------------------
-st.title("Playground")
+if demo:  # projector mode: the data, the network and the output on one screen, text large
+    projector_css()
+else:
+    st.title("Playground")
+big = enlarge if demo else (lambda figure: figure)
 # What comes and goes (warnings, the lesson, messages) sits in containers that are always there, so
 # the live charts below keep their place in the page and stay mounted.
 with st.container():
@@ -253,10 +266,13 @@ with st.container():
                    "wait for one of them to stop.")
 with buttons["last"]:
     live(studio, rates, "fast", lambda: status_line(studio.view(), rates))
+    st.toggle("Demo view", key="pg_demo",
+              help="Only the data, the network and the output, large, for a projector")
+shortcuts(legend=not demo)
 
 setting = {name: PROFILE.setting(name) for name in PROFILE.widgets}  # with this page's bounds
-bar = row({"learning_rate": 1.15, "activation": 0.95, "regularisation": 1.05, "regularisation_rate": 1.3,
-           "problem": 1.15, "batch_size": 0.85, "speed": 1.3})
+bar = {} if demo else row({"learning_rate": 1.15, "activation": 0.95, "regularisation": 1.05,
+                           "regularisation_rate": 1.3, "problem": 1.15, "batch_size": 0.85, "speed": 1.3})
 if "learning_rate" in bar:
     rates_offered = widget_options(setting["learning_rate"], FORM, state.pg_learning_rate)
     bar["learning_rate"].select_slider("Learning rate", rates_offered, key="pg_learning_rate",
@@ -295,20 +311,20 @@ with left:
         descriptions = {**CLASSIFICATION, **REGRESSION}
         st.selectbox("Data set", names, key="pg_dataset", on_change=change_dataset, help="; ".join(
             f"**{name}**: {descriptions[name]}" for name in names))
-    if shows("train_share"):
+    if shows("train_share") and not demo:
         share = setting["train_share"]
         st.slider("Ratio of training data (%)", int(share.low), int(share.high), step=10,
                   key=FORM.key("train_share"), on_change=change, help="The rest are test points")
-    if shows("noise"):  # up to 50, or to a link's value up to 80 (TensorFlow Playground's slider)
+    if shows("noise") and not demo:  # up to 50, or a link's value up to 80 (TensorFlow Playground's slider)
         st.slider(setting["noise"].label, 0, max(NOISE_SLIDER, int(state.pg_noise)), step=5,
                   key=FORM.key("noise"), on_change=change)
-    if shows("points"):
+    if shows("points") and not demo:
         st.number_input(setting["points"].label, int(setting["points"].low), int(setting["points"].high),
                         step=50, key="pg_points", on_change=change)
-    if shows("seed"):
+    if shows("seed") and not demo:
         st.number_input(setting["seed"].label, int(setting["seed"].low), int(setting["seed"].high),
                         key="pg_seed", on_change=change, help="Draws the points and the first weights")
-    if shows("regenerate"):
+    if shows("regenerate") and not demo:
         st.button("Regenerate", key="pg_regenerate", on_click=regenerate, use_container_width=True,
                   help="New points (the next seed) for the same network, as TensorFlow Playground does")
     if shows("features"):
@@ -369,9 +385,9 @@ def map_views(was_running):
     network_side, output_side = st.columns(COLUMNS)
     with network_side:
         live_plot(pf.network_figure(maps, view.params, shown=shown, pinned=pinned, discretize=discretize,
-                                    edit=shows("edit"), height=350),
+                                    edit=shows("edit"), height=300 if demo else 350),
                   key="pg_network", events=True, on_event=graph_event, config=STILL)
-        if text:
+        if text and not demo:
             what = ["hover a neuron to see it in the big map (click: keep it there)"]
             if shows("features"):
                 what.append("click a feature to choose it")
@@ -381,13 +397,15 @@ def map_views(was_running):
         if mine.get("last_edit") and text:
             st.caption(mine["last_edit"])
     with output_side:
-        live_plot(pf.boundary_figure(maps, studio.data, show_test=state.get("pg_show_test", False),
-                                     discretize=discretize, height=330, shown=shown), key="pg_boundary")
+        live_plot(big(pf.boundary_figure(maps, studio.data, show_test=state.get("pg_show_test", False),
+                                         discretize=discretize, height=330, shown=shown)), key="pg_boundary")
         losses = epoch_view(studio)
         if losses is not None:
             test, train = pf.loss_text(losses.train_loss, losses.test_loss)
             st.markdown(f"**{test}**  \n{train}")
-            live_plot(pf.loss_figure(losses.rows, losses.markers, height=170), key="pg_loss", config=STILL)
+            if not demo:  # the demo view: the losses as text, large
+                live_plot(pf.loss_figure(losses.rows, losses.markers, height=170), key="pg_loss",
+                          config=STILL)
 
 
 def curve_views():
@@ -403,8 +421,9 @@ def curve_views():
 with right:
     live(studio, rates, "maps", map_views, running)
 left_bottom, right_bottom = st.columns([2, 1.2])
-with left_bottom:
-    live(studio, rates, "curves", curve_views)
+if not demo:
+    with left_bottom:
+        live(studio, rates, "curves", curve_views)
 
 
 def builder():
@@ -434,6 +453,6 @@ def builder():
                "control hides this box too.")
 
 
-if shows("builder") and text and not room.hidden:
+if shows("builder") and text and not room.hidden and not demo:
     with right_bottom, st.expander("Lessons and classroom links"):
         builder()

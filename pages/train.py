@@ -98,16 +98,14 @@ def fast_views(was_running):
         st.rerun(scope="app")  # training stopped by itself (budget, divergence): redraw the buttons
     with st.container(key="status_line"):
         status_line(view, rates)
-    if view is None:
-        return
-    if demo:
-        return  # drawn in its column below
-    cost_view()
+    if not demo:  # the demo view draws it in its column below
+        cost_view()
 
 
 def cost_view():
     view = studio.view()
-    if view is None:
+    if view is None:  # the chart's room, kept before the first step: the page below does not move
+        st.container(height=height, border=False)
         return
     live_plot(big(figures.cost_figure(view, log_y=state.get("log_y", False), height=height)),
               key="cost_chart")
@@ -202,9 +200,11 @@ if demo:
         live(studio, rates, "fast", cost_view)  # the status line's rate
 else:
     left, right = st.columns([3, 2])
-with left:
+# Fixed-height boxes: the views take the same room before the first step as while training, so the
+# first Train moves nothing below them (the Export expander stayed 1,250 px lower after it).
+with left, st.container(height=heatmap_side + 80, border=False):
     live(studio, rates, "heatmap", heatmap_view, running)
-with right:
+with right, st.container(height=height + 70 if demo else 3 * height + 150, border=False):
     live(studio, rates, "gradients", gradient_views)
 
 
@@ -231,12 +231,14 @@ if not demo:  # the essential views only in the demo view
                           format_func=diagnosis.every_label, on_change=keep, args=("sharpness_every",))
     cadences[1].selectbox("Gradient noise scale", diagnosis.NOISE_CHOICES, key="noise_every",
                           format_func=diagnosis.every_label, on_change=keep, args=("noise_every",))
-    live(studio, diagnostic_rates, "stability", stability_views)
+    with st.container(height=height + 110, border=False):
+        live(studio, diagnostic_rates, "stability", stability_views)
 
-if studio.trainer is not None and not demo:
+if not demo:  # drawn before the network is built too: the first Train moves nothing
     histograms = st.expander("Weight and gradient histograms, now vs at initialisation",
                              key="histograms_open", on_change="rerun")
-    if histograms.open:  # only while open: charts in a closed expander are still drawn, at a cost
+    # Only while open: charts in a closed expander are still drawn, at a cost.
+    if histograms.open and studio.trainer is not None:
         with histograms:
             if state.get("histogram_layer", 0) >= studio.trainer.network.n_layers:
                 state.histogram_layer = 0

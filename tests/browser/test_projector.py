@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import screenshot_dir, status_line, wait_for
+from tests.browser.conftest import KEYED_PLOT, screenshot_dir, wait_for
 
 QUICK = "subset=300"
 
@@ -46,8 +46,14 @@ BOTTOMS = """(keys) => Object.fromEntries(keys.map((key) => {
 ESSENTIAL = ["status_line", "cost_chart", "gradient_chart"]
 
 
+def status(app) -> str:
+    return app.page.locator(".st-key-status_line").first.inner_text()
+
+
 def iteration(app) -> int:
-    return int(re.match(r"iteration (\d+)", status_line(app.page)).group(1))
+    """The status line's iteration; -1 before the network is built (no iteration shown)."""
+    found = re.match(r"iteration (\d+)", status(app))
+    return int(found.group(1)) if found else -1
 
 
 @pytest.mark.parametrize("viewport", [(1280, 720), (1920, 1080)])
@@ -90,24 +96,24 @@ def test_train_demo_view_fits_one_screen_with_large_text(open_app, viewport):
 
 def test_keyboard_shortcuts_step_train_and_pause(open_app):
     app = open_app(query=QUICK)
-    legend = app.page.get_by_text("Keys:")
-    legend.first.wait_for()
+    app.page.get_by_text("Keys:").first.wait_for()
+    # The listener is set up by a script in an iframe, a moment after the legend shows.
+    app.page.wait_for_function("() => typeof window.__backpropShortcuts === 'function'", timeout=30_000)
     app.page.evaluate("() => document.activeElement && document.activeElement.blur()")  # no input has focus
     app.page.keyboard.press("s")
-    wait_for(lambda: re.match(r"iteration [1-9]", status_line(app.page)), 60,
-             lambda: f"S did not step: {status_line(app.page)!r}\n{app.debug()}")
+    wait_for(lambda: iteration(app) >= 1, 90, lambda: f"S did not step: {status(app)!r}\n{app.debug()}")
     app.wait_until_idle()
     stepped = iteration(app)
     app.page.keyboard.press("s")
     wait_for(lambda: iteration(app) == stepped + 1, 30,
-             lambda: f"the second S did not step once: {status_line(app.page)!r}")
+             lambda: f"the second S did not step once: {status(app)!r}")
 
     app.wait_until_idle()
     app.page.keyboard.press(" ")
     pause = app.button("Pause")
     wait_for(lambda: pause.is_enabled(), 30, lambda: "Space did not start training (Pause stays disabled)")
     wait_for(lambda: iteration(app) > stepped + 5, 60,
-             lambda: f"training does not advance: {status_line(app.page)!r}")
+             lambda: f"training does not advance: {status(app)!r}")
     app.page.keyboard.press(" ")
     wait_for(lambda: app.button("Train").is_enabled(), 30,
              lambda: "Space did not pause (Train stays disabled)")
@@ -122,4 +128,68 @@ def test_keyboard_shortcuts_step_train_and_pause(open_app):
     box.press("s")
     app.page.wait_for_timeout(1000)
     assert iteration(app) == paused, "an S typed into an input stepped"
+    app.assert_clean()
+
+
+@pytest.mark.parametrize("viewport", [(1280, 720), (1920, 1080)])
+def test_playground_demo_view_fits_one_screen_with_large_text(open_app, viewport):
+    """`demo=1` on the Playground: the data and features, an 8-unit network and the output on one screen."""
+    app = open_app("playground", "dataset=spiral&layers=8,8,1&demo=1", viewport=viewport)
+    sizes = {}
+
+    def drawn():
+        sizes.update(app.page.evaluate(TICK_SIZES, ["pg_boundary"]))
+        frame = app.page.evaluate(KEYED_PLOT, "pg_network")
+        return all(sizes.values()) and frame
+
+    wait_for(drawn, 60, lambda: f"the maps never drew: {sizes}\n{app.debug()}")
+    app.wait_until_idle()
+    assert min(sizes["pg_boundary"]) >= 18, f"output map ticks {sorted(set(sizes['pg_boundary']))} px"
+    scroll = app.page.evaluate(SCROLL)
+    bottoms = app.page.evaluate(BOTTOMS, ["pg_datasets", "pg_network", "pg_boundary"])
+    app.page.screenshot(path=str(screenshot_dir() / f"projector-playground-{viewport[0]}x{viewport[1]}.png"))
+    for name in ("document", "stMain", "stAppViewContainer"):
+        if name in scroll:
+            assert scroll[name]["scroll"] <= scroll["innerHeight"], f"{name} scrolls: {scroll} {bottoms}"
+    for key, bottom in bottoms.items():
+        assert bottom is not None and bottom <= viewport[1], f"{key} below the fold: {bottoms}"
+    app.assert_clean()
+
+
+# The Export expander's top, in page coordinates (Streamlit scrolls inside stMain).
+EXPORT_Y = """() => {
+  const el = [...document.querySelectorAll('[data-testid="stExpander"]')]
+    .find((e) => e.innerText.includes('Export and import'));
+  const main = document.querySelector('[data-testid="stMain"]');
+  return el ? Math.round(el.getBoundingClientRect().top + (main ? main.scrollTop : 0)) : null;
+}"""
+
+
+BLOCKS = """() => [...document.querySelector(
+  '[data-testid="stMainBlockContainer"] [data-testid="stVerticalBlock"]').children]
+  .map((e) => [e.getAttribute('data-testid') || e.className.slice(0, 30),
+                        Math.round(e.getBoundingClientRect().height)])"""
+
+
+def test_first_train_moves_nothing_below_the_live_views(open_app):
+    app = open_app(query=QUICK)
+    before = app.page.evaluate(EXPORT_Y)
+    blocks_before = app.page.evaluate(BLOCKS)
+    assert before is not None, f"no Export expander\n{app.debug()}"
+    app.click("Train")
+    app.wait_points(lambda points: points > 5, timeout=60)
+    seen = []
+
+    def drawn():  # every live view has drawn: the weight image and the gradient chart are there
+        seen.append(app.page.evaluate(EXPORT_Y))
+        return app.page.locator(".st-key-gradient_chart iframe").count() and app.page.locator(
+            'img[alt$="while training"], .st-key-weights_heatmap').count()
+
+    wait_for(drawn, 60, lambda: f"the live views never drew; Export at {seen[-3:]}\n{app.debug()}")
+    after = app.page.evaluate(EXPORT_Y)
+    blocks_after = app.page.evaluate(BLOCKS)
+    app.click("Pause")
+    assert abs(after - before) <= 5, (f"the Export expander moved from y = {before} to {after} px; the "
+                                      f"page's blocks (test id, height) before {blocks_before}, "
+                                      f"after {blocks_after}")
     app.assert_clean()
