@@ -50,7 +50,7 @@ def build_parser():
                        help="the sampler's seed (a reproducible sweep); vary the training seed with "
                             "--vary seed=1,2,3")
     sweep.add_argument("--pruner", default="none", choices=PRUNERS,
-                       help="stop bad trials early on the metric: median or successive halving")
+                       help="stop bad trials early on the metric: median, successive halving or Hyperband")
     sweep.add_argument("--metric", default="test_cost", metavar="NAME",
                        help=f"what the sweep optimises: {', '.join(METRICS)} (best_: the best over the "
                             "trial's evaluations, else the value it ended with; default test_cost)")

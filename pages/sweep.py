@@ -63,7 +63,8 @@ with st.expander("New sweep", expanded=not sweeps):
     iterations = middle.number_input("Iterations per trial", 1, 100_000, 300, key="sweep_iterations")
     pruner = middle.selectbox("Stop bad trials early", PRUNERS, key="sweep_pruner",
                               help="median: below the median of finished trials at the same step; "
-                                   "halving: successive halving. Both on the metric.")
+                                   "halving: successive halving; hyperband: Optuna's Hyperband. All on "
+                                   "the metric.")
     metric = left.selectbox("Metric", list(sweep_runner.METRICS), key="sweep_metric",
                             help="What the sweep optimises: any recorded result (best_: the best over "
                                  "the trial's evaluations, else the value it ended with)")

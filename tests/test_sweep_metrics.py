@@ -124,3 +124,33 @@ def test_a_target_stops_asking_and_a_best_metric_is_the_best_evaluation():
                        if row["test_cost"] is not None]
         assert trial.value == pytest.approx(min(evaluations + [trial.test_cost]))
     assert store.get_sweep(sweep.sweep_id)["message"].startswith("target reached")
+
+
+# -- item 3: pruners ------------------------------------------------------------------------------
+@pytest.mark.parametrize("pruner", ["hyperband", "median"])
+def test_a_pruned_trial_stops_at_the_report_that_pruned_it_with_its_intermediate_values_live(pruner):
+    """Hyperband (and the median pruner) stop a learning rate of 100; the worker waits for the
+    client's verdict after each report, so the pruned trial's run ends at the step of its last
+    report (not up to ~280 steps later). Every trial's intermediate values are in the live
+    snapshot, the pruned one's too, and the same in Optuna's own record."""
+    store = RunStore()
+    spec = SweepSpec.build(tiny_base(activation="relu", init="he"), ["learning_rate=0.1,0.2,0.3,100"],
+                           iterations=200, pruner=pruner, seed=1)
+    sweep = Sweep(create_sweep(spec, store), store, workers=1)
+    seen = {}
+
+    def on_change(snapshot):
+        for trial in snapshot.trials:
+            if trial.status == "running" and trial.intermediate:
+                seen[trial.number] = dict(trial.intermediate)
+    snapshot = sweep.run(on_change=on_change)
+    worst = snapshot.trials[-1]
+    assert worst.params["learning_rate"] == 100.0
+    assert worst.status == "pruned", [(t.number, t.status) for t in snapshot.trials]
+    run = {r["id"]: r for r in store.sweep_runs(sweep.sweep_id)}[worst.run_id]
+    assert run["last_iteration"] + 1 == max(worst.intermediate) < 200  # rows count from 0
+    assert worst.number in seen  # live, while it ran
+    study = plain_optuna_study(sweep.sweep_id)
+    for trial in snapshot.trials:
+        assert trial.intermediate, trial.number
+        assert study.trials[trial.number].intermediate_values == pytest.approx(trial.intermediate)

@@ -151,6 +151,8 @@ class Sweep:
         self._pruned = set()
         self._reported = {}  # number -> last step reported to Optuna
         self._stopping = set()
+        self._heard = {}  # str(trial number) -> the last pruner's report the client heard (its step)
+        self._heard_changed = False
         self._cancel_message = None
         self._claim = None  # the ClientLock, while this client runs the sweep
 
@@ -163,7 +165,7 @@ class Sweep:
                 lost = self._lost.get(number)
                 trials.append(dataclasses.replace(
                     view, curve=list(view.curve), evaluations=list(view.evaluations),
-                    params=dict(view.params),
+                    params=dict(view.params), intermediate=dict(view.intermediate),
                     run_id=attempt.run.run_id if attempt is not None else view.run_id,
                     lost=[item.view() for item in lost] if lost else list(view.lost)))
             return SweepSnapshot(self.sweep_id, self._status, self.spec.total(), trials,
@@ -249,7 +251,7 @@ class Sweep:
         self._scattered = {}
         self._progress = Queue(self._channel + "-progress", client=client)
         self._stop = Variable(self._channel + "-stop", client=client)
-        self._stop.set({"all": False, "trials": []})
+        self._stop.set({"all": False, "trials": [], "heard": {}})
         self._set_status("running")
         capacity, capacity_checked = 1, 0.0
         try:
@@ -280,8 +282,9 @@ class Sweep:
                         break
                     if capacity == 0 and not self._in_flight:
                         self._set_status("running", "waiting for workers to join the scheduler")
-                # Wake when a trial ends (its future's callback), else drain progress every 0.1 s.
-                self._ended.wait(0.1)
+                # Wake when a trial ends (its future's callback), else drain progress every 0.1 s
+                # (0.03 s with a pruner: a worker waits for the verdict on each report).
+                self._ended.wait(0.1 if self.spec.pruner == "none" else 0.03)
                 self._ended.clear()
                 if on_change:
                     on_change(self.snapshot())
@@ -371,6 +374,9 @@ class Sweep:
                 self._on_started(message)
             elif isinstance(message, Progress):
                 self._on_progress(message)
+        if self._heard_changed:  # the workers waiting on a verdict go on (or stop, if pruned)
+            self._heard_changed = False
+            self._publish_stop()
 
     def _on_started(self, message):
         number = message.number
@@ -403,7 +409,7 @@ class Sweep:
             view.evaluations.extend(message.rows.evaluations)
             if len(view.evaluations) > MAX_CURVE:
                 view.evaluations = view.evaluations[::2]
-        if self.spec.pruner == "none":
+        if self.spec.pruner == "none" or not message.reports:
             return
         trial = self._asked[number]
         for report in message.reports:
@@ -411,9 +417,13 @@ class Sweep:
                 continue  # an attempt run again reports the same steps
             self._reported[number] = report.step
             trial.report(report.value, report.step)
+            with self._lock:
+                view.intermediate[report.step] = report.value  # live, pruned trials' too
             if number not in self._pruned and trial.should_prune():
                 self._pruned.add(number)
-                self._stop_trials(numbers=[number])
+                self._stopping.add(number)
+        self._heard[str(number)] = message.reports[-1].step
+        self._heard_changed = True
 
     def _stop_trials(self, numbers=(), all_trials=False):
         wanted = set(numbers) | self._stopping
@@ -422,8 +432,14 @@ class Sweep:
         if all_trials:
             self._stopping.add("all")
         self._stopping |= wanted
+        self._publish_stop()
+
+    def _publish_stop(self):
+        """The stop variable the workers read: stop all, the trials to stop, and the last pruner's
+        report heard of each trial (a worker waits for it after each report)."""
         self._stop.set({"all": "all" in self._stopping,
-                        "trials": sorted(n for n in self._stopping if n != "all")})
+                        "trials": sorted(n for n in self._stopping if n != "all"),
+                        "heard": dict(self._heard)})
 
     # -- a worker that died ----------------------------------------------------------------------
     def _lose(self, number, worker, run, again=True):

@@ -20,7 +20,7 @@ from ..setting import Setting
 from ..settings import SETTINGS, SWEEPABLE
 
 STRATEGIES = ("grid", "random", "tpe")
-PRUNERS = ("none", "median", "halving")
+PRUNERS = ("none", "median", "halving", "hyperband")
 # What a sweep optimises: any recorded result, with its natural direction. A `best_` metric is the
 # best value over the trial's evaluations (its test evaluations, the pruner's reports and the end),
 # the plain one the value when it ended.

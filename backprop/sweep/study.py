@@ -120,6 +120,9 @@ def open_study(sweep_id, spec=None, offset=0, covered=()):
     elif spec.pruner == "halving":
         pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=every * max(1, reports // 9),
                                                         reduction_factor=3)
+    elif spec.pruner == "hyperband":
+        pruner = optuna.pruners.HyperbandPruner(min_resource=every, max_resource=spec.base.iterations,
+                                                reduction_factor=3)
     else:
         pruner = optuna.pruners.NopPruner()
     study = optuna.create_study(study_name=name, storage=storage, sampler=make_sampler(spec, offset, covered),

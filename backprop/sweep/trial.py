@@ -20,6 +20,7 @@ from ..run import Rows, rows_of
 
 REPORT_SECONDS = 0.2  # a worker's rows reach the client, and it checks for a stop, this often
 STOP_READ_SECONDS = 8  # the stop flag's read gives up after this long (a scheduler gone)
+VERDICT_SECONDS = 2  # after a pruner's report, how long a trial waits for the client to hear it
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,19 @@ class LostAttempt:
         return cls(data.get("worker"), data.get("run"), data.get("ran_again_on"))
 
 
-def _must_stop(stop, number):
-    flags = stop.get(timeout=STOP_READ_SECONDS)
-    return flags["all"] or number in flags["trials"]
+def _must_stop(stop, number, heard=None):
+    """Whether the client says stop. With `heard` (the step of a pruner's report just sent): wait
+    (at most VERDICT_SECONDS) until the client has heard that report, so a trial the pruner stops
+    ends at that report, not one report later."""
+    deadline = time.monotonic() + VERDICT_SECONDS
+    while True:
+        flags = stop.get(timeout=STOP_READ_SECONDS)
+        if flags["all"] or number in flags["trials"]:
+            return True
+        if heard is None or flags.get("heard", {}).get(str(number), -1) >= heard \
+                or time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
 
 
 def _test_cost(trainer, records):
@@ -222,8 +233,9 @@ def run_trial(task, data=None):
         now = time.perf_counter()
         if due or now - last_report >= REPORT_SECONDS:
             progress.put(Progress(task.number, attempt, rows_of(records), tuple(reports)))
+            heard = reports[-1].step if due and reports else None
             records, reports, last_report = [], [], now
-            if _must_stop(stop, task.number):
+            if _must_stop(stop, task.number, heard=heard):
                 status = "stopped"
                 break
     result = trainer.evaluate()
