@@ -44,10 +44,11 @@ def build_parser():
     measured.add_argument("--track-sharpness", metavar="N", type=_steps,
                           help="measure the sharpness λ_max every N steps against the optimizer's stability "
                                "limit: 2/η for gradient descent, (2+2β)/η with momentum, Adam's "
-                               "preconditioned λ_max against (2+2β1)/((1-β1)η); default off")
+                               "preconditioned λ_max against (2+2β1)/((1-β1)η); less often when measuring "
+                               "would take over a tenth of the time; default off")
     measured.add_argument("--track-noise", metavar="N", type=_steps,
                           help="measure the gradient noise scale B_simple (about the critical batch size) "
-                               "every N steps; default off")
+                               "every N steps (or less often, likewise); default off")
 
     runs = commands.add_parser("runs", help="list the recorded runs (--disk: the disk they take)",
                                description="List the recorded runs, or with --disk what the studio keeps "

@@ -42,6 +42,8 @@ from .stability import SharpnessPoint, adam_preconditioner, measure_stability
 
 WATCH_EVERY = 5  # steps between two looks at the cost
 MIN_CYCLE_SECONDS = 0.05  # at most 20 looks a second, however fast the steps are
+DUTY = 0.1  # measuring takes at most this share of the diagnostics thread's time: after a measurement
+# of m seconds it rests 9m, so a fast run's cadence thins out instead of taking a core from training
 IDLE_SECONDS = 5.0  # the diagnostics thread ends after this long without work
 SHARPNESS_EVERY = 20  # the Train page's default cadence (benchmarks/bench_diagnostics.py: its cost)
 NOISE_EVERY = 100
@@ -490,6 +492,7 @@ class RunDiagnostics:
         self._error = None
         self._next = math.inf  # the training thread wakes the diagnostics thread at this iteration
         self._event = threading.Event()
+        self._urgent = threading.Event()  # a drain or a new configuration: cut the rest short
         self._thread = None
         self._thread_lock = threading.Lock()
         self._state = threading.Lock()
@@ -529,6 +532,7 @@ class RunDiagnostics:
         changed = wanted != (self.watch, self.sharpness_every, self.noise_every)
         self.watch, self.sharpness_every, self.noise_every = watch, sharpness_every, noise_every
         if changed and self.active:
+            self._urgent.set()
             self._wake()
         elif not self.active:
             self._next = math.inf
@@ -542,6 +546,7 @@ class RunDiagnostics:
         with self._served:
             self._requests += 1
             wanted = self._requests
+        self._urgent.set()
         self._wake()
         with self._served:
             return self._served.wait_for(lambda: self._done >= wanted, timeout)
@@ -589,9 +594,10 @@ class RunDiagnostics:
                         return
                 continue
             self._event.clear()
+            self._urgent.clear()
             with self._served:
                 serving = self._requests
-            started = time.perf_counter()
+            started, measured = time.perf_counter(), self.seconds
             try:
                 self._cycle()
             except Exception as error:  # never die silently: the page and --json show it
@@ -601,9 +607,10 @@ class RunDiagnostics:
                 with self._served:
                     self._done = max(self._done, serving)
                     self._served.notify_all()
-            rest = MIN_CYCLE_SECONDS - (time.perf_counter() - started)
-            if rest > 0 and not self._event.is_set():
-                time.sleep(rest)
+            rest = max(MIN_CYCLE_SECONDS - (time.perf_counter() - started),
+                       (self.seconds - measured) * (1 / DUTY - 1))
+            if rest > 0:
+                self._urgent.wait(rest)
 
     def _reference_iteration(self):
         reference = self._watch.reference

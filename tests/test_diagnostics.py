@@ -225,6 +225,31 @@ def test_measurements_run_on_the_diagnostics_thread_while_training_runs_in_its_o
     assert view.noise and view.noise[0].iteration == 0 and view.noise[0].noise.batch_size == 300
 
 
+def test_measuring_takes_about_a_tenth_of_the_diagnostics_threads_time(monkeypatch):
+    """Whatever the cadence, a measurement of m seconds is followed by a rest of 9m: a fast run's
+    measurements thin out instead of taking a core from training."""
+    calls = []
+
+    def slow_measurement(trainer, snapshot, **options):
+        calls.append(time.perf_counter())
+        time.sleep(0.05)
+        return point(snapshot.iteration, 1.0)
+    monkeypatch.setattr(diagnostics, "measure_sharpness", slow_measurement)
+    config = small(layers=[16, 1], iterations=10**6)
+    trainer = Trainer.from_config(config, config.load_data())
+    run = Run(config, trainer, record=False)
+    run.diagnostics.configure(watch=True, sharpness_every=1)
+    run.start()
+    time.sleep(3)
+    stopped = time.perf_counter()
+    run.stop()
+    before_stop = [t for t in calls if t < stopped]
+    gaps = np.diff(before_stop)
+    assert len(before_stop) >= 3 and trainer.iteration > len(before_stop)
+    assert all(gap >= 0.45 for gap in gaps[1:]), gaps  # (the first cycle measures where training began too)
+    assert len(run.diagnostics.view().sharpness) == len(calls)
+
+
 def test_the_training_thread_only_counts(monkeypatch):
     """note() with nothing due wakes nothing; a due step wakes the thread (and starts it if needed)."""
     config = small(layers=[16, 1])
