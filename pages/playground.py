@@ -265,7 +265,8 @@ with st.container():
         st.warning(f"The server is training {active_training_threads()} networks, its limit; Train will "
                    "wait for one of them to stop.")
 with buttons["last"]:
-    live(studio, rates, "fast", lambda: status_line(studio.view(), rates))
+    with st.container(key="pg_status_line"):  # large in the demo view (studio/projector.py's CSS)
+        live(studio, rates, "fast", lambda: status_line(studio.view(), rates))
     st.toggle("Demo view", key="pg_demo",
               help="Only the data, the network and the output, large, for a projector")
 shortcuts(legend=not demo)
@@ -398,11 +399,13 @@ def map_views(was_running):
             st.caption(mine["last_edit"])
     with output_side:
         live_plot(big(pf.boundary_figure(maps, studio.data, show_test=state.get("pg_show_test", False),
-                                         discretize=discretize, height=330, shown=shown)), key="pg_boundary")
+                                         discretize=discretize, height=300 if demo else 330,
+                                         shown=shown)), key="pg_boundary")
         losses = epoch_view(studio)
         if losses is not None:
             test, train = pf.loss_text(losses.train_loss, losses.test_loss)
-            st.markdown(f"**{test}**  \n{train}")
+            with st.container(key="pg_losses"):
+                st.markdown(f"**{test}**  \n{train}")
             if not demo:  # the demo view: the losses as text, large
                 live_plot(pf.loss_figure(losses.rows, losses.markers, height=170), key="pg_loss",
                           config=STILL)

@@ -193,7 +193,8 @@ if not demo:  # the view's options; the demo view keeps what they were set to
     options[1].toggle("Show dW instead of W", key="show_dW", on_change=keep, args=("show_dW",))
     options[2].selectbox("Heatmap layer", layer_names, key="heatmap_layer", label_visibility="collapsed",
                          on_change=keep, args=("heatmap_layer",))
-live(studio, rates, "fast", fast_views, running)
+with st.container(height=None if demo else height + 60, border=False):  # the same room before a step
+    live(studio, rates, "fast", fast_views, running)
 if demo:
     cost_side, left, right = st.columns([1.25, 1, 1.25])
     with cost_side:
@@ -226,7 +227,7 @@ if not demo:  # the essential views only in the demo view
                  "the cost's Hessian (λ_max) against the largest one the optimizer is stable for at this "
                  "learning rate, and the gradient noise scale B_simple, about the batch size past which "
                  "larger batches stop cutting the steps needed")
-    cadences = st.columns([1, 1, 2])
+    cadences = st.container(height=75, border=False).columns([1, 1, 2])
     cadences[0].selectbox("λ_max", diagnosis.SHARPNESS_CHOICES, key="sharpness_every",
                           format_func=diagnosis.every_label, on_change=keep, args=("sharpness_every",))
     cadences[1].selectbox("Gradient noise scale", diagnosis.NOISE_CHOICES, key="noise_every",

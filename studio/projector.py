@@ -65,7 +65,8 @@ CSS = """<style>
 [data-testid="stMain"] button[data-testid^="stBaseButton"] { min-height: 3rem; }
 [data-testid="stMain"] button[data-testid^="stBaseButton"] p { font-size: 1.4rem !important; }
 [data-testid="stMain"] [data-testid="stCheckbox"] p { font-size: 1.3rem !important; }
-.st-key-status_line p { font-size: 1.5rem !important; line-height: 1.3; }
+.st-key-status_line p, .st-key-pg_losses p { font-size: 1.5rem !important; line-height: 1.3; }
+.st-key-pg_status_line p { font-size: 1.2rem !important; line-height: 1.3; }
 [data-testid="stMain"] [data-testid="stCaptionContainer"] p { font-size: 1.1rem !important; }
 .st-key-shortcut_legend p { font-size: 1rem !important; }
 </style>"""
