@@ -227,16 +227,27 @@ def sweep_view(sweep_id):
     result_plots(sweep_id, snapshot, sweep_names.get(sweep_id))
 
 
-sweep_view(shown_id)
-
+# The sweep's buttons, above its live view (they stay put as the charts below grow).
 record = sweep_runner.sweep_record(shown_id)
-buttons = st.columns([1, 1, 3])
+buttons = st.columns([1, 1, 1, 3])
 if sweep_runner.is_running(shown_id):
-    if buttons[0].button("Cancel", key="sweep_cancel", help="Stops every running trial within about 2 s"):
+    if sweep_runner.is_paused(shown_id):
+        if buttons[0].button("Resume", key="sweep_unpause", help="Ask new trials again"):
+            sweep_runner.resume_asking(shown_id)
+            st.rerun()
+    elif buttons[0].button("Pause", key="sweep_pause",
+                           help="No new trials until resumed; running ones finish"):
+        sweep_runner.pause_sweep(shown_id)
+        st.rerun()
+    if buttons[1].button("Stop", key="sweep_stop", help="No new trials; running ones finish, then it ends"):
+        sweep_runner.stop_sweep(shown_id)
+        st.rerun()
+    if buttons[2].button("Cancel", key="sweep_cancel", help="Stops every running trial within about 2 s"):
         sweep_runner.cancel_sweep(shown_id)
         sweep_runner.wait(shown_id, 15)
         st.rerun()
-elif record["status"] in ("cancelled", "interrupted", "failed", "created"):
+elif record["status"] in ("cancelled", "interrupted", "failed", "created") or (
+        record["status"] == "finished" and str(record["message"] or "").startswith("stopped")):
     if buttons[0].button("Resume", key="sweep_resume", help="Finished trials are kept; the rest run"):
         try:
             place = state.get("sweep_place")
@@ -246,6 +257,7 @@ elif record["status"] in ("cancelled", "interrupted", "failed", "created"):
         except InputError as error:
             st.error(f"**{error.field}**: {error.message}")
 
+sweep_view(shown_id)
 
 
 @st.fragment(run_every=LIVE_SECONDS if sweep_runner.is_running(shown_id) else None)

@@ -179,6 +179,37 @@ def cancel_sweep(sweep_id):
         sweep.cancel()
 
 
+def _running_sweep(sweep_id):
+    with _lock:
+        return _sweeps.get(sweep_id)
+
+
+def pause_sweep(sweep_id):
+    """No new trials for a sweep run here (running ones finish) until resume_asking."""
+    sweep = _running_sweep(sweep_id)
+    if sweep is not None:
+        sweep.pause()
+
+
+def resume_asking(sweep_id):
+    """A paused sweep asks trials again."""
+    sweep = _running_sweep(sweep_id)
+    if sweep is not None:
+        sweep.resume()
+
+
+def stop_sweep(sweep_id):
+    """No new trials; the running ones finish, then the sweep ends (it can be resumed later)."""
+    sweep = _running_sweep(sweep_id)
+    if sweep is not None:
+        sweep.stop()
+
+
+def is_paused(sweep_id):
+    sweep = _running_sweep(sweep_id)
+    return sweep is not None and sweep.paused
+
+
 def wait(sweep_id, timeout):
     """Wait for a sweep run here to end; True once it has."""
     with _lock:

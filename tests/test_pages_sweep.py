@@ -96,6 +96,15 @@ def test_cancel_from_the_page_stops_the_sweep_and_offers_resume(studio, page):
     while sweep_runner.snapshot(sweep_id).count("running") < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     at.run()
+    # Issue 18: Pause (no new trials) and Resume, beside Stop and Cancel.
+    assert [at.button(key=key).label for key in ("sweep_pause", "sweep_stop", "sweep_cancel")] == \
+        ["Pause", "Stop", "Cancel"]
+    at.button(key="sweep_pause").click()
+    at.run()
+    assert sweep_runner.is_paused(sweep_id) and sweep_runner.snapshot(sweep_id).status == "paused"
+    at.button(key="sweep_unpause").click()
+    at.run()
+    assert not sweep_runner.is_paused(sweep_id)
     asked = time.monotonic()
     at.button(key="sweep_cancel").click()
     at.run()

@@ -3,6 +3,7 @@
 Item 2: the setting importance in the CLI's summary and its --json."""
 
 import json
+import time
 
 import optuna
 import pytest
@@ -154,3 +155,46 @@ def test_a_pruned_trial_stops_at_the_report_that_pruned_it_with_its_intermediate
     for trial in snapshot.trials:
         assert trial.intermediate, trial.number
         assert study.trials[trial.number].intermediate_values == pytest.approx(trial.intermediate)
+
+
+# -- item 4: pause, resume, stop --------------------------------------------------------------------
+def test_pause_resume_and_stop_on_a_dask_scheduler_with_two_workers_keep_every_finished_trial():
+    """Pause: no new trial is asked while paused (the running ones finish); Resume asks again and
+    the sweep runs to its end with every trial finished, each in Optuna's own record. Stop: the
+    running trials finish, no new one starts, and the sweep ends finished, saying how many were
+    not run."""
+    from test_sweep import start_in_thread, wait_for
+
+    store = RunStore()
+    with dask_cluster(2) as (address, _):
+        spec = SweepSpec.build(tiny_base(), ["learning_rate=0.05,0.1,0.2,0.3,0.5,0.8"], iterations=150)
+        sweep = Sweep(create_sweep(spec, store), store, scheduler=address)
+        thread, result = start_in_thread(sweep)
+        wait_for(lambda: sweep.snapshot().count("running") >= 1, 60, "a running trial")
+        sweep.pause()
+        assert sweep.snapshot().status == "paused"
+        asked = len(sweep.snapshot().trials)
+        wait_for(lambda: sweep.snapshot().count("running") == 0 and sweep.snapshot().count("queued") == 0,
+                 90, "the running trials to finish while paused")
+        time.sleep(1.0)
+        paused = sweep.snapshot()
+        assert len(paused.trials) == asked and paused.done == asked < 6  # nothing new while paused
+        sweep.resume()
+        thread.join(150)
+        assert not thread.is_alive() and "error" not in result, result
+        snapshot = result["snapshot"]
+        assert snapshot.status == "finished" and [t.status for t in snapshot.trials] == ["finished"] * 6
+        complete = [t for t in plain_optuna_study(sweep.sweep_id).trials if t.state == TrialState.COMPLETE]
+        assert sorted(t.number for t in complete) == [t.number for t in snapshot.trials]
+
+        spec = SweepSpec.build(tiny_base(), ["learning_rate=0.05,0.1,0.2,0.3,0.5,0.8"], iterations=150)
+        sweep = Sweep(create_sweep(spec, store), store, scheduler=address)
+        thread, result = start_in_thread(sweep)
+        wait_for(lambda: sweep.snapshot().count("running") >= 1, 60, "a running trial")
+        sweep.stop()
+        thread.join(90)
+        assert not thread.is_alive() and "error" not in result, result
+        snapshot = result["snapshot"]
+        assert snapshot.status == "finished" and snapshot.message.startswith("stopped: ")
+        assert {t.status for t in snapshot.trials} == {"finished"} and len(snapshot.trials) < 6
+        assert store.get_sweep(sweep.sweep_id)["message"].startswith("stopped: ")

@@ -133,6 +133,8 @@ class Sweep:
         self.connect_seconds = None
         self._lock = threading.Lock()
         self._cancel = threading.Event()
+        self._paused = threading.Event()  # no new trials until resumed; running ones go on
+        self._stop_asking = threading.Event()  # Stop: no new trials, the sweep ends when running ones do
         self._ended = threading.Event()  # a trial's future is done, or its run is written
         self._started = time.monotonic()
         self._status = "starting"
@@ -178,6 +180,31 @@ class Sweep:
         if why:
             self._cancel_message = why
         self._cancel.set()
+
+    def pause(self):
+        """Ask no new trials (running ones finish); resume() asks again."""
+        if self._status in ("starting", "running"):
+            self._paused.set()
+            self._set_status("paused", "paused: no new trials until resumed; running ones finish")
+
+    def resume(self):
+        """Ask trials again after pause()."""
+        if self._paused.is_set():
+            self._paused.clear()
+            with self._lock:
+                if self._status == "paused":
+                    self._status, self._message = "running", None
+
+    def stop(self):
+        """Ask no new trials; the running ones finish, then the sweep ends (finished, resumable)."""
+        self._stop_asking.set()
+        self._paused.clear()
+        self._set_status(self._status if self._status != "paused" else "running",
+                         "stopping: running trials finish, no new ones")
+
+    @property
+    def paused(self):
+        return self._paused.is_set()
 
     @property
     def status(self):
@@ -252,7 +279,7 @@ class Sweep:
         self._progress = Queue(self._channel + "-progress", client=client)
         self._stop = Variable(self._channel + "-stop", client=client)
         self._stop.set({"all": False, "trials": [], "heard": {}})
-        self._set_status("running")
+        self._set_status("paused" if self._paused.is_set() else "running")
         capacity, capacity_checked = 1, 0.0
         try:
             while True:
@@ -274,14 +301,15 @@ class Sweep:
                     # starts the next at once (TPE: one in all, so it learns from more results).
                     ahead = 1 if self.spec.strategy == "tpe" else capacity
                     reached = self._target_reached()
-                    while (len(self._in_flight) < capacity + ahead and self._remaining(busy) > 0
-                           and not reached):
+                    stopping = self._stop_asking.is_set()
+                    asking = not (reached or stopping or self._paused.is_set())
+                    while len(self._in_flight) < capacity + ahead and self._remaining(busy) > 0 and asking:
                         self._submit(self._ask())
                         busy += 1
-                    if not busy and (self._remaining(0) <= 0 or reached):
+                    if not busy and (self._remaining(0) <= 0 or reached or stopping):
                         break
                     if capacity == 0 and not self._in_flight:
-                        self._set_status("running", "waiting for workers to join the scheduler")
+                        self._set_status(self._status, "waiting for workers to join the scheduler")
                 # Wake when a trial ends (its future's callback), else drain progress every 0.1 s
                 # (0.03 s with a pruner: a worker waits for the verdict on each report).
                 self._ended.wait(0.1 if self.spec.pruner == "none" else 0.03)
@@ -301,7 +329,10 @@ class Sweep:
                 cluster.close()
         status = "cancelled" if self._cancel.is_set() else "finished"
         message = self._cancel_message if status == "cancelled" else None
-        if status == "finished" and self._target_reached():
+        if status == "finished" and self._stop_asking.is_set() and self._remaining(0) > 0:
+            message = (f"stopped: {self._remaining(0)} trials not run "
+                       f"(continue with backprop sweep --resume {self.sweep_id})")
+        elif status == "finished" and self._target_reached():
             message = (f"target reached: {self.spec.metric_label} {self._best_value():.6g} "
                        f"(target {self.spec.target:g})")
         self._set_status(status, message)
