@@ -198,3 +198,38 @@ def test_pause_resume_and_stop_on_a_dask_scheduler_with_two_workers_keep_every_f
         assert snapshot.status == "finished" and snapshot.message.startswith("stopped: ")
         assert {t.status for t in snapshot.trials} == {"finished"} and len(snapshot.trials) < 6
         assert store.get_sweep(sweep.sweep_id)["message"].startswith("stopped: ")
+
+
+# -- item 5 (part): ranges with a step, :int ----------------------------------------------------
+def test_a_range_with_a_step_or_int_and_bad_steps_named_by_setting():
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    spec = SweepSpec.build(tiny_base(), ["batch_size=16:512:16", "learning_rate=0.1:1:0.1", "l2=0:3:int"],
+                           strategy="random", trials=4)
+    batch, rate, l2 = spec.space
+    assert batch.distribution() == IntDistribution(16, 512, step=16)
+    assert rate.distribution() == FloatDistribution(0.1, 1.0, step=0.1)  # a step: linear
+    assert l2.distribution() == IntDistribution(0, 3)
+    assert SweepSpec.from_dict(spec.to_dict()).space == spec.space
+    for vary, words in [("batch_size=16:500:16", "does not divide"),
+                        ("learning_rate=0.1:1:0.1:log", "linear"), ("batch_size=16:64:2.5", "whole"),
+                        ("l2=0.5:2:int", "whole ends"), ("learning_rate=0.1:1:abc", "not a step")]:
+        with pytest.raises(InputError) as error:
+            SweepSpec.build(tiny_base(), [vary], strategy="random")
+        assert error.value.field == vary.split("=")[0] and words in error.value.message, error.value.message
+
+
+def test_a_stepped_sweep_records_numbers_on_its_steps_in_optunas_own_record():
+    store = RunStore()
+    spec = SweepSpec.build(tiny_base(), ["batch_size=16:64:16", "learning_rate=0.1:0.5:0.1"],
+                           strategy="random", trials=4, iterations=10)
+    sweep = Sweep(create_sweep(spec, store), store, workers=1)
+    snapshot = sweep.run()
+    assert [t.status for t in snapshot.trials] == ["finished"] * 4
+    for trial in plain_optuna_study(sweep.sweep_id).trials:
+        batch, rate = trial.params["batch_size"], trial.params["learning_rate"]
+        assert type(batch) is int and batch in (16, 32, 48, 64)
+        assert isinstance(rate, float) and round(rate * 10) == pytest.approx(rate * 10)
+        assert trial.value is not None
+    from backprop.sweep import check_resume
+    assert check_resume(sweep.sweep_id, store).journal_trials == 4  # the journal's checks accept it

@@ -4,7 +4,8 @@ chooses and prunes (SweepSpec). Everything is checked here, before anything star
 Space syntax (one `--vary` per setting): `name=v1,v2,v3` a list of values (layer sizes: the
 alternatives separated by `|`, e.g. `layers=196,1|64,1`), or `name=low:high` a range sampled by
 the random and TPE strategies, on the setting's own scale (log for a learning rate) unless
-`:log` or `:linear` follows.
+`:log` or `:linear` follows; `name=low:high:step` takes only low, low + step, ..., high (the step
+must divide the range: `batch_size=16:512:16`), and `:int` whole numbers only.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Dimension:
     high: float | None = None
     log: bool = False
     text: str = ""  # as given, e.g. "learning_rate=0.01,0.1"; kept in the sweep's record
+    step: float | None = None  # a range's step (low:high:step): only low, low + step, ..., high
+    integer: bool = False  # a float setting's range of whole numbers (:int)
 
     @property
     def setting(self):
@@ -64,9 +67,9 @@ class Dimension:
 
         if self.values is not None:
             return CategoricalDistribution(self.choices())
-        if self.setting.kind == "int":
-            return IntDistribution(int(self.low), int(self.high), log=self.log)
-        return FloatDistribution(float(self.low), float(self.high), log=self.log)
+        if self.setting.kind == "int" or self.integer:
+            return IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
+        return FloatDistribution(float(self.low), float(self.high), log=self.log, step=self.step)
 
     def value(self, optuna_value):
         """The setting's Python value for what Optuna chose."""
@@ -95,15 +98,44 @@ def parse_dimension(text, base=None):
     spec = spec.strip()
     if not spec:
         raise InputError(name, f"no values given; e.g. {name}={setting.encode(setting.default)}")
-    range_match = re.fullmatch(r"([^:,|]+):([^:,|]+)(?::(log|linear))?", spec)
+    range_match = re.fullmatch(r"([^:,|]+):([^:,|]+)((?::[^:,|]+)*)", spec)
     if range_match and setting.kind in ("int", "float"):
         low, high = setting.parse(range_match.group(1)), setting.parse(range_match.group(2))
         if low is None or high is None or not low < high:
             raise InputError(name, f"a range is low:high with low < high, got {spec!r}")
-        log = setting.log if range_match.group(3) is None else range_match.group(3) == "log"
+        scale, integer, step = None, setting.kind == "int", None
+        for word in filter(None, range_match.group(3).split(":")):
+            word = word.strip()
+            if word in ("log", "linear"):
+                scale = word
+            elif word == "int":
+                integer = True
+            else:
+                try:
+                    step = float(word)
+                except ValueError:
+                    raise InputError(name, f"{word!r} in {spec!r} is not a step, log, linear or int "
+                                           "(low:high[:step][:log|:linear][:int])") from None
+        log = setting.log if scale is None else scale == "log"
+        if integer and (low != int(low) or high != int(high)):
+            raise InputError(name, f"a range of whole numbers needs whole ends, got {spec!r}")
+        if step is not None:
+            if not (step > 0 and step != float("inf")) or (integer and step != int(step)):
+                raise InputError(name, f"a step is a number > 0{' (whole)' if integer else ''}, got {spec!r}")
+            if scale == "log":
+                raise InputError(name, f"a range with a step is linear, not :log, got {spec!r}")
+            log = False
+            count = (high - low) / step
+            if abs(count - round(count)) > 1e-9 * max(1.0, abs(count)):
+                raise InputError(name, f"the step {step:g} does not divide the range {low:g}..{high:g} "
+                                       f"({count:.4g} steps); e.g. {name}={low:g}:"
+                                       f"{low + step * max(1, int(count)):g}:{step:g}")
         if log and low <= 0:
             raise InputError(name, f"a log range needs low > 0, got {spec!r}; use :linear")
-        dimension = Dimension(name, low=low, high=high, log=log, text=f"{name}={spec}")
+        if integer:
+            low, high, step = int(low), int(high), None if step is None else int(step)
+        dimension = Dimension(name, low=low, high=high, log=log, text=f"{name}={spec}", step=step,
+                              integer=integer and setting.kind != "int")
         checked = (low, high)
     else:
         separator = "|" if setting.kind == "int_list" else ","
