@@ -42,8 +42,9 @@ from .stability import SharpnessPoint, adam_preconditioner, measure_stability
 
 WATCH_EVERY = 5  # steps between two looks at the cost
 MIN_CYCLE_SECONDS = 0.05  # at most 20 looks a second, however fast the steps are
-DUTY = 0.1  # measuring takes at most this share of the diagnostics thread's time: after a measurement
-# of m seconds it rests 9m, so a fast run's cadence thins out instead of taking a core from training
+DUTY = 0.1  # tracking takes at most this share of the time: after measuring for m seconds the next
+# tracked measurement waits 9m, so a fast run's cadence thins out instead of taking a core from training
+# (the cost watch goes on meanwhile, and a divergence is measured at once)
 IDLE_SECONDS = 5.0  # the diagnostics thread ends after this long without work
 SHARPNESS_EVERY = 20  # the Train page's default cadence (benchmarks/bench_diagnostics.py: its cost)
 NOISE_EVERY = 100
@@ -492,7 +493,8 @@ class RunDiagnostics:
         self._error = None
         self._next = math.inf  # the training thread wakes the diagnostics thread at this iteration
         self._event = threading.Event()
-        self._urgent = threading.Event()  # a drain or a new configuration: cut the rest short
+        self._urgent = threading.Event()  # a drain or a new configuration: no waiting
+        self._quiet_until = 0.0  # no tracked measurement before this time (DUTY)
         self._thread = None
         self._thread_lock = threading.Lock()
         self._state = threading.Lock()
@@ -532,6 +534,7 @@ class RunDiagnostics:
         changed = wanted != (self.watch, self.sharpness_every, self.noise_every)
         self.watch, self.sharpness_every, self.noise_every = watch, sharpness_every, noise_every
         if changed and self.active:
+            self._quiet_until = 0.0
             self._urgent.set()
             self._wake()
         elif not self.active:
@@ -546,6 +549,7 @@ class RunDiagnostics:
         with self._served:
             self._requests += 1
             wanted = self._requests
+        self._quiet_until = 0.0  # what is due now is measured now
         self._urgent.set()
         self._wake()
         with self._served:
@@ -597,7 +601,7 @@ class RunDiagnostics:
             self._urgent.clear()
             with self._served:
                 serving = self._requests
-            started, measured = time.perf_counter(), self.seconds
+            started = time.perf_counter()
             try:
                 self._cycle()
             except Exception as error:  # never die silently: the page and --json show it
@@ -607,8 +611,7 @@ class RunDiagnostics:
                 with self._served:
                     self._done = max(self._done, serving)
                     self._served.notify_all()
-            rest = max(MIN_CYCLE_SECONDS - (time.perf_counter() - started),
-                       (self.seconds - measured) * (1 / DUTY - 1))
+            rest = MIN_CYCLE_SECONDS - (time.perf_counter() - started)
             if rest > 0:
                 self._urgent.wait(rest)
 
@@ -648,15 +651,18 @@ class RunDiagnostics:
                     and self._diagnosis.recovered is None and recovered > self._diagnosis.iteration:
                 with self._state:
                     self._diagnosis = dataclasses.replace(self._diagnosis, recovered=recovered)
-        if self.sharpness_every:
-            self._track_sharpness(snapshot)
-        if self.noise_every:
-            last = self._noise[-1].iteration if self._noise else None
-            if last is None or snapshot.iteration - last >= self.noise_every:
-                point = self._timed(measure_noise, trainer, snapshot, max_samples=self.noise_samples)
-                if point is not None:
-                    with self._state:
-                        _keep(self._noise, point)
+        if time.perf_counter() >= self._quiet_until:
+            measured = self.seconds
+            if self.sharpness_every:
+                self._track_sharpness(snapshot)
+            if self.noise_every:
+                last = self._noise[-1].iteration if self._noise else None
+                if last is None or snapshot.iteration - last >= self.noise_every:
+                    point = self._timed(measure_noise, trainer, snapshot, max_samples=self.noise_samples)
+                    if point is not None:
+                        with self._state:
+                            _keep(self._noise, point)
+            self._quiet_until = time.perf_counter() + (self.seconds - measured) * (1 / DUTY - 1)
         if diverged is not None and (self._diagnosis is None or self._diagnosis.kind != "nan"):
             event = Divergence(diverged["iteration"], diverged["layer"], setup.n_layers)
             self._diagnose(event, setup, snapshot)
