@@ -1,6 +1,7 @@
 """Train: set up a network, train it live, and watch why it learns (or does not)."""
 
 import io
+from contextlib import nullcontext
 
 import streamlit as st
 
@@ -193,7 +194,7 @@ if not demo:  # the view's options; the demo view keeps what they were set to
     options[1].toggle("Show dW instead of W", key="show_dW", on_change=keep, args=("show_dW",))
     options[2].selectbox("Heatmap layer", layer_names, key="heatmap_layer", label_visibility="collapsed",
                          on_change=keep, args=("heatmap_layer",))
-with st.container(height=None if demo else height + 60, border=False):  # the same room before a step
+with nullcontext() if demo else st.container(height=height + 60, border=False):  # same room before a step
     live(studio, rates, "fast", fast_views, running)
 if demo:
     cost_side, left, right = st.columns([1.25, 1, 1.25])
@@ -203,9 +204,9 @@ else:
     left, right = st.columns([3, 2])
 # Fixed-height boxes: the views take the same room before the first step as while training, so the
 # first Train moves nothing below them (the Export expander stayed 1,250 px lower after it).
-with left, st.container(height=heatmap_side + 80, border=False):
+with left, nullcontext() if demo else st.container(height=heatmap_side + 80, border=False):
     live(studio, rates, "heatmap", heatmap_view, running)
-with right, st.container(height=height + 70 if demo else 3 * height + 150, border=False):
+with right, nullcontext() if demo else st.container(height=3 * height + 150, border=False):
     live(studio, rates, "gradients", gradient_views)
 
 

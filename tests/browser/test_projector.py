@@ -66,7 +66,7 @@ def test_train_demo_view_fits_one_screen_with_large_text(open_app, viewport):
         sizes.update(app.page.evaluate(TICK_SIZES, ["cost_chart", "gradient_chart"]))
         return all(sizes.values())
 
-    wait_for(drawn, 60, lambda: f"the charts never drew tick labels: {sizes}\n{app.debug()}")
+    wait_for(drawn, 120, lambda: f"the charts never drew tick labels: {sizes}\n{app.debug()}")
     app.wait_until_idle()
     assert iteration(app) == 1
     sizes.clear()
