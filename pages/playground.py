@@ -269,7 +269,7 @@ with buttons["last"]:
         live(studio, rates, "fast", lambda: status_line(studio.view(), rates))
     st.toggle("Demo view", key="pg_demo",
               help="Only the data, the network and the output, large, for a projector")
-shortcuts(legend=not demo)
+shortcuts(legend=not demo and text)  # text-free (text_hide=1): no legend either
 
 setting = {name: PROFILE.setting(name) for name in PROFILE.widgets}  # with this page's bounds
 bar = {} if demo else row({"learning_rate": 1.15, "activation": 0.95, "regularisation": 1.05,
