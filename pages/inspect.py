@@ -15,11 +15,11 @@ from studio.analysis_figures import (
     confusion_matrix,
     image_figure,
     landscape_figure,
-    latest_health_reading,
     mosaic_figure,
     probability_figure,
     unit_health_figure,
 )
+from studio.diagnostics import unit_health_line
 from studio.inspection import drawn_digit, inspect_network
 from studio.landscapes import start_landscape
 from studio.session import get_studio, route_through_app
@@ -154,7 +154,8 @@ def health_views():
     else:
         st.plotly_chart(unit_health_figure(inspection.health_iterations, inspection.unit_health,
                                            inspection.activation, height=320), key="inspect_unit_health")
-        reading = latest_health_reading(inspection.unit_health)
+        reading = unit_health_line(inspection.unit_health, inspection.health_iterations, studio.config,
+                                   inspection.n_layers)
         st.caption(reading or f"No layer is mostly {condition}: a unit counts as "
                    + ("dead when it is zero for every sample of the batch."
                       if condition == "dead" else "saturated when its output is within 1% of a limit "

@@ -5,7 +5,7 @@ a person supplied (run names, class names of an upload, recorded set-up values) 
 
 import numpy as np
 
-from backprop.health import HEALTH_STATS, condition_of, health_reading
+from backprop.health import HEALTH_STATS, condition_of
 from studio.figures import LAYER_COLOURS, _empty_state, _mode, _series, downsample, plotly_text
 from studio.figures import _layout as _live_layout
 
@@ -275,12 +275,6 @@ def unit_health_figure(iterations, health, activation, height=380):
         layout.update(xaxis={"title": {"text": "iteration"}, "range": [0, max(10, len(iterations))]})
         return {"data": traces, "layout": layout}
     return {"data": traces, "layout": _empty_state(layout, len(iterations), [-2, 102])}
-
-
-def latest_health_reading(health):
-    """One line for the worst hidden layer that is mostly dead or saturated at the last recorded
-    step of `health` (History.unit_health()), else None: the caption under a unit health chart."""
-    return health_reading(health[-1]) if len(health) else None
 
 
 def _common_bins(low, high, bins):

@@ -90,8 +90,16 @@ def banner(studio):
 def health_line(view, config):
     """The unit-health caption: the mostly dead or saturated layers and what to try, read from the
     set-up in use (`config`: the studio's, live settings included), or None."""
-    if view is None or not len(view.unit_health) or view.unit_health.shape[1] == 0:
+    if view is None:
         return None
-    setup = Setup.of_config(config, len(view.params) or None)
-    first_iteration = int(view.iterations[0]) if len(view.iterations) else 0
-    return health_reading(view.unit_health[-1], setup, view.unit_health[0], first_iteration)
+    return unit_health_line(view.unit_health, view.iterations, config, len(view.params) or None)
+
+
+def unit_health_line(unit_health, iterations, config, n_layers=None):
+    """health_line from a history's unit health (steps, hidden layers, 2) and its iterations: the
+    Train page's caption and Inspect's say the same."""
+    if not len(unit_health) or unit_health.shape[1] == 0:
+        return None
+    setup = Setup.of_config(config, n_layers)
+    first_iteration = int(iterations[0]) if len(iterations) else 0
+    return health_reading(unit_health[-1], setup, unit_health[0], first_iteration)

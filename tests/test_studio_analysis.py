@@ -13,8 +13,8 @@ from backprop.config import preset
 from backprop.errors import InputError
 from backprop.runs import RunStore
 from studio import session
-from studio.analysis_figures import latest_health_reading
 from studio.data_files import current_data, data_facts, sample_grid
+from studio.diagnostics import unit_health_line
 from studio.inspection import drawn_digit, inspect_network
 from studio.landscapes import run_path, start_landscape
 from studio.math_shapes import setup_shapes
@@ -85,10 +85,12 @@ def test_a_drawing_becomes_an_mnist_style_digit_and_a_huge_one_is_refused():
         drawn_digit(png_header(4000, 300), rgba)
 
 
-def test_the_latest_health_reading_names_a_mostly_dead_layer():
-    assert latest_health_reading(np.zeros((0, 1, 2))) is None
+def test_inspects_health_line_names_a_mostly_dead_layer_and_reads_the_set_up():
+    relu_he = dataclasses.replace(preset("tutorial"), activation="relu", init="he").validated()
+    assert unit_health_line(np.zeros((0, 1, 2)), np.zeros(0), relu_he) is None
     health = np.array([[[0.1, np.nan]], [[0.9, np.nan]]])
-    assert latest_health_reading(health).startswith("layer 1: 90% of units dead")
+    line = unit_health_line(health, np.array([0, 1]), relu_he, 2)
+    assert "layer 1" in line and "90%" in line and "dead" in line and "He initialisation" not in line
 
 
 # -- Gradient check ---------------------------------------------------------------------------------
