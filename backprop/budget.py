@@ -126,9 +126,10 @@ def training_bytes(sizes, n_samples_per_step, dtype, optimizer_state_arrays=0):
     return itemsize * (parameter_copies * parameter_count(sizes) + per_sample * n)
 
 
-def largest_fitting_batch(sizes, dtype, optimizer_state_arrays=0, most=None):
-    """The largest number of samples per step whose training fits the budget (0 if none)."""
-    budget = memory_budget()
+def largest_fitting_batch(sizes, dtype, optimizer_state_arrays=0, most=None, reserve=0):
+    """The largest number of samples per step whose training fits the budget, less `reserve` bytes
+    kept for something else (0 if none)."""
+    budget = memory_budget() - int(reserve)
     low, high = 0, int(most) if most else 2**40
     while low < high:  # training_bytes grows with n (more samples, more chunks)
         middle = (low + high + 1) // 2

@@ -24,7 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import ACTIVATIONS
-from .budget import budget_text, format_bytes, memory_budget, parameter_count, training_bytes
+from .budget import (
+    budget_text,
+    format_bytes,
+    largest_fitting_batch,
+    memory_budget,
+    parameter_count,
+)
 from .errors import InputError
 from .network import EVAL_BLOCK, Network
 from .parallel import chunk_bounds, map_chunks, workers
@@ -400,18 +406,9 @@ def check_landscape_memory(sizes, dtype, kind, resolution, samples=SAMPLE_SIZE, 
 def largest_batch_beside(sizes, dtype, optimizer_state_arrays, n_train, needed):
     """The largest batch size whose training (its step, or the evaluation block, whichever is
     larger) leaves `needed` bytes of the memory budget free; 0 if none does."""
-    budget = memory_budget() - int(needed)
     floor = min(int(n_train), EVAL_BLOCK)  # an evaluation of the test set takes this many samples
-    if training_bytes(sizes, floor, dtype, optimizer_state_arrays) > budget:
-        return 0
-    low, high = floor, int(n_train)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if training_bytes(sizes, middle, dtype, optimizer_state_arrays) <= budget:
-            low = middle
-        else:
-            high = middle - 1
-    return low
+    largest = largest_fitting_batch(sizes, dtype, optimizer_state_arrays, most=n_train, reserve=needed)
+    return largest if largest >= floor else 0
 
 
 class LandscapeJob:
