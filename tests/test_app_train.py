@@ -137,17 +137,19 @@ def test_a_link_opens_the_same_setup_and_the_demo_view():
 def test_the_view_settings_survive_a_visit_to_another_page():
     # Streamlit drops a widget's value on a run that does not draw it: a presenter who looks at the
     # Math page and comes back must still be in the demo view, with the same chart options.
-    at = open_app(demo="1", layers="392,196,98,1")
+    # The demo view (projector mode) hides the chart options: they are chosen before it.
+    at = open_app(layers="392,196,98,1")
     at.toggle(key="log_y").set_value(True).run()
     at.selectbox(key="heatmap_layer").set_value("W3").run()
+    at.toggle(key="demo").set_value(True).run()
     at.switch_page("pages/math.py").run()
     no_errors(at)
     at.switch_page("pages/train.py").run()
     no_errors(at)
     assert at.toggle(key="demo").value is True and not at.sidebar.text_input
+    at.toggle(key="demo").set_value(False).run()
     assert at.toggle(key="log_y").value is True
     assert at.selectbox(key="heatmap_layer").value == "W3"
-    at.toggle(key="demo").set_value(False).run()
     at.text_input(key="setup_hidden").input("64").run()
     button(at, "Reset").click().run()  # a network without a third layer: back to W1, no error
     no_errors(at)
