@@ -4,7 +4,9 @@ tab stops its training thread.
 The server runs with a cap of two training threads (BACKPROP_MAX_TRAINING_THREADS=2), which makes a
 leftover thread visible from outside: a third Train is refused while two threads live, and a new tab
 can train again only once a closed tab's thread has really stopped. When the app also prints
-"backprop-studio: training threads running: N", the count itself is checked.
+"backprop-studio: training threads running: N", the count itself is checked. Playground networks
+are small runs (backprop.scheduler): they share the server's pool past that cap, and a closed
+Playground tab ends its run too.
 """
 
 import re
@@ -73,12 +75,26 @@ def start_training(app, poll, timeout=RELEASE_SECONDS):
     poll(trained, timeout, lambda: f"Train never started (a closed tab's thread still alive?)\n{app.debug()}")
 
 
-def assert_thread_count(server, expected, poll):
-    """Checked only when the app prints the count (see the module docstring)."""
+def assert_thread_count(server, expected, poll, apps=()):
+    """Checked only when the app prints the count (see the module docstring); a failure shows the
+    app's count lines and the status line and messages of `apps`."""
     if server.training_threads() is None:
         return
-    poll(lambda: server.training_threads() == expected, RELEASE_SECONDS,
-         lambda: f"training threads: {server.training_threads()}, expected {expected}\n{server.output(30)}")
+
+    def report():
+        pages = []
+        for app in apps:
+            try:
+                text = app.text()
+            except Exception as error:  # a closed tab
+                text = str(error)
+            pages.append(" | ".join(line for line in text.splitlines()
+                                    if line.startswith("iteration") or re.search("stopped|diverged", line)))
+        return (f"training threads: {server.training_threads()}, expected {expected}\n"
+                + "\n".join([line for line in server.lines if "backprop-studio" in line][-20:])
+                + "".join(f"\npage: {page}" for page in pages))
+
+    poll(lambda: server.training_threads() == expected, RELEASE_SECONDS, report)
 
 
 def test_two_sessions_train_different_setups_at_once(open_app, poll):
@@ -148,3 +164,43 @@ def test_closing_tabs_stops_their_threads(open_app, poll):
     sentinel.wait_points(lambda points: points > before, timeout=30)
     assert "paused" not in status(sentinel)
     sentinel.assert_clean()
+
+
+def iteration(app):
+    return int(re.match(r"iteration (\d+)", status(app)).group(1))
+
+
+def test_playground_tabs_train_past_the_cap_and_closing_them_ends_their_runs(open_app, poll):
+    # Two big runs hold both of the cap's threads: a third big one is refused ...
+    holders = [open_app(query=SLOW), open_app(query=FAST)]
+    for app in holders:
+        start_training(app, poll)
+    server = holders[0].server
+    assert_thread_count(server, 2, poll)
+    refused = open_app(query=FAST)
+    refused.click("Train")
+    expect(refused.page.get_by_text(REFUSED).first).to_be_visible()
+
+    # ... while three Playground tabs train beside them, none refused, all in the count.
+    class_ = [open_app("playground", f"seed={seed}") for seed in (1, 2, 3)]
+    for app in class_:
+        app.click("Train")
+    for app in class_:
+        expect(app.button("Pause")).to_be_visible(timeout=60_000)
+        start = iteration(app)
+        poll(lambda app=app, start=start: iteration(app) > start + 50, 60,
+             lambda app=app: f"the Playground tab does not train\n{app.debug()}")
+        assert REFUSED not in app.text()
+    assert_thread_count(server, 5, poll, holders + class_)
+    class_[0].screenshot("sessions-playground-past-the-cap")
+
+    # Closing the Playground tabs ends their runs; the big ones train on.
+    for app in class_:
+        app.assert_clean()
+        app.context.close()
+    assert_thread_count(server, 2, poll)
+    for app in holders:
+        before = app.plot_points()
+        app.wait_points(lambda points, before=before: points > before, timeout=30)
+        app.context.close()
+    assert_thread_count(server, 0, poll)
