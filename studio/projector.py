@@ -6,14 +6,14 @@ fonts (tick labels and legend 18 px, titles larger) and `projector_css()` makes 
 the buttons and the toggles large. The CSS is drawn only on a demo-view run, so it leaves the
 other view (and the other pages) as they are.
 
-`shortcuts()` puts a tiny script on the page (in a components.html iframe, so it works on the
-parent document): Space trains or pauses, S steps, R resets, D flips the demo view, by clicking the
+`shortcuts()` puts a tiny script on the page (`st.html` with JavaScript allowed: it runs in the page
+itself, where components.html, deprecated since Streamlit 1.56, ran it in an iframe): Space trains
+or pauses, S steps, R resets, D flips the demo view, by clicking the
 page's own buttons, found by their text; keys typed into an input, a text area or a select are left
 alone, as are keys with Ctrl, Alt or Meta.
 """
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 FONT = 18  # px: tick labels, legend, annotations
 TITLE_FONT = 22
@@ -78,8 +78,7 @@ def projector_css():
 
 SCRIPT = """<script>
 (() => {
-  const parent = window.parent;
-  const doc = parent.document;
+  const doc = document;
   const typing = (el) => el && (el.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName)
                                 || (el.getAttribute && el.getAttribute('role') === 'combobox'));
   const button = (label) => [...doc.querySelectorAll('[data-testid="stMain"] button')]
@@ -100,9 +99,9 @@ SCRIPT = """<script>
     event.preventDefault();
     target.click();
   };
-  // One listener on the parent page at a time: a redrawn iframe replaces the last one's.
-  if (parent.__backpropShortcuts) doc.removeEventListener('keydown', parent.__backpropShortcuts, true);
-  parent.__backpropShortcuts = handler;
+  // One listener on the page at a time: a script drawn again replaces the last one's.
+  if (window.__backpropShortcuts) doc.removeEventListener('keydown', window.__backpropShortcuts, true);
+  window.__backpropShortcuts = handler;
   doc.addEventListener('keydown', handler, true);
 })();
 </script>"""
@@ -110,7 +109,7 @@ SCRIPT = """<script>
 
 def shortcuts(legend=True):
     """The keyboard shortcuts' listener and, with `legend`, a one-line legend of them."""
-    components.html(SCRIPT, height=0)
+    st.html(SCRIPT, unsafe_allow_javascript=True)
     if legend:
         with st.container(key="shortcut_legend"):
             st.caption(LEGEND)

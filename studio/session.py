@@ -264,7 +264,12 @@ class Studio:
 
 
 def _release_studio(studio):
-    studio.release()
+    """The browser session ended (its tab closed, or its websocket dropped): release its Studio in a
+    thread of its own. Streamlit calls this on its event loop, and a release waits for the run's
+    record (its checkpoint) to be written: 16 Playground tabs closing at once held the server's
+    other sessions for tens of seconds and left 14 runs training a minute later
+    (benchmarks/bench_load.py --playground 16)."""
+    threading.Thread(target=studio.release, name=f"backprop-release-{studio.session_id}", daemon=True).start()
 
 
 def _session_id():

@@ -93,11 +93,17 @@ def test_spiral_learns_live_and_every_weight_can_be_read(open_app):
     assert zoomed[1] - zoomed[0] < 6, zoomed
     before = app.page.evaluate(OUTPUT_PROBE)
     wait_for(lambda: app.page.evaluate(OUTPUT_PROBE) != before, 10, lambda: "the output map stopped changing")
-    time.sleep(1)
+    after = app.page.evaluate(OUTPUT_PROBE)  # and one refresh more
+    wait_for(lambda: app.page.evaluate(OUTPUT_PROBE) != after, 10, lambda: "the output map stopped changing")
     assert app.page.evaluate(X_RANGE, "pg_boundary") == pytest.approx(zoomed), "a refresh undid the zoom"
     app.click("Pause")
     app.page.get_by_role("button", name="Train", exact=True).wait_for()
-    time.sleep(1.5)  # the last refresh lands
+    settled = []  # the last refresh lands: the output map stays the same over two reads 0.5 s apart
+
+    def output_settled():
+        settled.append(app.page.evaluate(OUTPUT_PROBE))
+        return len(settled) > 1 and settled[-1] == settled[-2]
+    wait_for(output_settled, 15, lambda: "the output map kept changing after Pause", interval=0.5)
 
     weight = app.page.evaluate(FIRST_WEIGHT)
     app.page.mouse.move(weight["x"], weight["y"])

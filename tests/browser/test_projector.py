@@ -97,7 +97,7 @@ def test_train_demo_view_fits_one_screen_with_large_text(open_app, viewport):
 def test_keyboard_shortcuts_step_train_and_pause(open_app):
     app = open_app(query=QUICK)
     app.page.get_by_text("Keys:").first.wait_for()
-    # The listener is set up by a script in an iframe, a moment after the legend shows.
+    # The listener is set up by a script on the page, a moment after the legend shows.
     app.page.wait_for_function("() => typeof window.__backpropShortcuts === 'function'", timeout=30_000)
     app.page.evaluate("() => document.activeElement && document.activeElement.blur()")  # no input has focus
     app.page.keyboard.press("s")

@@ -24,6 +24,9 @@ from tests.browser.conftest import KEYED_PLOT, status_line
 SERVER_ENV = {"BACKPROP_MAX_TRAINING_THREADS": "2"}
 SLOW = "subset=300&learning_rate=0.01&iterations=100000"
 FAST = "subset=300&learning_rate=0.5&iterations=100000"
+# A big run (its own capped thread) that costs a third of SLOW's step: it only has to hold a slot
+# while the Playground tabs train (on CI's 2 cores, two SLOW holders left the tabs starved).
+HOLD = "subset=100&learning_rate=0.01&iterations=100000"
 REFUSED = "already training"
 RELEASE_SECONDS = 30  # a closed tab's session is released when its websocket closes; allow for a slow one
 
@@ -88,8 +91,9 @@ def assert_thread_count(server, expected, poll, apps=()):
                 text = app.text()
             except Exception as error:  # a closed tab
                 text = str(error)
-            pages.append(" | ".join(line for line in text.splitlines()
-                                    if line.startswith("iteration") or re.search("stopped|diverged", line)))
+            lines = [line for line in text.splitlines()
+                     if line.startswith("iteration") or re.search("stopped|diverged", line)]
+            pages.append(" | ".join(lines) if lines else "no status line; the page shows: " + text[:300])
         return (f"training threads: {server.training_threads()}, expected {expected}\n"
                 + "\n".join([line for line in server.lines if "backprop-studio" in line][-20:])
                 + "".join(f"\npage: {page}" for page in pages))
@@ -172,12 +176,12 @@ def iteration(app):
 
 def test_playground_tabs_train_past_the_cap_and_closing_them_ends_their_runs(open_app, poll):
     # Two big runs hold both of the cap's threads: a third big one is refused ...
-    holders = [open_app(query=SLOW), open_app(query=FAST)]
+    holders = [open_app(query=HOLD + "&seed=1"), open_app(query=HOLD + "&seed=2")]
     for app in holders:
         start_training(app, poll)
     server = holders[0].server
     assert_thread_count(server, 2, poll)
-    refused = open_app(query=FAST)
+    refused = open_app(query=HOLD + "&seed=3")
     refused.click("Train")
     expect(refused.page.get_by_text(REFUSED).first).to_be_visible()
 

@@ -129,7 +129,11 @@ def test_live_views_do_not_flicker_while_training(open_app):
     app.wait_points(lambda points: points > 5, timeout=60)
     expect(app.page.locator('[data-testid="stMain"] img').first).to_be_visible()
     app.page.evaluate(WATCH_FRAMES)
-    time.sleep(8)
+    # Watch 240 frames (about 4-8 s) over which the chart moved on by 5 iterations at least.
+    start = app.page.evaluate("() => window.__frames.most")
+    watched = f"() => window.__frames.frames >= 240 && window.__frames.most >= {start + 5}"
+    wait_for(lambda: app.page.evaluate(watched),
+             60, lambda: f"frames watched: {app.page.evaluate('() => window.__frames')}")
     seen = app.page.evaluate("() => { cancelAnimationFrame(window.__watching); return window.__frames; }")
     # A reader's zoom survives the refreshes: the chart is redrawn in place with the same uirevision.
     app.page.evaluate(f"""() => {{
