@@ -27,7 +27,7 @@ from .cluster import connect, dead_worker, describe_error, worker_died
 from .journal import RESUMABLE_TRIALS, ClientLock, check_journal, remove_stale_lock, set_aside_torn_tail
 from .snapshot import SweepSnapshot, TrialView, attach_runs, view_of
 from .space import SweepSpec
-from .study import REQUEUED, RESULT, TrialResult, finite, study_path, study_to_run
+from .study import REQUEUED, RESULT, TrialResult, as_journaled, finite, study_path, study_to_run
 from .trial import LostAttempt, Progress, Started, TrialTask, run_trial
 
 MAX_CURVE = 4000  # a running trial's live cost curve (and evaluations) keeps every 2nd point past this
@@ -341,6 +341,7 @@ class Sweep:
             on_change(self.snapshot())
 
     def _load_study(self):
+        self.spec = as_journaled(self.sweep_id, self.spec)  # an old journal's lists of numbers: as text
         study = study_to_run(self.sweep_id, self.spec)
         views = [view_of(self.spec, frozen) for frozen in study.get_trials(deepcopy=False)]
         views = [view for view in views if view is not None]
@@ -373,8 +374,8 @@ class Sweep:
 
     # -- asking and submitting ---------------------------------------------------------------------
     def _ask(self):
-        trial = self.study.ask({d.name: d.distribution() for d in self.spec.space})
-        params = {d.name: d.value(trial.params[d.name]) for d in self.spec.space}
+        trial = self.study.ask()
+        params = self.spec.suggest(trial)  # a setting of another optimizer than the trial's: not asked
         with self._lock:
             self._asked[trial.number] = trial
             self._configs[trial.number] = self.spec.trial_config(trial.params)

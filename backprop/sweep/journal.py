@@ -16,6 +16,12 @@ left for the next read), and appends through Optuna's file backend and its lock.
 writes to a journal again (`--resume`, Resume), `set_aside_torn_tail` moves a last line without its
 end (a crash mid-write) to `<journal>.torn` and `remove_stale_lock` a lock no live client holds.
 
+Lists of numbers: a sweep keeps `batch_size=30,100,10` as an Optuna categorical of numbers (30, 100,
+10); a journal written before that kept its text ('30', '100', '10'). Both read; each journal keeps
+to one form per setting (the first line that sets it decides), and a client that resumes an old
+journal asks with the form it has (`as_recorded`), since Optuna refuses a parameter whose choices
+changed within a study.
+
 The file is bounded too: at most MAX_JOURNAL_BYTES and MAX_JOURNAL_TRIALS trial records, so what
 Optuna builds from it in memory stays bounded (see backprop.sweep.admission).
 """
@@ -79,7 +85,15 @@ class JournalChecker:
         self.direction = MAXIMIZE if spec.direction == "maximize" else MINIMIZE
         self.direction_text = spec.direction
         self.expected = {d.name: _distribution_json(d.distribution()) for d in spec.space}
-        self._expected = {name: json.loads(text) for name, text in self.expected.items()}
+        # The forms a parameter's distribution may take in this journal, until a line decides:
+        # a list of numbers as numbers (NUMBERS) or, written before they were, as text (TEXT).
+        self._forms = {}
+        for d in spec.space:
+            forms = {NUMBERS if d.numeric else SPEC: json.loads(self.expected[d.name])}
+            if d.numeric:
+                forms[TEXT] = json.loads(_distribution_json(
+                    _text_dimension(d).distribution()))
+            self._forms[d.name] = forms
         self.has_study = False
         self.trials = []  # _Trial, by trial id (one study: ids are 0, 1, 2, ...)
         self.line = 0
@@ -213,13 +227,29 @@ class JournalChecker:
             given = json.loads(distribution) if isinstance(distribution, str) else None
         except ValueError:  # (the line's own size bounds it)
             given = None
-        if given != self._expected[name]:
+        form = next((form for form, expected in self._forms[name].items() if given == expected), None)
+        if form is None:
             self.fail(f"parameter {name}'s distribution {_short(distribution)} is not the sweep's "
-                      f"{self.expected[name]}")
+                      f"{self.expected_text(name)}")
+        self._decide(name, form)
         if name in trial.params:
             self.fail(f"parameter {name} is set twice in one trial")
         self._internal_value(name, log.get("param_value_internal"))
         trial.params.add(name)
+
+    def expected_text(self, name):
+        """The distribution this journal expects of a parameter now, as JSON text."""
+        forms = self._forms[name]
+        return json.dumps(forms[TEXT]) if list(forms) == [TEXT] else self.expected[name]
+
+    def _decide(self, name, form):
+        """The first line that sets a list of numbers decides its form for the whole journal."""
+        self._forms[name] = {form: self._forms[name][form]}
+
+    def recorded_form(self, name):
+        """NUMBERS or TEXT once a line decided a list of numbers' form; None before (or SPEC)."""
+        forms = self._forms.get(name, {})
+        return next(iter(forms)) if len(forms) == 1 and SPEC not in forms else None
 
     def _internal_value(self, name, value):
         """A parameter's value as Optuna keeps it: a categorical's index, a range's number."""
@@ -230,7 +260,7 @@ class JournalChecker:
             count = len(dimension.values)
             if value != int(value) or not 0 <= value < count:
                 self.fail(f"parameter {name}'s choice index {_short(value)} is outside 0..{count - 1} "
-                          f"(its {count} values: {', '.join(dimension.choices())})")
+                          f"(its {count} values: {', '.join(dimension.text_form())})")
             return
         if not dimension.low <= value <= dimension.high:
             self.fail(f"parameter {name}'s value {value!r} is outside its range "
@@ -245,9 +275,15 @@ class JournalChecker:
         if dimension is None:
             self.fail(f"fixed parameter {_short(name)} is not a setting this sweep varies")
         if dimension.values is not None:
-            if value not in dimension.choices():
+            forms = self._forms[name]
+            form = (TEXT if isinstance(value, str) else NUMBERS) if SPEC not in forms else SPEC
+            choices = dimension.text_form() if form == TEXT else dimension.choices()
+            if form not in forms:
+                choices = ()
+            if isinstance(value, bool) or value not in choices:
                 self.fail(f"fixed parameter {name}={_short(value)} is not one of its values "
-                          f"({', '.join(dimension.choices())})")
+                          f"({', '.join(dimension.text_form())})")
+            self._decide(name, form)
             return
         self._internal_value(name, value)
 
@@ -303,6 +339,43 @@ class JournalChecker:
                     self.fail(f"a lost attempt's {key} is text or null, not {_short(item.get(key))}")
             if item.get("run") is not None and type(item.get("run")) is not int:
                 self.fail(f"a lost attempt's run is a run id or null, not {_short(item.get('run'))}")
+
+
+SPEC, NUMBERS, TEXT = "spec", "numbers", "text"  # a parameter's form in a journal (see the docstring)
+
+
+def _text_dimension(dimension):
+    import dataclasses
+
+    return dataclasses.replace(dimension, text_choices=True)
+
+
+def as_recorded(path, sweep_id, spec):
+    """The spec as the journal at `path` keeps its lists of numbers: a list the journal recorded
+    as text (written before lists of numbers were kept as numbers) goes on as text, so a resumed
+    client asks Optuna with the choices the study already has. The spec unchanged when it has no
+    list of numbers, the journal does not exist, or it has not set them yet. The lines read are
+    checked (a damaged one is the JournalDamage every reader of the journal gets)."""
+    numeric = [d.name for d in spec.space if d.numeric]
+    path = Path(path)
+    if not numeric or not path.exists():
+        return spec
+    checker = JournalChecker(sweep_id, spec, path)
+    undecided = set(numeric)
+    for _, after, line in journal_lines(path):
+        if after is None:
+            raise JournalDamage(FIELD, f"{path}, line {checker.line + 1}: {line}")
+        checker.check(parse_line(line, f"{path}, line {checker.line + 1}"))
+        undecided = {name for name in undecided if checker.recorded_form(name) is None}
+        if not undecided:
+            break
+    text = {name for name in numeric if checker.recorded_form(name) == TEXT}
+    if not text:
+        return spec
+    import dataclasses
+
+    return dataclasses.replace(spec, space=tuple(_text_dimension(d) if d.name in text else d
+                                                 for d in spec.space))
 
 
 def _distribution_json(distribution):

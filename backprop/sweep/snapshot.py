@@ -289,11 +289,8 @@ def order_value(dimension, value):
 
 
 def _optuna_param(dimension, value):
-    """A TrialView's value as Optuna recorded it (a list's values are the settings table's text)."""
-    if dimension.values is not None:
-        text = dimension.setting.encode(value)
-        return text if text in dimension.choices() else None
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A TrialView's value as Optuna keeps it (Dimension.optuna_value)."""
+    return dimension.optuna_value(value)
 
 
 def _study_of(space, trials, direction="minimize"):

@@ -6,6 +6,12 @@ alternatives separated by `|`, e.g. `layers=196,1|64,1`), or `name=low:high` a r
 the random and TPE strategies, on the setting's own scale (log for a learning rate) unless
 `:log` or `:linear` follows; `name=low:high:step` takes only low, low + step, ..., high (the step
 must divide the range: `batch_size=16:512:16`), and `:int` whole numbers only.
+
+A list of numbers (`batch_size=30,100,10`, `learning_rate=0.01,0.1`) is an Optuna categorical of
+numbers, in the order given (ints stay int, floats float), so the samplers and optuna-dashboard see
+numbers; layer sizes, names and a list with `full` are the settings table's text. A setting that
+belongs to one optimizer (`Setting.owner`: momentum's momentum, Adam's beta1, beta2 and epsilon) is
+asked only in the trials of that optimizer (`SweepSpec.suggest`), and a grid counts it only there.
 """
 
 from __future__ import annotations
@@ -53,14 +59,41 @@ class Dimension:
     text: str = ""  # as given, e.g. "learning_rate=0.01,0.1"; kept in the sweep's record
     step: float | None = None  # a range's step (low:high:step): only low, low + step, ..., high
     integer: bool = False  # a float setting's range of whole numbers (:int)
+    # A list of numbers in a journal written before lists of numbers were kept as numbers: Optuna
+    # goes on with its text choices ('30', '100'); see backprop.sweep.journal.as_recorded.
+    text_choices: bool = False
 
     @property
     def setting(self):
         return SETTINGS[self.name]
 
+    @property
+    def numeric(self):
+        """Whether Optuna keeps this list's values as numbers: every value of an int or float
+        setting is a number (a batch size list with 'full' is not)."""
+        return (self.values is not None and not self.text_choices and self.setting.kind in ("int", "float")
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.values))
+
     def choices(self):
-        """The values as Optuna sees them: the settings table's text form (plain and hashable)."""
+        """The values as Optuna sees them, in the order given: numbers for a list of numbers (ints
+        stay int, floats float), else the settings table's text form (plain and hashable)."""
+        if self.numeric:
+            return tuple(self.values)
+        return self.text_form()
+
+    def text_form(self):
+        """The values as the settings table's text: what Optuna kept of every list before lists of
+        numbers were kept as numbers."""
         return tuple(self.setting.encode(value) for value in self.values)
+
+    def optuna_value(self, value):
+        """What Optuna keeps for this setting's Python value (None when it is not one of the list's
+        values, or not a number in a range)."""
+        if self.values is not None:
+            choice = value if self.numeric else self.setting.encode(value)
+            number = isinstance(choice, (int, float)) and not isinstance(choice, bool)
+            return choice if (number or not self.numeric) and choice in self.choices() else None
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     def distribution(self):
         from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -70,6 +103,20 @@ class Dimension:
         if self.setting.kind == "int" or self.integer:
             return IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
         return FloatDistribution(float(self.low), float(self.high), log=self.log, step=self.step)
+
+    def suggest(self, trial):
+        """Ask an Optuna trial for this setting (its public suggest_* calls, with exactly
+        `distribution()`); returns what Optuna chose."""
+        from optuna.distributions import CategoricalDistribution, IntDistribution
+
+        distribution = self.distribution()
+        if isinstance(distribution, CategoricalDistribution):
+            return trial.suggest_categorical(self.name, distribution.choices)
+        if isinstance(distribution, IntDistribution):
+            return trial.suggest_int(self.name, distribution.low, distribution.high, step=distribution.step,
+                                     log=distribution.log)
+        return trial.suggest_float(self.name, distribution.low, distribution.high, step=distribution.step,
+                                   log=distribution.log)
 
     def value(self, optuna_value):
         """The setting's Python value for what Optuna chose."""
@@ -201,6 +248,15 @@ class SweepSpec:
         for name in names:
             if names.count(name) > 1:
                 raise InputError(name, "is varied twice; give all its values in one --vary")
+        optimizers = _optimizers(base, space)
+        for dimension in space:
+            owner = dimension.setting.owner
+            if owner is not None and owner not in optimizers:
+                tried = ", ".join(optimizers)
+                raise InputError(dimension.name, f"belongs to the {owner} optimizer, and no trial of this "
+                                                 f"sweep uses it (its optimizer: {tried}); vary optimizer "
+                                                 f"with {owner} among its values, or start from "
+                                                 f"--optimizer {owner}")
         if strategy == "grid":
             ranged = next((d for d in space if d.values is None), None)
             if ranged is not None:
@@ -223,10 +279,41 @@ class SweepSpec:
         return max(1, self.base.iterations // REPORTS_PER_TRIAL)
 
     def grid_size(self):
+        """The grid's distinct set-ups: a setting that belongs to an optimizer multiplies only the
+        set-ups of that optimizer (sgd, momentum x 3 momenta, adam x 2 beta1: 1 + 3 + 2)."""
+        def count(dimension):
+            return len(dimension.values) if dimension.values is not None else 1
+
         size = 1
         for dimension in self.space:
-            size *= len(dimension.values) if dimension.values is not None else 1
-        return size
+            if dimension.setting.owner is None and dimension.name != "optimizer":
+                size *= count(dimension)
+        owned = 0
+        for optimizer in _optimizers(self.base, self.space):
+            each = 1
+            for dimension in self.space:
+                if dimension.setting.owner == optimizer:
+                    each *= count(dimension)
+            owned += each
+        return size * owned
+
+    def applies(self, name, chosen):
+        """Whether setting `name` applies to a trial whose varied settings so far are `chosen`
+        ({name: Python value}): one that belongs to an optimizer (the settings table's
+        Setting.owner) only where the trial's optimizer (chosen, or the base's) is that one."""
+        owner = SETTINGS[name].owner
+        return owner is None or chosen.get("optimizer", self.base.optimizer) == owner
+
+    def suggest(self, trial):
+        """Ask an Optuna trial (from `study.ask()`) for the settings it takes: every varied
+        setting, the optimizer before the settings that belong to one, and those only where they
+        apply. Returns {name: Python value}; a setting left out does not appear (Optuna records no
+        parameter for it, and the trial table shows it empty)."""
+        chosen = {}
+        for dimension in sorted(self.space, key=lambda d: d.setting.owner is not None):
+            if self.applies(dimension.name, chosen):
+                chosen[dimension.name] = dimension.value(dimension.suggest(trial))
+        return chosen
 
     def total(self):
         """How many trials the sweep runs."""
@@ -295,6 +382,14 @@ class SweepSpec:
         if self.target is None or value is None:
             return False
         return value <= self.target if self.direction == "minimize" else value >= self.target
+
+
+def _optimizers(base, space):
+    """The optimizers a sweep's trials use: the varied ones, or the base's."""
+    for dimension in space:
+        if dimension.name == "optimizer" and dimension.values is not None:
+            return list(dimension.values)
+    return [base.optimizer]
 
 
 def metric_label(metric):

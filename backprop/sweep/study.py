@@ -81,6 +81,15 @@ def study_path(sweep_id, create_folder=True):
     return folder / f"sweep-{int(sweep_id)}.journal"
 
 
+def as_journaled(sweep_id, spec):
+    """The spec as the sweep's journal keeps its lists of numbers: as text in a journal written
+    before they were kept as numbers (backprop.sweep.journal.as_recorded), so a resumed client asks
+    Optuna with the choices its study has."""
+    from .journal import as_recorded
+
+    return as_recorded(study_path(sweep_id, create_folder=False), sweep_id, spec)
+
+
 def _recorded_spec(sweep_id):
     from ..runs import RunStore
     from .space import SweepSpec
@@ -112,6 +121,7 @@ def open_study(sweep_id, spec=None, offset=0, covered=()):
             return optuna.load_study(study_name=name, storage=storage)
         except KeyError:  # an empty journal: the study was never written
             raise InputError("sweep", f"sweep {sweep_id} has no trials yet") from None
+    spec = as_journaled(sweep_id, spec)
     storage = JournalStorage(checked_journal(study_path(sweep_id), sweep_id, spec, create=True))
     every = spec.report_every or 1
     reports = max(1, spec.base.iterations // every)
@@ -196,6 +206,7 @@ def _lazy_grid_sampler_class():
         grid larger than its --trials are the same set-ups each time."""
 
         def __init__(self, spec, covered=()):
+            self._spec = spec
             self._names = [d.name for d in spec.space]
             self._choices = [d.choices() for d in spec.space]
             self._order = GridOrder([len(c) for c in self._choices], spec.seed)
@@ -208,13 +219,15 @@ def _lazy_grid_sampler_class():
             while self._cursor < size:
                 indices = self._order.point(self._cursor)
                 self._cursor += 1
-                point = tuple(choices[i] for choices, i in zip(self._choices, indices, strict=True))
-                if point not in self._covered:
+                point = _distinct_point(self._spec, indices)
+                if point is not None and point not in self._covered:
                     self._covered.add(point)
                     return point
             # Every point is taken (a client asked past the grid's size): run the first again.
-            indices = self._order.point(0)
-            return tuple(choices[i] for choices, i in zip(self._choices, indices, strict=True))
+            k = 0
+            while _distinct_point(self._spec, self._order.point(k)) is None:
+                k += 1
+            return _distinct_point(self._spec, self._order.point(k))
 
         def infer_relative_search_space(self, study, trial):
             return {}
@@ -238,6 +251,25 @@ def _lazy_grid_sampler_class():
             self._points.pop(trial._trial_id, None)
 
     return LazyGridSampler
+
+
+def _distinct_point(spec, indices):
+    """A grid point (value indices, one per setting) as the tuple of choices a trial takes, None
+    for a setting that does not apply to it (one of another optimizer's); None for a point that
+    repeats a set-up: one giving such a setting any value but its first."""
+    point, chosen = [], {}
+    dimensions = list(spec.space)
+    for dimension, i in zip(dimensions, indices, strict=True):
+        if dimension.name == "optimizer":
+            chosen["optimizer"] = dimension.values[i]
+    for dimension, i in zip(dimensions, indices, strict=True):
+        if spec.applies(dimension.name, chosen):
+            point.append(dimension.choices()[i])
+        elif i:
+            return None
+        else:
+            point.append(None)
+    return tuple(point)
 
 
 def LazyGridSampler(spec, covered=()):  # noqa: N802 (a class made when optuna is imported)
@@ -267,6 +299,7 @@ def study_to_run(sweep_id, spec):
     the draws already made."""
     from optuna.trial import TrialState
 
+    spec = as_journaled(sweep_id, spec)
     study = open_study(sweep_id, spec)
     trials = study.get_trials(deepcopy=False)
     if not trials:
@@ -276,7 +309,8 @@ def study_to_run(sweep_id, spec):
         if frozen.state == TrialState.RUNNING:  # its client ended while it ran: ask it again
             study._storage.set_trial_user_attr(frozen._trial_id, REQUEUED, True)
             study.tell(frozen.number, state=TrialState.FAIL)
-            if spec.strategy != "grid" and set(frozen.params) == set(names):
+            if spec.strategy != "grid" and frozen.params and set(frozen.params) == set(
+                    name for name in names if spec.applies(name, frozen.params)):
                 study.enqueue_trial(frozen.params, skip_if_exists=False)
     trials = study.get_trials(deepcopy=False)
     study.sampler = make_sampler(spec, offset=len(trials),
