@@ -1,4 +1,4 @@
-"""`python -m backprop train|runs|data|sweep|labels ...`: the engine from a terminal.
+"""`python -m backprop train|runs|data|sweep|sweeps|labels ...`: the engine from a terminal.
 
 `train` starts from a preset (the tutorial's experiment by default), lets every setting be
 overridden, prints the cost every 100 iterations like the tutorial, and ends with the train
@@ -7,6 +7,7 @@ and test accuracy. Bad input ends with one line `error: <field>: <message>` and 
 
 import argparse
 import contextlib
+import json
 import math
 import sys
 import time
@@ -28,7 +29,7 @@ PRINT_EVERY = 100
 
 def build_parser():
     parser = ArgumentParser(prog="backprop", description="Backprop Studio from the command line.")
-    commands = parser.add_subparsers(dest="command", metavar="{train,runs,data,sweep,labels}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,runs,data,sweep,sweeps,labels}")
 
     train = commands.add_parser("train", help="train a network and print its cost and accuracy",
                                 description="Train a network. Start from a preset; every option "
@@ -59,6 +60,14 @@ def build_parser():
     commands.add_parser("data", help="list or download datasets (see `backprop data --help`)",
                         add_help=False)
     commands.add_parser("sweep", help="train many set-ups (see `backprop sweep --help`)", add_help=False)
+    sweeps = commands.add_parser("sweeps", help="list the recorded sweeps, newest first",
+                                 description="List the recorded sweeps, newest first: id, name, status, "
+                                             "trials done of the total, the best value of the sweep's "
+                                             "metric (its name and direction), when it was created and "
+                                             "the compute time its trials took.")
+    sweeps.add_argument("--search", metavar="TEXT", help="only sweeps whose name contains TEXT (any case), "
+                                                        "or whose id is TEXT")
+    sweeps.add_argument("--json", action="store_true", help="print the list as JSON")
     add_labels_parser(commands)
     return parser
 
@@ -241,6 +250,19 @@ def runs_command(args=None):
     return 0
 
 
+def sweeps_command(args):
+    from .sweep.listing import format_sweeps_table, sweep_list
+
+    summaries = sweep_list(search=args.search)
+    if args.json:
+        print(json.dumps([summary.to_dict() for summary in summaries], indent=1))
+    elif not summaries and args.search:
+        print(f"No sweep matches {args.search.strip()!r}.")
+    else:
+        print(format_sweeps_table(summaries))
+    return 0
+
+
 def add_labels_parser(commands):
     """`backprop labels`: the fold model is a set-up (the mnist10 preset's network, fewer steps), with
     every `backprop train` option laid over it."""
@@ -354,6 +376,8 @@ def main(argv=None):
             return train_command(args)
         if args.command == "runs":
             return runs_command(args)
+        if args.command == "sweeps":
+            return sweeps_command(args)
         if args.command == "labels":
             return labels_command(args)
     except InputError as error:

@@ -106,8 +106,20 @@ if not sweeps:
                    "log scale": SETTINGS[name].log} for name in SWEEPABLE], hide_index=True)
     st.stop()
 running = sweep_runner.running_ids()
+search = st.text_input("Find a sweep", key="sweep_search", placeholder="a part of its name, or its id")
+try:
+    listed = sweep_runner.sweep_list(search)
+except InputError as error:
+    st.error(f"**{error.field}**: {error.message}")
+    listed = sweep_runner.sweep_list()
+with st.expander(f"Sweeps: {len(listed)} of {len(sweeps)}, newest first", expanded=bool(search.strip())):
+    if listed:
+        st.table(sweep_runner.sweep_rows(listed))
+    else:
+        st.caption(f"No sweep matches {search.strip()!r}; the picker below lists every sweep.")
+shown = {s.id for s in listed} or {s["id"] for s in sweeps}
 labels = {f"#{s['id']} {s['name']} ({'running' if s['id'] in running else s['status']})": s["id"]
-          for s in sweeps}
+          for s in sweeps if s["id"] in shown}
 ids = list(labels.values())
 wanted = state.get("sweep_id", running[0] if running else ids[0])
 shown_id = labels[st.selectbox("Sweep", list(labels), index=ids.index(wanted) if wanted in ids else 0,

@@ -41,6 +41,7 @@ from backprop.sweep import (
 from backprop.sweep import default_workers as _default_workers
 from backprop.sweep import importances as _importances
 from backprop.sweep import max_workers as _max_workers
+from backprop.sweep.listing import sweep_list as _sweep_list
 from backprop.sweep.space import DIRECTIONS, METRICS  # noqa: F401 (the page's choices)
 from backprop.threads import _free_slot, _take_slot, active_training_threads, max_training_threads
 
@@ -293,6 +294,19 @@ def run_store():
 def list_sweeps():
     """Every recorded sweep, newest first (dicts: id, name, status, spec, message)."""
     return run_store().list_sweeps()
+
+
+def sweep_list(search=None):
+    """The recorded sweeps matching `search` (a part of the name, or the id), newest first, as
+    `backprop sweeps` lists them (backprop.sweep.listing.SweepSummary; InputError("search") for a
+    search past its length)."""
+    return _sweep_list(run_store(), search)
+
+
+def sweep_rows(summaries):
+    """The list's rows: the same columns as `backprop sweeps` (id, name, status, trials, best,
+    created, compute; a note where a sweep's numbers could not be read)."""
+    return [summary.row() for summary in summaries]
 
 
 def sweep_record(sweep_id):
