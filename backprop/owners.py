@@ -1,12 +1,14 @@
-"""Who may change a run: the browser that started it, or the operator (issue 21 item 11).
+"""Who may change a run or a sweep: the browser that started it, or the operator (issue 21 item 11).
 
 Every run records an owner: a browser's random token ("browser-" and 32 hexadecimal digits, made
 on the server and never shown), "cli" for a run started from the command line (the operator's), a
 sweep's owner for its trials. A run recorded before owners were kept has none: it is the
 operator's. Anyone may read any run; only its owner, or the operator, may rename, delete, pin or
-unpin it. The operator is this process itself (the CLI, the disk quota's clean-up: `actor=None` in
-the run store) or a browser session that typed the token of `BACKPROP_ADMIN_TOKEN` (unset: no
-operator over the web). The token is compared with `hmac.compare_digest` and never logged.
+unpin it. A sweep has an owner by the same rules ("cli" for `backprop sweep`), and only its owner,
+or the operator, may cancel, stop, pause, resume, rename or delete it. The operator is this
+process itself (the CLI, the disk quota's clean-up: `actor=None` in the run store) or a browser
+session that typed the token of `BACKPROP_ADMIN_TOKEN` (unset: no operator over the web). The
+token is compared with `hmac.compare_digest` and never logged.
 """
 
 import hmac
@@ -51,12 +53,13 @@ def whose(owner, actor):
     return "another browser"
 
 
-def require_change(run_id, owner, actor):
-    """Raise InputError("run", ...) unless `actor` may change the run."""
+def require_change(item_id, owner, actor, what="run"):
+    """Raise InputError(what, ...) unless `actor` may change the run (or, with what="sweep", the sweep)
+    numbered `item_id`; the message names who may."""
     if may_change(owner, actor):
         return
     if whose(owner, actor) == "the operator":
-        raise InputError("run", f"run #{run_id} belongs to the operator (started from the command line or "
-                                "before runs had owners); only the operator may change it")
-    raise InputError("run", f"run #{run_id} belongs to another browser; only the browser that started "
-                            "it, or the operator, may change it")
+        raise InputError(what, f"{what} #{item_id} belongs to the operator (started from the command line or "
+                               f"before {what}s had owners); only the operator may change it")
+    raise InputError(what, f"{what} #{item_id} belongs to another browser; only the browser that started "
+                           "it, or the operator (with the token of BACKPROP_ADMIN_TOKEN), may change it")

@@ -22,7 +22,8 @@ from . import paths
 from .errors import InputError
 from .owners import CLI, require_change
 
-SCHEMA_VERSION = 4  # 2: runs.sweep_id and runs.trial, the sweeps table; 3: runs.pinned; 4: runs.owner
+SCHEMA_VERSION = 5  # 2: runs.sweep_id and runs.trial, the sweeps table; 3: runs.pinned; 4: runs.owner;
+# 5: sweeps.owner
 STATUSES = ("running", "finished", "diverged", "stopped", "pruned", "failed")
 SOURCES = ("app", "cli", "sweep")
 SWEEP_STATUSES = ("created", "running", "finished", "cancelled", "failed")
@@ -65,7 +66,8 @@ CREATE TABLE IF NOT EXISTS sweeps (
 # Columns added after schema 1: a store written before them gains them when it is opened.
 ADDED_COLUMNS = (("runs", "sweep_id", "INTEGER"), ("runs", "trial", "INTEGER"),
                  ("runs", "pinned", "INTEGER NOT NULL DEFAULT 0"),  # 1: kept by the disk quota's clean-up
-                 ("runs", "owner", "TEXT"))  # who may change it (backprop.owners); NULL: the operator's
+                 ("runs", "owner", "TEXT"),  # who may change it (backprop.owners); NULL: the operator's
+                 ("sweeps", "owner", "TEXT"))  # who may cancel, rename or delete it; NULL: the operator's
 HISTORY_FIELDS = ("iteration", "epoch", "cost", "test_cost", "test_accuracy")
 
 
@@ -104,6 +106,13 @@ def check_name(name):
     if len(name) > MAX_NAME_LENGTH:
         raise InputError("name", f"at most {MAX_NAME_LENGTH} characters, got {len(name)}")
     return name
+
+
+def check_owner(owner):
+    """An owner token as the store keeps it (backprop.owners), or None (the operator's)."""
+    if owner is not None and (not isinstance(owner, str) or not owner or len(owner) > 64):
+        raise InputError("owner", "an owner is a token of at most 64 characters")
+    return owner
 
 
 def _alive(host, pid):
@@ -185,8 +194,7 @@ class RunStore:
         name = check_name(name) if name is not None else default_name(config)
         if owner is None and source == "cli":
             owner = CLI
-        if owner is not None and (not isinstance(owner, str) or not owner or len(owner) > 64):
-            raise InputError("owner", "an owner is a token of at most 64 characters")
+        owner = check_owner(owner)
         now = time.time()
 
         def insert(con):
@@ -375,16 +383,58 @@ class RunStore:
         return [dict(row) for row in rows]
 
     # -- sweeps --------------------------------------------------------------------------
-    def create_sweep(self, spec, name=None):
-        """Record a sweep (its spec: base set-up, space, strategy, seed, pruner); returns its id."""
+    def create_sweep(self, spec, name=None, owner=None):
+        """Record a sweep (its spec: base set-up, space, strategy, seed, pruner); returns its id.
+        `owner` is who may cancel, rename or delete it (backprop.owners): a browser's token, "cli" for
+        `backprop sweep`; None: the operator's. Its trials' runs get the same owner."""
         now = time.time()
         name = check_name(name) if name is not None else "sweep " + " ".join(spec.get("vary", []))[:100]
+        owner = check_owner(owner)
 
         def insert(con):
-            return con.execute("INSERT INTO sweeps (name, status, created, updated, spec, host, pid) "
-                               "VALUES (?, 'created', ?, ?, ?, ?, ?)",
-                               (name, now, now, _json(spec), socket.gethostname(), os.getpid())).lastrowid
+            return con.execute("INSERT INTO sweeps (name, status, created, updated, spec, host, pid, owner) "
+                               "VALUES (?, 'created', ?, ?, ?, ?, ?, ?)",
+                               (name, now, now, _json(spec), socket.gethostname(), os.getpid(),
+                                owner)).lastrowid
         return self._transaction(insert)
+
+    def _require_sweep_change(self, con, sweep_id, actor):
+        """The sweep's row, when `actor` may change it (backprop.owners; None: this process)."""
+        row = self._require_sweep(con, sweep_id)
+        require_change(row["id"], row["owner"], actor, what="sweep")
+        return row
+
+    def check_sweep_change(self, sweep_id, actor):
+        """Raise InputError("sweep", ... naming who may) unless `actor` may cancel, stop, pause, resume,
+        rename or delete the sweep (backprop.owners.may_change; None: this process)."""
+        with closing(self._connect()) as con:
+            self._require_sweep_change(con, sweep_id, actor)
+
+    def rename_sweep(self, sweep_id, name, actor=None):
+        """A sweep's new name. `actor` as for rename (InputError("sweep") for another's sweep)."""
+        name = check_name(name)
+
+        def update(con):
+            self._require_sweep_change(con, sweep_id, actor)
+            con.execute("UPDATE sweeps SET name = ? WHERE id = ?", (name, int(sweep_id)))
+        self._transaction(update)
+
+    def delete_sweep(self, sweep_id, actor=None):
+        """Forget a sweep that is not running, and its trials' runs (their history, and the checkpoints
+        the studio made). `actor` as for rename. backprop.sweep.delete_sweep also removes its journal."""
+        def remove(con):
+            row = self._require_sweep_change(con, sweep_id, actor)
+            if row["status"] == "running" and _alive(row["host"], row["pid"]):
+                raise InputError("sweep", f"sweep #{row['id']} is running; cancel it first")
+            runs = con.execute("SELECT checkpoint_path FROM runs WHERE sweep_id = ?", (row["id"],)).fetchall()
+            con.execute("DELETE FROM runs WHERE sweep_id = ?", (row["id"],))
+            con.execute("DELETE FROM sweeps WHERE id = ?", (row["id"],))
+            return [run["checkpoint_path"] for run in runs if run["checkpoint_path"]]
+        folder = self.checkpoint_folder().resolve()
+        for checkpoint in self._transaction(remove):
+            path = Path(checkpoint)
+            if path.parent.resolve() == folder:
+                path.unlink(missing_ok=True)
 
     def update_sweep(self, sweep_id, status, message=None):
         """A sweep's new status; 'running' also makes this process its owner (for 'interrupted')."""
@@ -410,7 +460,7 @@ class RunStore:
 
     @staticmethod
     def _describe_sweep(row):
-        sweep = {key: row[key] for key in ("id", "name", "status", "created", "updated", "message")}
+        sweep = {key: row[key] for key in ("id", "name", "status", "created", "updated", "message", "owner")}
         sweep["spec"] = json.loads(row["spec"])
         if sweep["status"] == "running" and not _alive(row["host"], row["pid"]):
             sweep["status"] = "interrupted"  # its client ended without finishing it: resume it

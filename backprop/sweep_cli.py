@@ -211,6 +211,7 @@ def sweep_command(argv):
 
 
 def _sweep(args, termination):
+    from .owners import CLI
     from .runs import RunStore
     from .sweep import Sweep, SweepSpec, check_resume, check_sweep, create_sweep
 
@@ -233,7 +234,7 @@ def _sweep(args, termination):
                                    direction=args.direction, target=args.target)
         cost = check_sweep(spec, args.workers, args.scheduler, journal_trials)
         if sweep_id is None:
-            sweep_id, created = create_sweep(spec, store), True
+            sweep_id, created = create_sweep(spec, store, owner=CLI), True  # the operator's
         sweep = Sweep(sweep_id, store, scheduler=args.scheduler, workers=cost.workers).claim()
         termination.sweep = sweep
         target = "" if sweep.spec.target is None else f", target {sweep.spec.target:g}"

@@ -11,8 +11,14 @@
    and process: target >= 98.3% test accuracy in <= 0.7x the time the MLP needs to reach 98.0%
    (its training time only, checked after each epoch). scikit-learn is for this benchmark only:
    `pip install scikit-learn`.
+4. `--cancel` (alone): Cancel as the Sweep page presses it (studio.sweep_runner.cancel_sweep) on a sweep
+   whose trials are mid-training on a real LocalCluster, timed to the sweep's status 'cancelled' in the
+   run store with every trial's run stopped (target <= 2 s), `--repeats` times, with the load average;
+   run it beside benchmarks/bench_load.py for the figure under load. Its unit test
+   (tests/test_sweep_owners.py) only checks a 10 s deadline.
 
     python benchmarks/bench_sweep.py [--skip-overhead] [--skip-search] [--skip-peer] [--workers 2]
+    python benchmarks/bench_sweep.py --cancel [--repeats 5] [--workers 2]
 """
 
 import argparse
@@ -29,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from bench_tutorial import verdict  # noqa: E402  (this folder is on the path when run as a script)
 
 SPEEDUP_TARGET, OVERHEAD_TARGET = 1.7, 0.050
+CANCEL_TARGET = 2.0  # seconds from Cancel to 'cancelled' with every trial's run stopped
 ACCURACY_TARGET, PEER_ACCURACY, TIME_RATIO_TARGET = 0.983, 0.980, 0.7
 # The sweep that chose the mnist10 preset (docs/cli-and-api.md, "backprop sweep").
 MNIST10_SEARCH = ["learning_rate=0.004,0.006,0.008", "l2=1e-4,5e-4"]
@@ -147,6 +154,46 @@ def peer():
     return spent, accuracy, epoch
 
 
+def cancel(workers, repeats):
+    """Cancel's seconds: from sweep_runner.cancel_sweep (the page's Cancel) to the sweep 'cancelled' in the
+    run store, every trial's run stopped and none running in its snapshot."""
+    from backprop.config import preset
+    from backprop.owners import new_browser_token
+    from backprop.runs import RunStore
+    from backprop.sweep import SweepSpec
+    from studio import sweep_runner
+
+    base = dataclasses.replace(preset("tutorial"), subset=2000)
+    rates = ",".join(str(0.05 * (i + 1)) for i in range(workers + 1))
+    spec = SweepSpec.build(base, [f"learning_rate={rates}"], iterations=1_000_000)
+    store, worst = RunStore(), 0.0
+    for attempt in range(repeats):
+        owner = new_browser_token()
+        sweep_id = sweep_runner.start_sweep(spec, workers=workers, owner=owner)
+        while sweep_runner.snapshot(sweep_id).count("running") < workers or \
+                len(store.sweep_runs(sweep_id)) < workers:
+            time.sleep(0.05)
+        time.sleep(1.0)  # mid-training
+        load = os.getloadavg()[0]
+        asked = time.monotonic()
+        sweep_runner.cancel_sweep(sweep_id, actor=owner)
+        returned = time.monotonic() - asked
+        while True:
+            runs = store.sweep_runs(sweep_id)
+            stopped = all(run["status"] == "stopped" for run in runs)
+            if stopped and store.get_sweep(sweep_id)["status"] == "cancelled" \
+                    and sweep_runner.snapshot(sweep_id).count("running") == 0:
+                break
+            time.sleep(0.01)
+        seconds = time.monotonic() - asked
+        worst = max(worst, seconds)
+        print(f"4. cancel #{attempt + 1}: {seconds:.2f} s to 'cancelled' with {len(runs)} trials' runs "
+              f"stopped (the call returned after {returned:.2f} s; load average {load:.1f}, "
+              f"{workers} workers)")
+        sweep_runner.wait(sweep_id, 120)  # its cluster closes: not part of the figure
+    print(f"   worst {worst:.2f} s (target <= {CANCEL_TARGET:g} s) {verdict(worst <= CANCEL_TARGET)}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -156,8 +203,13 @@ def main():
     parser.add_argument("--vary", action="append",
                         help=f"the mnist10 search's space (default: {MNIST10_SEARCH})")
     parser.add_argument("--iterations", type=int, default=MNIST10_ITERATIONS, help="per trial of the search")
+    parser.add_argument("--cancel", action="store_true", help="only the Cancel measurement (4.)")
+    parser.add_argument("--repeats", type=int, default=5, help="cancels measured with --cancel")
     args = parser.parse_args()
     os.environ.setdefault("BACKPROP_STUDIO_HOME", tempfile.mkdtemp(prefix="bench-sweep-"))
+    if args.cancel:
+        cancel(args.workers, args.repeats)
+        return
     if not args.skip_overhead:
         overhead(args.workers)
     if args.skip_search:

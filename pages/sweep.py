@@ -10,6 +10,7 @@ from backprop.errors import InputError
 from backprop.settings import SETTINGS, SWEEPABLE
 from backprop.sweep import PRUNERS, STRATEGIES
 from studio import sweep_figures, sweep_runner
+from studio.recorded_runs import actor_for
 from studio.session import get_studio, route_through_app
 
 route_through_app()  # a direct link to this page on a fresh server: go through app.py
@@ -93,7 +94,7 @@ with st.expander("New sweep", expanded=not sweeps):
                 sweep_runner.base_config(base_choice, studio), vary, strategy, trials, seed, pruner,
                 iterations=iterations, scheduler=scheduler.strip() or None, workers=workers,
                 metric=metric, direction=None if direction == "natural" else direction,
-                target=target.strip() or None)
+                target=target.strip() or None, owner=studio.owner)  # this browser's, and its trials' runs
         except InputError as error:
             st.error(f"**{error.field}**: {error.message}")
 
@@ -239,35 +240,73 @@ def sweep_view(sweep_id):
     result_plots(sweep_id, snapshot, sweep_names.get(sweep_id))
 
 
-# The sweep's buttons, above its live view (they stay put as the charts below grow).
-record = sweep_runner.sweep_record(shown_id)
+# The sweep's buttons, above its live view (they stay put as the charts below grow). Anyone watches a
+# sweep and loads its trials; only the browser that started it, or the operator, changes it (and
+# sweep_runner refuses the others too, naming who may).
+actor = actor_for(studio.owner, state.get("sweep_operator_token", ""))
+try:
+    record = sweep_runner.sweep_record(shown_id)
+except InputError as error:  # deleted since the list was read (by its owner, or the operator)
+    st.info(f"{error.message}: choose another sweep.")
+    st.stop()
+rights = sweep_runner.rights(record, actor)
+locked = not rights.may_change
+
+
+def change(action, *args, **options):
+    """Change the shown sweep as this session; a refusal is shown naming its field, else the page reruns."""
+    try:
+        action(shown_id, *args, actor=actor, **options)
+    except InputError as error:
+        st.error(f"**{error.field}**: {error.message}")
+        return
+    st.rerun()
+
+
 buttons = st.columns([1, 1, 1, 3])
 if sweep_runner.is_running(shown_id):
     if sweep_runner.is_paused(shown_id):
-        if buttons[0].button("Resume", key="sweep_unpause", help="Ask new trials again"):
-            sweep_runner.resume_asking(shown_id)
-            st.rerun()
-    elif buttons[0].button("Pause", key="sweep_pause",
+        if buttons[0].button("Resume", key="sweep_unpause", help="Ask new trials again", disabled=locked):
+            change(sweep_runner.resume_asking)
+    elif buttons[0].button("Pause", key="sweep_pause", disabled=locked,
                            help="No new trials until resumed; running ones finish"):
-        sweep_runner.pause_sweep(shown_id)
-        st.rerun()
-    if buttons[1].button("Stop", key="sweep_stop", help="No new trials; running ones finish, then it ends"):
-        sweep_runner.stop_sweep(shown_id)
-        st.rerun()
-    if buttons[2].button("Cancel", key="sweep_cancel", help="Stops every running trial within about 2 s"):
-        sweep_runner.cancel_sweep(shown_id)
-        sweep_runner.wait(shown_id, 15)
-        st.rerun()
+        change(sweep_runner.pause_sweep)
+    if buttons[1].button("Stop", key="sweep_stop", disabled=locked,
+                         help="No new trials; running ones finish, then it ends"):
+        change(sweep_runner.stop_sweep)
+    if buttons[2].button("Cancel", key="sweep_cancel", disabled=locked,
+                         help="Stops every running trial at its next step"):
+        change(sweep_runner.cancel_sweep)  # returns once the trials' runs and 'cancelled' are written
 elif record["status"] in ("cancelled", "interrupted", "failed", "created") or (
         record["status"] == "finished" and str(record["message"] or "").startswith("stopped")):
-    if buttons[0].button("Resume", key="sweep_resume", help="Finished trials are kept; the rest run"):
+    if buttons[0].button("Resume", key="sweep_resume", help="Finished trials are kept; the rest run",
+                         disabled=locked):
+        place = state.get("sweep_place")
+        change(sweep_runner.resume_sweep, scheduler=place if place in CLUSTERS else None,
+               workers=state.get("sweep_workers"))
+if locked:
+    st.caption(rights.why_not)
+
+with st.expander("Rename or delete this sweep"):
+    name_column, rename_column = st.columns([3, 1], vertical_alignment="bottom")
+    new_name = name_column.text_input("New name", value=record["name"], key=f"sweep_name_{shown_id}",
+                                      disabled=locked)
+    if rename_column.button("Rename", key="sweep_rename", disabled=locked):
+        change(sweep_runner.rename_sweep, new_name)
+    live = sweep_runner.is_running(shown_id)
+    sure = st.checkbox("Yes, delete this sweep, its trials' runs and its journal", key="sweep_sure",
+                       disabled=locked or live)
+    if st.button("Delete", key="sweep_delete", disabled=locked or live or not sure,
+                 help="Cancel a running sweep first"):
         try:
-            place = state.get("sweep_place")
-            sweep_runner.resume_sweep(shown_id, scheduler=place if place in CLUSTERS else None,
-                                      workers=state.get("sweep_workers"))
-            st.rerun()
+            sweep_runner.remove_sweep(shown_id, actor=actor)
         except InputError as error:
             st.error(f"**{error.field}**: {error.message}")
+        else:
+            state.pop("sweep_id", None)
+            st.rerun()
+    if live and not locked:
+        st.caption("A running sweep is deleted once it has ended: cancel it first.")
 
 sweep_view(shown_id)
 
@@ -296,3 +335,10 @@ def load_into_train(sweep_id):
 
 
 load_into_train(shown_id)
+st.text_input("Operator token", type="password", key="sweep_operator_token",
+              help="The server's BACKPROP_ADMIN_TOKEN: with it this session may pause, stop, cancel, resume, "
+                   "rename or delete every sweep. Unset on the server: no operator over the web.")
+if rights.operator:
+    st.caption("Operator: you may pause, stop, cancel, resume, rename or delete every sweep.")
+elif state.get("sweep_operator_token"):
+    st.error("**operator token**: that is not the server's BACKPROP_ADMIN_TOKEN (or the server sets none)")

@@ -12,6 +12,13 @@ A sweep belongs to the server, not to a browser tab: it runs in its own thread (
 loop), keeps running when the tab that started it closes, and any page that opens lists it again
 (live while it runs here; from the run store and the study once it ended, or after a restart).
 
+A sweep belongs to whoever started it (backprop.owners): the browser session's owner token, kept as
+the sweep's owner and its trials' runs'. Anyone may watch it, read its trials and load them into
+their Train page; only its owner, or the operator (a session that typed BACKPROP_ADMIN_TOKEN's token),
+may pause, stop, cancel, resume, rename or delete it: every function that changes a sweep takes the
+session's `actor` and the run store refuses the others (InputError("sweep") naming who may). An
+actor of None is this process itself (the operator), as in the run store.
+
 Dask spawns its worker processes, and a spawned process re-imports its parent's `__main__`:
 under Streamlit that is the page script being run, which would run the page again in every
 worker. So the app never starts a cluster in its own process: `backprop.sweep.connect` starts the
@@ -19,11 +26,13 @@ LocalCluster in a separate `python -m backprop.sweep serve N` process (or connec
 scheduler), and this module only holds the client side.
 """
 
+import dataclasses
 import os
 import threading
 import uuid
 from pathlib import Path
 
+from backprop import owners
 from backprop.config import PRESETS, TrainConfig, preset
 from backprop.data.toy2d import CLASSIFICATION
 from backprop.errors import InputError
@@ -35,6 +44,7 @@ from backprop.sweep import (
     check_resume,
     check_sweep,
     create_sweep,
+    delete_sweep,
     recorded_snapshot,
     study_path,
 )
@@ -47,6 +57,7 @@ from backprop.threads import _free_slot, _take_slot, active_training_threads, ma
 
 MAX_SWEEPS_VARIABLE = "BACKPROP_MAX_SWEEPS"
 THREAD_PREFIX = "backprop-sweep-"
+CANCEL_WAIT_SECONDS = 5  # cancel_sweep waits at most this long for the trials' runs and the final status
 
 _lock = threading.Lock()
 _sweeps = {}  # sweep id -> Sweep (run by this server)
@@ -69,14 +80,21 @@ def max_workers():
 
 
 def running_ids():
+    """Sweeps this server runs now; a sweep whose final status is written no longer runs (its client
+    thread may still be closing its cluster)."""
     with _lock:
-        return [sweep_id for sweep_id, thread in _threads.items() if thread.is_alive()]
+        return [sweep_id for sweep_id, thread in _threads.items()
+                if thread.is_alive() and not _sweeps[sweep_id].over]
 
 
 def _check_room():
-    """Under _lock: refuse a sweep past BACKPROP_MAX_SWEEPS."""
+    """Under _lock: refuse a sweep past BACKPROP_MAX_SWEEPS (one that ended but still closes its
+    cluster holds its place until its workers are gone)."""
     alive = [sid for sid, thread in _threads.items() if thread.is_alive()]
     if len(alive) >= max_sweeps():
+        if all(_sweeps[sid].over for sid in alive):
+            raise InputError("sweep", f"sweep {alive[0]} has ended and is closing its workers; try again "
+                                      "in a few seconds")
         raise InputError("sweep", f"sweep {alive[0]} is running on this server; wait for it or cancel "
                                   f"it (at most {max_sweeps()} at once, {MAX_SWEEPS_VARIABLE})")
 
@@ -114,7 +132,7 @@ def _free_training_slots(names):
         _free_slot(name)
 
 
-def _admit_and_start(spec, store, scheduler, workers, journal_trials=0, sweep_id=None):
+def _admit_and_start(spec, store, scheduler, workers, journal_trials=0, sweep_id=None, owner=None):
     """Admit a sweep, then record (a new one) and start it; refused, nothing is recorded or held.
     Order: its memory and workers (backprop.sweep.check_sweep, allocating nothing), then under
     the lock the sweep cap and the training slots, then the record and the one-client claim."""
@@ -125,7 +143,7 @@ def _admit_and_start(spec, store, scheduler, workers, journal_trials=0, sweep_id
         sweep = None
         try:
             if sweep_id is None:
-                sweep_id = create_sweep(spec, store)
+                sweep_id = create_sweep(spec, store, owner=owner)
             sweep = Sweep(sweep_id, store, scheduler=scheduler, workers=cost.workers).claim()
             thread = threading.Thread(target=_run, args=(sweep, slots), name=f"{THREAD_PREFIX}{sweep_id}",
                                       daemon=True)
@@ -148,36 +166,105 @@ def _run(sweep, slots):
         _free_training_slots(slots)
 
 
-def start_sweep(spec, scheduler=None, workers=None, store=None):
-    """Admit a checked SweepSpec, record it and run it in the background; returns its id."""
-    return _admit_and_start(spec, store or RunStore(), scheduler, workers)
+def start_sweep(spec, scheduler=None, workers=None, store=None, owner=None):
+    """Admit a checked SweepSpec, record it and run it in the background; returns its id. `owner`
+    (the browser session's token; None: the operator's) owns the sweep and its trials' runs."""
+    return _admit_and_start(spec, store or RunStore(), scheduler, workers, owner=owner)
 
 
 def start_new(base, vary, strategy="grid", trials=None, seed=0, pruner="none", iterations=None,
-              scheduler=None, workers=None, store=None, metric="test_cost", direction=None, target=None):
+              scheduler=None, workers=None, store=None, metric="test_cost", direction=None, target=None,
+              owner=None):
     """Check a sweep (InputError naming the field, before anything is recorded), admit, record and
-    run it. `metric`, `direction` and `target` as `backprop sweep --metric --direction --target`."""
+    run it. `metric`, `direction` and `target` as `backprop sweep --metric --direction --target`;
+    `owner` as for start_sweep."""
     spec = SweepSpec.build(base, vary, strategy, trials if strategy != "grid" else None, seed, pruner,
                            iterations=iterations, metric=metric, direction=direction, target=target)
-    return start_sweep(spec, scheduler=scheduler, workers=workers, store=store)
+    return start_sweep(spec, scheduler=scheduler, workers=workers, store=store, owner=owner)
 
 
-def resume_sweep(sweep_id, scheduler=None, workers=None, store=None):
+def resume_sweep(sweep_id, scheduler=None, workers=None, store=None, actor=None):
     """Continue a recorded sweep that is not running: finished trials stay, the others run. Its
-    journal is checked line by line and the sweep admitted like a new one before anything changes."""
+    owner (or the operator) only; its journal is checked line by line and the sweep admitted like a
+    new one before anything changes. It stays its owner's."""
+    store = store or RunStore()
+    store.check_sweep_change(sweep_id, actor)
     if sweep_id in running_ids():
         raise InputError("sweep", f"sweep {sweep_id} is already running")
-    store = store or RunStore()
+    _refuse_closing(sweep_id, "resume")
     resume = check_resume(sweep_id, store)
     return _admit_and_start(resume.spec, store, scheduler, workers, resume.journal_trials, resume.sweep_id)
 
 
-def cancel_sweep(sweep_id):
-    """Stop every running trial of a sweep run here (each within about 2 s) and free the workers."""
+def _refuse_closing(sweep_id, what):
+    """InputError("sweep") while a sweep that ended here still closes its cluster (a second or more)."""
     with _lock:
-        sweep = _sweeps.get(sweep_id)
+        thread = _threads.get(sweep_id)
+    if thread is not None and thread.is_alive():
+        raise InputError("sweep", f"sweep {sweep_id} has ended and is closing its workers; {what} it in a "
+                                  "few seconds")
+
+
+def _changed_by(sweep_id, actor):
+    """The sweep this server runs, once `actor` may change it (InputError("sweep") naming who may);
+    None when this server does not run it."""
+    RunStore().check_sweep_change(sweep_id, actor)
+    with _lock:
+        return _sweeps.get(sweep_id)
+
+
+def cancel_sweep(sweep_id, actor=None, wait=CANCEL_WAIT_SECONDS):
+    """Stop every running trial of a sweep run here and ask no more. The sweep is 'cancelled' in the
+    run store at once and its trials told to stop at their next step; this waits (at most `wait`
+    seconds) until their runs are marked and the final status written, not for the cluster to
+    close. True once it has ended. `actor` must own the sweep, or be the operator."""
+    sweep = _changed_by(sweep_id, actor)
+    if sweep is None:
+        return True
+    sweep.cancel()
+    return sweep.wait_over(wait)
+
+
+def pause_sweep(sweep_id, actor=None):
+    """No new trials for a sweep run here (running ones finish) until resume_asking."""
+    sweep = _changed_by(sweep_id, actor)
     if sweep is not None:
-        sweep.cancel()
+        sweep.pause()
+
+
+def resume_asking(sweep_id, actor=None):
+    """A paused sweep asks trials again."""
+    sweep = _changed_by(sweep_id, actor)
+    if sweep is not None:
+        sweep.resume()
+
+
+def stop_sweep(sweep_id, actor=None):
+    """No new trials; the running ones finish, then the sweep ends (it can be resumed later)."""
+    sweep = _changed_by(sweep_id, actor)
+    if sweep is not None:
+        sweep.stop()
+
+
+def rename_sweep(sweep_id, name, actor=None):
+    """A sweep's new name (InputError "name" for an empty or too long one, "sweep" for another's)."""
+    RunStore().rename_sweep(sweep_id, name, actor=actor)
+
+
+def remove_sweep(sweep_id, actor=None):
+    """Forget a sweep that is not running: its record, its trials' runs and checkpoints, its journal.
+    InputError("sweep") for another's sweep or one that runs (cancel it first)."""
+    store = RunStore()
+    store.check_sweep_change(sweep_id, actor)
+    if sweep_id in running_ids():
+        raise InputError("sweep", f"sweep #{sweep_id} is running; cancel it first")
+    _refuse_closing(sweep_id, "delete")
+    delete_sweep(sweep_id, store, actor=actor)
+    with _lock:
+        thread = _threads.get(sweep_id)
+        if thread is None or not thread.is_alive():
+            _threads.pop(sweep_id, None)
+            _sweeps.pop(sweep_id, None)
 
 
 def _running_sweep(sweep_id):
@@ -185,25 +272,28 @@ def _running_sweep(sweep_id):
         return _sweeps.get(sweep_id)
 
 
-def pause_sweep(sweep_id):
-    """No new trials for a sweep run here (running ones finish) until resume_asking."""
-    sweep = _running_sweep(sweep_id)
-    if sweep is not None:
-        sweep.pause()
+@dataclasses.dataclass(frozen=True)
+class SweepRights:
+    """What one actor (a browser session) may do with one sweep, and why not, for the Sweep page."""
+
+    may_change: bool  # pause, stop, cancel, resume, rename, delete
+    started_by: str  # "you", "another browser" or "the operator" (backprop.owners.whose)
+    operator: bool  # the actor typed the operator token: it may change every sweep
+
+    @property
+    def why_not(self):
+        """The caption beside disabled controls ('' when the actor may change the sweep)."""
+        if self.may_change:
+            return ""
+        return (f"Started by {self.started_by}: you may watch it, read its trials and load them into your "
+                "Train page; only the browser that started it, or the operator (with the token of "
+                f"{owners.ADMIN_TOKEN_VARIABLE}), may pause, stop, cancel, resume, rename or delete it.")
 
 
-def resume_asking(sweep_id):
-    """A paused sweep asks trials again."""
-    sweep = _running_sweep(sweep_id)
-    if sweep is not None:
-        sweep.resume()
-
-
-def stop_sweep(sweep_id):
-    """No new trials; the running ones finish, then the sweep ends (it can be resumed later)."""
-    sweep = _running_sweep(sweep_id)
-    if sweep is not None:
-        sweep.stop()
+def rights(record, actor):
+    """SweepRights of `actor` over a sweep's record (a dict from list_sweeps or sweep_record)."""
+    owner = record.get("owner")
+    return SweepRights(owners.may_change(owner, actor), owners.whose(owner, actor), actor == owners.OPERATOR)
 
 
 def is_paused(sweep_id):

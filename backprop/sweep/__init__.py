@@ -19,7 +19,7 @@ The sweep itself is a row of the run store's sweeps table; each trial is a run (
 """
 
 from .admission import MAX_WORKERS_VARIABLE, SweepCost, check_sweep, check_workers, max_workers
-from .client import ResumeCheck, Sweep, check_resume, create_sweep
+from .client import ResumeCheck, Sweep, check_resume, create_sweep, delete_sweep
 from .cluster import WORKERS, check_address, connect, default_workers
 from .journal import JournalDamage, check_journal
 from .snapshot import SweepSnapshot, TrialView, importances, recorded_snapshot, view_of
@@ -42,6 +42,6 @@ __all__ = [
     "WORKERS", "Dimension", "GridOrder", "JournalDamage", "LostAttempt", "ResumeCheck", "Sweep", "SweepCost",
     "SweepSnapshot", "SweepSpec", "TrialOutcome", "TrialResult", "TrialTask", "TrialView", "check_address",
     "check_journal", "check_resume", "check_sweep", "check_workers", "connect", "create_sweep",
-    "default_workers", "grid_point", "importances", "max_workers", "open_study", "parse_dimension",
-    "recorded_snapshot", "run_trial", "study_path", "view_of",
+    "default_workers", "delete_sweep", "grid_point", "importances", "max_workers", "open_study",
+    "parse_dimension", "recorded_snapshot", "run_trial", "study_path", "view_of",
 ]

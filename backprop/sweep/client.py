@@ -15,16 +15,26 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import math
 import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import InputError
 from ..run import Run
 from ..settings import DATA
 from .cluster import connect, dead_worker, describe_error, worker_died
-from .journal import RESUMABLE_TRIALS, ClientLock, check_journal, remove_stale_lock, set_aside_torn_tail
+from .journal import (
+    LOCK_SUFFIX,
+    RESUMABLE_TRIALS,
+    TORN_SUFFIX,
+    ClientLock,
+    check_journal,
+    remove_stale_lock,
+    set_aside_torn_tail,
+)
 from .snapshot import SweepSnapshot, TrialView, attach_runs, view_of
 from .space import SweepSpec
 from .study import REQUEUED, RESULT, TrialResult, as_journaled, finite, study_path, study_to_run
@@ -33,6 +43,10 @@ from .trial import LostAttempt, Progress, Started, TrialTask, run_trial
 MAX_CURVE = 4000  # a running trial's live cost curve (and evaluations) keeps every 2nd point past this
 ENDED_ROWS = 1000  # an ended trial's live curve and evaluations are thinned to about this many
 DEATHS_ALLOWED = 1  # a trial whose worker died is run again this many times
+# Cancel: trials still running this long after they were told to stop (a step longer than that, a worker
+# that hangs) are given up: their tasks cancelled, their runs marked stopped, their trials asked again
+# on a resume like every cancelled trial.
+CANCEL_GRACE_SECONDS = 3.0
 
 
 @dataclass
@@ -109,12 +123,35 @@ def thinned(rows, most=ENDED_ROWS):
     return kept if kept[-1] is rows[-1] else [*kept, rows[-1]]
 
 
-def create_sweep(spec, store=None, name=None):
-    """Record a new sweep (space, strategy, seed) and return its id; nothing runs yet."""
+def create_sweep(spec, store=None, name=None, owner=None):
+    """Record a new sweep (space, strategy, seed) and return its id; nothing runs yet. `owner` (a
+    browser's token, "cli" for `backprop sweep`, None: the operator's) owns it and its trials' runs."""
     from ..runs import RunStore
 
     store = store or RunStore()
-    return store.create_sweep(spec.to_dict(), name=name)
+    return store.create_sweep(spec.to_dict(), name=name, owner=owner)
+
+
+def delete_sweep(sweep_id, store=None, actor=None):
+    """Forget a recorded sweep that no client runs: its row, its trials' runs and checkpoints, its
+    journal. `actor` (a browser's token, owners.OPERATOR; None: this process) must own it
+    (InputError("sweep") naming who may); a sweep a live client runs is refused (cancel it first)."""
+    from ..runs import RunStore
+
+    store = store or RunStore()
+    store.check_sweep_change(sweep_id, actor)  # before the client lock's message
+    journal = study_path(sweep_id, create_folder=False)
+    claim = ClientLock(journal, int(sweep_id))
+    try:
+        claim.acquire()
+    except InputError:
+        raise InputError("sweep", f"sweep #{int(sweep_id)} is running; cancel it first") from None
+    try:
+        store.delete_sweep(sweep_id, actor=actor)
+        for suffix in ("", TORN_SUFFIX, LOCK_SUFFIX):
+            Path(str(journal) + suffix).unlink(missing_ok=True)
+    finally:
+        claim.release()
 
 
 class Sweep:
@@ -128,6 +165,7 @@ class Sweep:
         self.sweep_id = int(sweep_id)
         record = self.store.get_sweep(self.sweep_id)
         self.spec = SweepSpec.from_dict(record["spec"])
+        self.owner = record.get("owner")  # its trials' runs are its owner's (backprop.owners)
         self.scheduler, self.workers = scheduler, workers
         self.address = None  # the scheduler's, once connected
         self.connect_seconds = None
@@ -135,7 +173,9 @@ class Sweep:
         self._cancel = threading.Event()
         self._paused = threading.Event()  # no new trials until resumed; running ones go on
         self._stop_asking = threading.Event()  # Stop: no new trials, the sweep ends when running ones do
-        self._ended = threading.Event()  # a trial's future is done, or its run is written
+        self._ended = threading.Event()  # a trial's future is done, or its run is written (or: cancel)
+        self._over = threading.Event()  # the final status is written (the cluster may still be closing)
+        self._cancel_told = None  # when the workers were told to stop (monotonic seconds), on a cancel
         self._started = time.monotonic()
         self._status = "starting"
         self._message = None
@@ -175,11 +215,24 @@ class Sweep:
                                  self.spec.space, self.spec.metric, self.spec.direction)
 
     def cancel(self, why=None):
-        """Stop every running trial (each within REPORT_SECONDS and a step) and ask no more; `why`
-        (e.g. "stopped by SIGTERM") becomes the sweep's message."""
+        """Stop every running trial and ask no more; `why` (e.g. "stopped by SIGTERM") becomes the
+        sweep's message. Returns at once (a signal handler calls it): the client's loop wakes, tells
+        the workers (a Dask Event their trials read at every step) and writes 'cancelled' to the run
+        store before it waits for them; `wait_over()` waits for the trials' runs and the final status."""
         if why:
             self._cancel_message = why
         self._cancel.set()
+        self._ended.set()  # wake the loop now
+
+    def wait_over(self, timeout=None):
+        """Wait until the sweep's final status is written (its trials ended and their runs marked; its
+        cluster may still be closing). True once it is."""
+        return self._over.wait(timeout)
+
+    @property
+    def over(self):
+        """Whether the final status is written (run() may still be closing the cluster)."""
+        return self._over.is_set()
 
     def pause(self):
         """Ask no new trials (running ones finish); resume() asks again."""
@@ -241,6 +294,7 @@ class Sweep:
                 self.store.update_sweep(self.sweep_id, status="failed", message=describe_error(error))
                 raise
         finally:
+            self._over.set()
             self.release()
         return self.snapshot()
 
@@ -254,7 +308,7 @@ class Sweep:
         self._set_status(self._status, text)
 
     def _run(self, on_change):
-        from distributed import Queue, Variable
+        from distributed import Event, Queue, Variable
 
         # This client alone writes the journal now (its ClientLock): a last line torn by a crash is
         # set aside and Optuna's lock left by a killed client removed before the first write.
@@ -279,54 +333,80 @@ class Sweep:
         self._progress = Queue(self._channel + "-progress", client=client)
         self._stop = Variable(self._channel + "-stop", client=client)
         self._stop.set({"all": False, "trials": [], "heard": {}})
+        self._cancel_event = Event(self._channel + "-cancel", client=client)
         self._set_status("paused" if self._paused.is_set() else "running")
-        capacity, capacity_checked = 1, 0.0
         try:
-            while True:
-                done = [f for f in self._in_flight if f.done()]
-                self._drain()  # after looking at the futures: a done trial's rows are all in the queue
-                for future in done:
-                    self._finish(future, self._in_flight.pop(future))
-                self._tell()
-                busy = len(self._in_flight) + self._finishing
-                if self._cancel.is_set():
-                    self._stop_trials(all_trials=True)
-                    if not busy:
-                        break
-                else:
-                    if time.monotonic() - capacity_checked > 1.0:
-                        capacity = max(0, sum(client.nthreads().values()))
-                        capacity_checked = time.monotonic()
-                    # A trial more per worker waits at the scheduler, so a worker that finishes one
-                    # starts the next at once (TPE: one in all, so it learns from more results).
-                    ahead = 1 if self.spec.strategy == "tpe" else capacity
-                    reached = self._target_reached()
-                    stopping = self._stop_asking.is_set()
-                    asking = not (reached or stopping or self._paused.is_set())
-                    while len(self._in_flight) < capacity + ahead and self._remaining(busy) > 0 and asking:
-                        self._submit(self._ask())
-                        busy += 1
-                    if not busy and (self._remaining(0) <= 0 or reached or stopping):
-                        break
-                    if capacity == 0 and not self._in_flight:
-                        self._set_status(self._status, "waiting for workers to join the scheduler")
-                # Wake when a trial ends (its future's callback), else drain progress every 0.1 s
-                # (0.03 s with a pruner: a worker waits for the verdict on each report).
-                self._ended.wait(0.1 if self.spec.pruner == "none" else 0.03)
-                self._ended.clear()
-                if on_change:
-                    on_change(self.snapshot())
+            try:
+                self._loop(client, on_change)
+            finally:
+                with self._lock:
+                    running, self._attempts = list(self._attempts.values()), {}
+                for attempt in running:
+                    self._track(attempt.run.finish("stopped", {}, checkpoint=False, wait=False))
+                for event in self._writes:
+                    event.wait()
+                self._tell()  # what ended before an interruption is kept
+            self._record_end(on_change)  # before the cluster closes: for a cancel's caller, it is over
         finally:
-            with self._lock:
-                running, self._attempts = list(self._attempts.values()), {}
-            for attempt in running:
-                self._track(attempt.run.finish("stopped", {}, checkpoint=False, wait=False))
-            for event in self._writes:
-                event.wait()
-            self._tell()  # what ended before an interruption is kept
             client.close()
             if cluster is not None:
-                cluster.close()
+                cluster.close()  # its workers' processes end (a second or more; longer under load)
+
+    def _loop(self, client, on_change):
+        """Hand out trials and hear from them until the sweep ends: all done, stopped, or cancelled."""
+        capacity, capacity_checked = 1, 0.0
+        while True:
+            done = [f for f in self._in_flight if f.done()]
+            self._drain()  # after looking at the futures: a done trial's rows are all in the queue
+            for future in done:
+                self._finish(future, self._in_flight.pop(future))
+            self._tell()
+            busy = len(self._in_flight) + self._finishing
+            if self._cancel.is_set():
+                self._cancel_trials()
+                if not busy:
+                    break
+            else:
+                if time.monotonic() - capacity_checked > 1.0:
+                    capacity = max(0, sum(client.nthreads().values()))
+                    capacity_checked = time.monotonic()
+                # A trial more per worker waits at the scheduler, so a worker that finishes one
+                # starts the next at once (TPE: one in all, so it learns from more results).
+                ahead = 1 if self.spec.strategy == "tpe" else capacity
+                reached = self._target_reached()
+                stopping = self._stop_asking.is_set()
+                asking = not (reached or stopping or self._paused.is_set())
+                while len(self._in_flight) < capacity + ahead and self._remaining(busy) > 0 and asking:
+                    self._submit(self._ask())
+                    busy += 1
+                if not busy and (self._remaining(0) <= 0 or reached or stopping):
+                    break
+                if capacity == 0 and not self._in_flight:
+                    self._set_status(self._status, "waiting for workers to join the scheduler")
+            # Wake when a trial ends (its future's callback) or on a cancel, else drain progress every
+            # 0.1 s (0.03 s with a pruner: a worker waits for the verdict on each report).
+            self._ended.wait(0.1 if self.spec.pruner == "none" else 0.03)
+            self._ended.clear()
+            if on_change:
+                on_change(self.snapshot())
+
+    def _cancel_trials(self):
+        """On a cancel: at once, tell every trial to stop (the cancel Event their steps read, and the stop
+        flag for those not started) and write 'cancelled' to the run store; trials still running
+        CANCEL_GRACE_SECONDS later are given up (their tasks cancelled; _finish marks them cancelled)."""
+        if self._cancel_told is None:
+            self._cancel_told = time.monotonic()
+            self._cancel_event.set()
+            self._stop_trials(all_trials=True)
+            self.store.update_sweep(self.sweep_id, status="cancelled", message=self._cancel_message)
+        elif self._in_flight and time.monotonic() - self._cancel_told > CANCEL_GRACE_SECONDS:
+            late = [future for future in self._in_flight if not future.done()]
+            if late:
+                self._client.cancel(late)
+            self._cancel_told = math.inf  # once
+
+    def _record_end(self, on_change):
+        """The sweep's final status and message, in the snapshot and the run store."""
         status = "cancelled" if self._cancel.is_set() else "finished"
         message = self._cancel_message if status == "cancelled" else None
         if status == "finished" and self._stop_asking.is_set() and self._remaining(0) > 0:
@@ -337,6 +417,7 @@ class Sweep:
                        f"(target {self.spec.target:g})")
         self._set_status(status, message)
         self.store.update_sweep(self.sweep_id, status=status, message=message)
+        self._over.set()
         if on_change:
             on_change(self.snapshot())
 
@@ -392,7 +473,8 @@ class Sweep:
                 self._scattered[key] = self._client.scatter(config.load_data())
             data = self._scattered[key]
         task = TrialTask(number, config, self._channel + "-progress", self._channel + "-stop",
-                         report_every=self.spec.report_every, metric=self.spec.metric)
+                         report_every=self.spec.report_every, metric=self.spec.metric,
+                         cancel_channel=self._channel + "-cancel")
         again = self._again.get(number, 0)
         key = f"{self._channel}-trial-{number}" + (f"-again-{again}" if again else "")
         future = self._client.submit(run_trial, task, data, key=key, pure=False)
@@ -416,7 +498,8 @@ class Sweep:
         if current is not None and current.id != message.attempt:
             self._lose(number, current.worker, current.run)  # the scheduler ran it again itself
         run = Run(self._configs[number], store=self.store, source="sweep", sweep_id=self.sweep_id,
-                  trial=number, name=f"sweep {self.sweep_id} trial {number}", on_warning=self._warn)
+                  trial=number, name=f"sweep {self.sweep_id} trial {number}", on_warning=self._warn,
+                  owner=self.owner)
         run.open(wait=False)
         with self._lock:
             self._attempts[number] = _Attempt(message.attempt, message.worker, run)
@@ -513,7 +596,12 @@ class Sweep:
             attempt = self._attempts.pop(number, None)
         reason, outcome, died = None, None, False
         try:
-            outcome = future.result()
+            if future.cancelled():  # given up after a cancel (CANCEL_GRACE_SECONDS): its run is stopped
+                died = True
+                reason = (f"still running {CANCEL_GRACE_SECONDS:g} s after the sweep was cancelled: "
+                          "given up")
+            else:
+                outcome = future.result()
         except Exception as error:
             if worker_died(error):
                 died = True
@@ -525,7 +613,7 @@ class Sweep:
             else:
                 reason = describe_error(error)
         trial = self._asked.pop(number)
-        if outcome is None and died and self._cancel.is_set():
+        if outcome is None and died and self._cancel.is_set():  # lost or given up during a cancel
             state, status, run_status = TrialState.FAIL, "cancelled", "stopped"
         elif outcome is None:
             state, status, run_status = TrialState.FAIL, "failed", "failed"

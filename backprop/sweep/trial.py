@@ -2,7 +2,10 @@
 and trains it exactly as `backprop train` does. Every REPORT_SECONDS (and at each of the pruner's
 reports) it puts a `Progress` message (the new `backprop.run.Rows`, and the pruner's `Report`s)
 into a Dask Queue and reads a Dask Variable that says whether it must stop (pruned by Optuna, or
-the sweep was cancelled). It returns a `TrialOutcome`.
+the sweep was cancelled). A cancel does not wait for that cadence: a thread beside the training
+waits on the sweep's cancel Event (a Dask Event, set once by the client) and the training loop
+reads what it heard at every step, so a cancelled trial ends within a step (it skips its final
+evaluation, and sends no network back). It returns a `TrialOutcome`.
 
 Everything that crosses between the worker and the client is one of the small frozen records
 below (pickled by Dask); the client turns them into the trial's run (backprop.run.Run).
@@ -11,6 +14,7 @@ below (pickled by Dask); the client turns them into the trial's run (backprop.ru
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,6 +25,7 @@ from ..run import Rows, rows_of
 REPORT_SECONDS = 0.2  # a worker's rows reach the client, and it checks for a stop, this often
 STOP_READ_SECONDS = 8  # the stop flag's read gives up after this long (a scheduler gone)
 VERDICT_SECONDS = 2  # after a pruner's report, how long a trial waits for the client to hear it
+CANCEL_WAIT_SECONDS = 0.5  # the cancel watcher's wait on the Dask Event, renewed until its trial ends
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class TrialTask:
     stop_channel: str
     report_every: int | None = None  # steps between the pruner's reports (None: no pruner)
     metric: str = "test_cost"  # what the sweep optimises (backprop.sweep.space.METRICS)
+    cancel_channel: str | None = None  # the sweep's cancel Event (a Dask Event); None: the stop flag only
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,41 @@ def _must_stop(stop, number, heard=None):
         time.sleep(0.005)
 
 
+class _CancelWatch:
+    """A thread that waits on the sweep's cancel Event (a Dask Event: the scheduler answers the wait as
+    soon as the client sets it) and raises a local flag the training loop reads at every step, for
+    nothing. It ends with its trial (close()), or when the scheduler cannot be asked (the stop flag's
+    read at the report cadence then says what happened)."""
+
+    def __init__(self, name):
+        from distributed import Event
+
+        self.cancelled = threading.Event()
+        self._closed = threading.Event()
+        self._event = Event(name)  # made in the task's thread: the worker's client
+        self._thread = threading.Thread(target=self._watch, name="backprop-trial-cancel", daemon=True)
+        self._thread.start()
+
+    def _watch(self):
+        while not self._closed.is_set():
+            try:
+                if self._event.wait(timeout=CANCEL_WAIT_SECONDS):
+                    self.cancelled.set()
+                    return
+            except Exception:  # noqa: BLE001 (the scheduler is gone: the stop flag's read reports it)
+                return
+
+    def close(self):
+        self._closed.set()
+
+
+class _NoWatch:
+    cancelled = threading.Event()  # never set
+
+    def close(self):
+        pass
+
+
 def _test_cost(trainer, records):
     """The test cost now: the trainer's own evaluation of this step when it made one."""
     last = records[-1] if records else {}
@@ -215,10 +256,23 @@ def run_trial(task, data=None):
             raise InputError(error.field, f"on worker {worker}: {error.message}") from None
     started = time.perf_counter()
     trainer = Trainer.from_config(config, data)
+    watch = _CancelWatch(task.cancel_channel) if task.cancel_channel else _NoWatch()
+    try:
+        return _train(task, trainer, progress, stop, watch.cancelled, attempt, worker, started)
+    finally:
+        watch.close()
+
+
+def _train(task, trainer, progress, stop, cancelled, attempt, worker, started):
+    """The training loop of run_trial: a step at a time, the cancel flag read after each."""
+    config = task.config
     progress.put(Started(task.number, attempt, worker))
     records, reports, status, last_report = [], [], "finished", time.perf_counter()
     tracker = _MetricTracker(task.metric)
     while trainer.iteration < config.iterations:
+        if cancelled.is_set():
+            status = "stopped"
+            break
         step = trainer.step(1)
         records.extend(step)
         tracker.step(trainer, step)
@@ -238,10 +292,13 @@ def run_trial(task, data=None):
             if _must_stop(stop, task.number, heard=heard):
                 status = "stopped"
                 break
-    result = trainer.evaluate()
-    seconds = time.perf_counter() - started
     if records or reports:
         progress.put(Progress(task.number, attempt, rows_of(records), tuple(reports)))
+    if status == "stopped" and cancelled.is_set():  # the sweep was cancelled: end now, nothing to keep
+        return TrialOutcome(task.number, attempt, "stopped", trainer.iteration,
+                            time.perf_counter() - started)
+    result = trainer.evaluate()
+    seconds = time.perf_counter() - started
     return TrialOutcome(task.number, attempt, status, trainer.iteration, seconds, result["train_cost"],
                         result["train_accuracy"], result.get("test_cost"), result.get("test_accuracy"),
                         trainer.network, trainer.history, trainer.diverged, tracker.final(result))
