@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import queue
+import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +32,10 @@ from .errors import InputError
 from .threads import TrainingThread
 
 FLUSH_SECONDS = 2.0  # a crash or a closed tab loses at most this much of a run's rows
+# A caller that waits for a write (a page's Train, a pause) waits this long at most: a writer held up
+# (a disk that hangs, a job that never returns) becomes a warning with the writer's stack, not a
+# page that never answers. The write itself still happens when the writer gets to it.
+WRITE_WAIT_SECONDS = 60.0
 MAX_ROWS = 20_000  # recorded steps before a run keeps only every 2nd (then 4th, ...) step
 ENDED = ("finished", "diverged", "stopped", "pruned", "failed")
 
@@ -143,6 +149,12 @@ class RunWriter:
         self._jobs.put((job, done))
         return done
 
+    def stack(self):
+        """Where the writer thread is now (for the warning of a write that waited too long)."""
+        thread = self._thread
+        frame = sys._current_frames().get(thread.ident) if thread is not None else None
+        return "".join(traceback.format_stack(frame)) if frame is not None else "(not running)"
+
     def _work(self):
         while True:
             job, done = self._jobs.get()
@@ -217,9 +229,14 @@ class Run:
             except Exception as error:  # a full disk must not stop training
                 self.warning = f"Run history could not be saved: {error}"
                 self.on_warning(self.warning)
-        done = run_writer().put(guarded)
-        if wait:
-            done.wait()
+        writer = run_writer()
+        done = writer.put(guarded)
+        if wait and not done.wait(WRITE_WAIT_SECONDS):
+            self.warning = (f"Run history is being saved slowly: the writer has not answered for "
+                            f"{WRITE_WAIT_SECONDS:.0f} s; training goes on and the record follows")
+            self.on_warning(self.warning)
+            print(f"backprop-studio: the run writer has not answered for {WRITE_WAIT_SECONDS:.0f} s; "
+                  f"it is at:\n{writer.stack()}", file=sys.stderr, flush=True)
         return done
 
     def open(self, wait=True):

@@ -209,6 +209,7 @@ class TrainingThread:
                 if trainer.diverged is not None:
                     reason = "diverged"
                     break
+                time.sleep(0)  # a thread waiting for the interpreter lock gets it (see Pool._work)
         except Exception as error:  # never die silently: the page shows what happened
             reason = f"error: {error}"
         finally:
