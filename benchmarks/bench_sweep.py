@@ -17,7 +17,17 @@
    run it beside benchmarks/bench_load.py for the figure under load. Its unit test
    (tests/test_sweep_owners.py) only checks a 10 s deadline.
 
+5. `--per-trial` (alone; issue 18's speed figure): 40 random trials of 20 steps (spiral, learning rate
+   and seed drawn) on 2 workers, on the LocalCluster (a cold start, then a second sweep in the same
+   process, which reuses the running cluster) and on an external cluster started here as real
+   processes (`dask scheduler --host 127.0.0.1` + 2 `dask worker`s), beside the same 40 trials run one
+   after another in this process. Per-trial overhead (target <= 30 ms) is the workers' time the
+   trials did not need: (workers x wall - the in-process sequential loop's seconds) / trials, wall
+   from the cluster being connected to the last trial's result; start-up (target <= 2 s) is from
+   Sweep.run() to the client connected. Prints os.getloadavg() before and after each part.
+
     python benchmarks/bench_sweep.py [--skip-overhead] [--skip-search] [--skip-peer] [--workers 2]
+    python benchmarks/bench_sweep.py --per-trial [--repeats 2] [--workers 2] [--trials 40] [--steps 20]
     python benchmarks/bench_sweep.py --cancel [--repeats 5] [--workers 2]
 """
 
@@ -35,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from bench_tutorial import verdict  # noqa: E402  (this folder is on the path when run as a script)
 
 SPEEDUP_TARGET, OVERHEAD_TARGET = 1.7, 0.050
+PER_TRIAL_TARGET, START_TARGET = 0.030, 2.0  # issue 18: 40 random trials of 20 steps on 2 workers
 CANCEL_TARGET = 2.0  # seconds from Cancel to 'cancelled' with every trial's run stopped
 ACCURACY_TARGET, PEER_ACCURACY, TIME_RATIO_TARGET = 0.983, 0.980, 0.7
 # The sweep that chose the mnist10 preset (docs/cli-and-api.md, "backprop sweep").
@@ -49,12 +60,12 @@ def spiral_base():
                        optimizer="adam", learning_rate=0.03, iterations=1500, eval_every=150).validated()
 
 
-def run_sweep(spec, workers):
+def run_sweep(spec, workers, scheduler=None):
     from backprop.runs import RunStore
     from backprop.sweep import Sweep, create_sweep
 
     store = RunStore()
-    sweep = Sweep(create_sweep(spec, store), store, workers=workers)
+    sweep = Sweep(create_sweep(spec, store), store, workers=workers, scheduler=scheduler)
     snapshot = sweep.run()
     # From the cluster being ready to the last trial's result (its shutdown is not the trials').
     wall = max(t.ended_at for t in snapshot.trials) - sweep.connect_seconds
@@ -194,6 +205,114 @@ def cancel(workers, repeats):
     print(f"   worst {worst:.2f} s (target <= {CANCEL_TARGET:g} s) {verdict(worst <= CANCEL_TARGET)}")
 
 
+def load_text():
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def sequential_seconds(configs):
+    """The trials in this process, one after another, one BLAS thread (as each worker has): data
+    loaded, trainer made, trained, evaluated, as a worker's trial does."""
+    from backprop.blas_threads import set_blas_threads
+    from backprop.trainer import Trainer
+
+    os.environ["BACKPROP_ENGINE_THREADS"] = "1"
+    set_blas_threads(1)
+    started = time.perf_counter()
+    for config in configs:
+        trainer = Trainer.from_config(config, config.load_data())
+        trainer.step(config.iterations)
+        trainer.evaluate()
+    return time.perf_counter() - started
+
+
+class ExternalCluster:
+    """`dask scheduler --host 127.0.0.1` and `workers` x `dask worker` as processes of their own."""
+
+    def __init__(self, workers):
+        import socket
+        import subprocess
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.address = f"tcp://127.0.0.1:{port}"
+        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path, "BACKPROP_ENGINE_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+               "OMP_NUM_THREADS": "1"}
+        self.log = tempfile.TemporaryFile()
+        dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+        self.processes = [subprocess.Popen([*dask, "--host", "127.0.0.1", "--port", str(port),
+                                            "--no-dashboard"], env=env, stdout=self.log, stderr=self.log)]
+        for _ in range(workers):
+            self.processes.append(subprocess.Popen(
+                [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nthreads", "1",
+                 "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1"],
+                env=env, stdout=self.log, stderr=self.log))
+        from distributed import Client
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with Client(self.address, timeout="2s") as client:
+                    client.wait_for_workers(workers, timeout=max(1, deadline - time.monotonic()))
+                    break
+            except (OSError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def close(self):
+        for process in reversed(self.processes):
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except Exception:  # noqa: BLE001
+                process.kill()
+
+
+def per_trial(workers, trials, steps, repeats):
+    """Issue 18's figure: `trials` random trials of `steps` steps on `workers` workers (docstring, 5.)."""
+    from backprop.sweep import SweepSpec
+
+    base = dataclasses.replace(spiral_base(), iterations=steps, eval_every=steps)
+    spec = SweepSpec.build(base, ["learning_rate=0.001:0.3:log", "seed=1:1000:int"], strategy="random",
+                           trials=trials, seed=7)
+    print(f"5. {trials} random trials of {steps} steps on {workers} workers ({load_text()})")
+    first = None
+
+    def report(where, sweep, snapshot, wall, sequential):
+        ended = [t for t in snapshot.trials if t.status == "finished"]
+        over = (workers * wall - sequential) / len(snapshot.trials)
+        print(f"   {where}: start-up {sweep.connect_seconds:.2f} s (target <= {START_TARGET:g} s) "
+              f"{verdict(sweep.connect_seconds <= START_TARGET)}; wall {wall:.2f} s for {len(ended)} "
+              f"finished trials ({wall / len(snapshot.trials) * 1000:.1f} ms a trial); overhead per trial "
+              f"{over * 1000:.1f} ms (target <= {PER_TRIAL_TARGET * 1000:.0f} ms) "
+              f"{verdict(over <= PER_TRIAL_TARGET)}; trials' own seconds "
+              f"{sum(t.seconds or 0 for t in snapshot.trials):.2f} s; {load_text()}")
+
+    for attempt in range(repeats):
+        for where in ("LocalCluster, new", "LocalCluster, reused"):
+            sweep, snapshot, wall = run_sweep(spec, workers)
+            if first is None:
+                configs = [spec.trial_config(t.params) for t in snapshot.trials]
+                first = sequential_seconds(configs)
+                print(f"   in-process sequential loop of the same {len(configs)} trials: {first:.3f} s "
+                      f"({first / len(configs) * 1000:.1f} ms a trial); {load_text()}")
+            report(f"#{attempt + 1} {where} ({sweep.address})", sweep, snapshot, wall, first)
+    from backprop.sweep import cluster as sweep_cluster
+
+    if hasattr(sweep_cluster, "close_local_clusters"):  # the kept LocalCluster's CPUs are the external's
+        sweep_cluster.close_local_clusters()
+    cluster = ExternalCluster(workers)
+    try:
+        for attempt in range(repeats):
+            sweep, snapshot, wall = run_sweep(spec, workers, scheduler=cluster.address)
+            report(f"#{attempt + 1} external cluster ({cluster.address})", sweep, snapshot, wall, first)
+    finally:
+        cluster.close()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -204,11 +323,18 @@ def main():
                         help=f"the mnist10 search's space (default: {MNIST10_SEARCH})")
     parser.add_argument("--iterations", type=int, default=MNIST10_ITERATIONS, help="per trial of the search")
     parser.add_argument("--cancel", action="store_true", help="only the Cancel measurement (4.)")
-    parser.add_argument("--repeats", type=int, default=5, help="cancels measured with --cancel")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="cancels measured with --cancel (default 5); rounds of --per-trial (default 2)")
+    parser.add_argument("--per-trial", action="store_true", help="only issue 18's per-trial figure (5.)")
+    parser.add_argument("--trials", type=int, default=40, help="trials of --per-trial")
+    parser.add_argument("--steps", type=int, default=20, help="steps of each --per-trial trial")
     args = parser.parse_args()
     os.environ.setdefault("BACKPROP_STUDIO_HOME", tempfile.mkdtemp(prefix="bench-sweep-"))
+    if args.per_trial:
+        per_trial(args.workers, args.trials, args.steps, args.repeats or 2)
+        return
     if args.cancel:
-        cancel(args.workers, args.repeats)
+        cancel(args.workers, args.repeats or 5)
         return
     if not args.skip_overhead:
         overhead(args.workers)
