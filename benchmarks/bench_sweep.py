@@ -292,8 +292,10 @@ def per_trial(workers, trials, steps, repeats):
               f"{sum(t.seconds or 0 for t in snapshot.trials):.2f} s; {load_text()}")
 
     for attempt in range(repeats):
-        for where in ("LocalCluster, new", "LocalCluster, reused"):
+        for _ in range(2):
             sweep, snapshot, wall = run_sweep(spec, workers)
+            kept = getattr(sweep, "cluster_reused", False)
+            where = "LocalCluster, " + ("kept from the sweep before" if kept else "new")
             if first is None:
                 configs = [spec.trial_config(t.params) for t in snapshot.trials]
                 first = sequential_seconds(configs)

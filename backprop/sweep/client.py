@@ -25,7 +25,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..run import Run
 from ..settings import DATA
-from .cluster import connect, dead_worker, describe_error, worker_died
+from .cluster import connect, dead_worker, describe_error, keep_local_cluster, worker_died
 from .journal import (
     LOCK_SUFFIX,
     RESUMABLE_TRIALS,
@@ -37,7 +37,16 @@ from .journal import (
 )
 from .snapshot import SweepSnapshot, TrialView, attach_runs, view_of
 from .space import SweepSpec
-from .study import REQUEUED, RESULT, TrialResult, as_journaled, finite, study_path, study_to_run
+from .study import (
+    REQUEUED,
+    RESULT,
+    TrialResult,
+    as_journaled,
+    finite,
+    study_path,
+    study_to_run,
+    sync_journal,
+)
 from .trial import LostAttempt, Progress, Started, TrialTask, run_trial
 
 MAX_CURVE = 4000  # a running trial's live cost curve (and evaluations) keeps every 2nd point past this
@@ -168,7 +177,8 @@ class Sweep:
         self.owner = record.get("owner")  # its trials' runs are its owner's (backprop.owners)
         self.scheduler, self.workers = scheduler, workers
         self.address = None  # the scheduler's, once connected
-        self.connect_seconds = None
+        self.connect_seconds = None  # from run() to the client connected (the cluster's start-up)
+        self.cluster_reused = False  # whether the local cluster was one kept from an earlier sweep
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._paused = threading.Event()  # no new trials until resumed; running ones go on
@@ -318,15 +328,18 @@ class Sweep:
         if note:
             self._set_status(self._status, note)
         self.study = self._load_study()
+        sync_journal(self.study)  # a resumed study's requeued trials
         if self._remaining(0) <= 0 and not self._cancel.is_set():  # a resumed sweep with nothing left
             self._set_status("finished")
             self.store.update_sweep(self.sweep_id, status="finished")
             if on_change:
                 on_change(self.snapshot())
             return
-        client, cluster = connect(self.scheduler, self.workers)
+        client, cluster = connect(self.scheduler, self.workers, reuse=True)
         self.address = client.scheduler.address
         self.connect_seconds = time.monotonic() - self._started  # cluster start-up and connection
+        self.cluster_reused = bool(cluster is not None and cluster.reused)
+        self._gave_up = False  # trials given up after a cancel may still run: the cluster is not kept
         self._client = client
         self._channel = f"backprop-sweep-{self.sweep_id}-{uuid.uuid4().hex[:8]}"
         self._scattered = {}
@@ -346,11 +359,24 @@ class Sweep:
                 for event in self._writes:
                     event.wait()
                 self._tell()  # what ended before an interruption is kept
+                sync_journal(self.study)
             self._record_end(on_change)  # before the cluster closes: for a cancel's caller, it is over
         finally:
+            self._forget_channels()
             client.close()
-            if cluster is not None:
+            if cluster is not None and not self._gave_up and self._status in ("finished", "cancelled"):
+                keep_local_cluster(cluster)  # for the next sweep of this process (see cluster.py)
+            elif cluster is not None:
                 cluster.close()  # its workers' processes end (a second or more; longer under load)
+
+    def _forget_channels(self):
+        """The scheduler forgets this sweep's stop Variable and Queue (a kept cluster serves other
+        sweeps)."""
+        for forget in (self._stop.delete, self._progress.close):
+            try:
+                forget()
+            except Exception:  # noqa: BLE001 (a scheduler gone: nothing to forget)
+                pass
 
     def _loop(self, client, on_change):
         """Hand out trials and hear from them until the sweep ends: all done, stopped, or cancelled."""
@@ -376,13 +402,16 @@ class Sweep:
                 reached = self._target_reached()
                 stopping = self._stop_asking.is_set()
                 asking = not (reached or stopping or self._paused.is_set())
-                while len(self._in_flight) < capacity + ahead and self._remaining(busy) > 0 and asking:
+                # A trial whose run is being written still holds its place (its result may reach
+                # the target: a fast trial's next ones are not asked before it is heard).
+                while busy < capacity + ahead and self._remaining(busy) > 0 and asking:
                     self._submit(self._ask())
                     busy += 1
                 if not busy and (self._remaining(0) <= 0 or reached or stopping):
                     break
                 if capacity == 0 and not self._in_flight:
                     self._set_status(self._status, "waiting for workers to join the scheduler")
+            sync_journal(self.study)  # this turn's asks and tells: one fsync
             # Wake when a trial ends (its future's callback) or on a cancel, else drain progress every
             # 0.1 s (0.03 s with a pruner: a worker waits for the verdict on each report).
             self._ended.wait(0.1 if self.spec.pruner == "none" else 0.03)
@@ -402,6 +431,7 @@ class Sweep:
         elif self._in_flight and time.monotonic() - self._cancel_told > CANCEL_GRACE_SECONDS:
             late = [future for future in self._in_flight if not future.done()]
             if late:
+                self._gave_up = True
                 self._client.cancel(late)
             self._cancel_told = math.inf  # once
 
@@ -495,7 +525,9 @@ class Sweep:
     def _on_started(self, message):
         number = message.number
         current = self._attempts.get(number)
-        if current is not None and current.id != message.attempt:
+        if current is not None and current.id == message.attempt:
+            return
+        if current is not None:
             self._lose(number, current.worker, current.run)  # the scheduler ran it again itself
         run = Run(self._configs[number], store=self.store, source="sweep", sweep_id=self.sweep_id,
                   trial=number, name=f"sweep {self.sweep_id} trial {number}", on_warning=self._warn,
@@ -592,8 +624,6 @@ class Sweep:
     def _finish(self, future, number):
         from optuna.trial import TrialState
 
-        with self._lock:
-            attempt = self._attempts.pop(number, None)
         reason, outcome, died = None, None, False
         try:
             if future.cancelled():  # given up after a cancel (CANCEL_GRACE_SECONDS): its run is stopped
@@ -602,7 +632,10 @@ class Sweep:
                           "given up")
             else:
                 outcome = future.result()
+                self._last_words(outcome)
         except Exception as error:
+            with self._lock:
+                attempt = self._attempts.pop(number, None)
             if worker_died(error):
                 died = True
                 again, reason = self._after_death(number, attempt, error)
@@ -612,6 +645,9 @@ class Sweep:
                     attempt = None
             else:
                 reason = describe_error(error)
+        else:
+            with self._lock:
+                attempt = self._attempts.pop(number, None)
         trial = self._asked.pop(number)
         if outcome is None and died and self._cancel.is_set():  # lost or given up during a cancel
             state, status, run_status = TrialState.FAIL, "cancelled", "stopped"
@@ -649,6 +685,19 @@ class Sweep:
         self._track(run.finish(run_status, metrics, network=outcome.network if keep else None,
                                history=outcome.history if keep else None, checkpoint=keep, wait=False,
                                on_done=told))
+
+    def _last_words(self, outcome):
+        """What a trial's result carries beside its figures: the run opened now if no Started came (a
+        short trial sends none), and the rows and pruner's reports no Progress carried."""
+        if outcome.worker is None:  # stopped before it trained
+            return
+        self._on_started(Started(outcome.number, outcome.attempt, outcome.worker))
+        if outcome.rows is not None or outcome.reports:
+            from ..run import Rows
+
+            self._on_progress(Progress(outcome.number, outcome.attempt,
+                                       outcome.rows if outcome.rows is not None else Rows((), ()),
+                                       tuple(outcome.reports)))
 
     def _tell(self):
         """Tell Optuna the trials whose runs are written (see _finish)."""

@@ -5,6 +5,12 @@ a separate Python process (`python -m backprop.sweep serve N`): Dask spawns its 
 spawned worker re-imports its parent's `__main__`; under Streamlit that is the page being run,
 so the app never spawns from its own process. The serving process ends when its parent does.
 
+A sweep's LocalCluster is kept when the sweep ends (`keep_local_cluster`), idle, for the next sweep
+in the same process with the same workers and memory settings (`take_local_cluster`): a second
+sweep on the app's server starts in a fraction of a second instead of the seconds a new cluster
+takes. At most one is kept; it is closed after KEEP_SECONDS idle (BACKPROP_SWEEP_KEEP_SECONDS, 0:
+never kept), when another set-up needs a new one, and at the interpreter's exit.
+
 A sweep never changes a scheduler's configuration: a trial whose worker died is run again by
 the client (see backprop.sweep.client). The embedded cluster is the sweep's own, and its
 scheduler gives up on a task at the first death (allowed-failures 0), so the client decides.
@@ -12,12 +18,14 @@ scheduler gives up on a task at the first death (allowed-failures 0), so the cli
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
 import subprocess
 import sys
 import threading
+import time
 import uuid
 
 from .. import paths
@@ -26,6 +34,8 @@ from ..setting import Setting
 
 CONNECT_SECONDS = 8  # an unreachable scheduler is reported after this long
 CLUSTER_START_SECONDS = 60
+KEEP_VARIABLE = "BACKPROP_SWEEP_KEEP_SECONDS"
+KEEP_SECONDS = 600  # an idle LocalCluster kept for the next sweep is closed after this long
 # One BLAS thread per worker process, and the engine's own batch splitting off: the workers are
 # the parallelism (see backprop/blas_threads.py and backprop/parallel.py).
 WORKER_ENV = {"BACKPROP_ENGINE_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
@@ -74,6 +84,9 @@ class LocalClusterProcess:
     """A LocalCluster in its own Python process (see the module docstring for why)."""
 
     def __init__(self, workers):
+        self.workers = int(workers)
+        self.key = cluster_key(workers)
+        self.reused = 0  # sweeps that took it from the idle pool
         self.log_path = paths.studio_home() / "sweeps" / f"cluster-{os.getpid()}-{uuid.uuid4().hex[:6]}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115 (the child keeps it)
@@ -96,6 +109,10 @@ class LocalClusterProcess:
             tail = self.log_path.read_text(errors="replace")[-1500:]
             raise InputError("workers", f"the local Dask cluster did not start: {tail}")
         return result[0].decode()
+
+    @property
+    def alive(self):
+        return self.process.poll() is None
 
     def close(self):
         if self.process.poll() is None:
@@ -133,12 +150,103 @@ def serve_local_cluster(workers):
         cluster.close(timeout=10)
 
 
+# -- the kept cluster ------------------------------------------------------------------------------
+_idle = {}  # cluster_key -> (LocalClusterProcess, the monotonic time it became idle)
+_idle_lock = threading.Lock()
+_timer = None
+
+
+def cluster_key(workers):
+    """What a kept cluster must match to be reused: its workers, the memory budget and the studio's
+    home (its log, the workers' data cache) and the Python path its processes were started with."""
+    from ..budget import BUDGET_VARIABLE
+
+    return (int(workers), os.environ.get(BUDGET_VARIABLE, ""), str(paths.studio_home()),
+            os.environ.get("PYTHONPATH", ""))
+
+
+def keep_seconds():
+    text = os.environ.get(KEEP_VARIABLE, "").strip()
+    try:
+        return max(0.0, float(text)) if text else KEEP_SECONDS
+    except ValueError:
+        return KEEP_SECONDS
+
+
+def take_local_cluster(workers):
+    """A LocalClusterProcess of `workers` workers: the kept one when it matches and still runs, else
+    a new one (a kept one that does not match is closed: one idle cluster at most)."""
+    key = cluster_key(workers)
+    with _idle_lock:
+        kept = _idle.pop(key, (None, 0))[0]
+        others = [cluster for cluster, _ in _idle.values()]
+        _idle.clear()
+    for cluster in others:
+        cluster.close()
+    if kept is not None and kept.alive:
+        kept.reused += 1
+        return kept
+    if kept is not None:
+        kept.close()
+    return LocalClusterProcess(workers)
+
+
+def keep_local_cluster(cluster):
+    """Keep a sweep's cluster, idle, for the next sweep (closed after keep_seconds(); 0: now)."""
+    global _timer
+    seconds = keep_seconds()
+    if not seconds or not cluster.alive:
+        cluster.close()
+        return
+    with _idle_lock:
+        old = _idle.pop(cluster.key, (None, 0))[0]
+        _idle[cluster.key] = (cluster, time.monotonic())
+        if _timer is None:
+            _timer = threading.Thread(target=_close_when_idle, name="backprop-sweep-keep", daemon=True)
+            _timer.start()
+    if old is not None and old is not cluster:
+        old.close()
+
+
+def _close_when_idle():
+    global _timer
+    while True:
+        time.sleep(min(5.0, max(0.5, keep_seconds() / 4)))
+        now, late = time.monotonic(), []
+        with _idle_lock:
+            for key, (_, since) in list(_idle.items()):
+                if now - since >= keep_seconds():
+                    late.append(_idle.pop(key)[0])
+            if not _idle and not late:
+                _timer = None
+                return
+        for cluster in late:
+            cluster.close()
+
+
+def kept_clusters():
+    """The addresses of the idle clusters kept now."""
+    with _idle_lock:
+        return [cluster.address for cluster, _ in _idle.values()]
+
+
+@atexit.register
+def close_local_clusters():
+    """Close every kept cluster (at the interpreter's exit; tests and benchmarks call it too)."""
+    with _idle_lock:
+        kept = [cluster for cluster, _ in _idle.values()]
+        _idle.clear()
+    for cluster in kept:
+        cluster.close()
+
+
 def _warm_up():
     from .. import data, trainer  # noqa: F401
 
 
-def connect(scheduler=None, workers=None):
-    """(Client, owned cluster or None): the given scheduler, or a new local cluster. The
+def connect(scheduler=None, workers=None, reuse=False):
+    """(Client, owned cluster or None): the given scheduler, or a new local cluster (`reuse`: the
+    kept one when it fits, see take_local_cluster; give it back with keep_local_cluster). The
     scheduler's configuration is left as it is."""
     from distributed import Client
 
@@ -148,7 +256,8 @@ def connect(scheduler=None, workers=None):
     else:
         from .admission import check_workers
 
-        cluster = LocalClusterProcess(check_workers(workers))
+        count = check_workers(workers)
+        cluster = take_local_cluster(count) if reuse else LocalClusterProcess(count)
         address = cluster.address
     try:
         client = Client(address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)

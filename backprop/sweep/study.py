@@ -144,6 +144,14 @@ def open_study(sweep_id, spec=None, offset=0, covered=()):
     return study
 
 
+def sync_journal(study):
+    """Make the journal lines a client's study wrote so far durable (one fsync; see
+    backprop.sweep.journal.CheckedJournal.sync). Nothing for another storage."""
+    backend = getattr(getattr(study, "_storage", None), "_backend", None)
+    if hasattr(backend, "sync"):
+        backend.sync()
+
+
 def make_sampler(spec, offset=0, covered=()):
     """The spec's sampler: the lazy grid (skipping the points `covered`), or random or TPE seeded
     `offset` past the sweep's seed (a resumed sweep's draws differ from those already made)."""

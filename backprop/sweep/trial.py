@@ -7,6 +7,13 @@ waits on the sweep's cancel Event (a Dask Event, set once by the client) and the
 reads what it heard at every step, so a cancelled trial ends within a step (it skips its final
 evaluation, and sends no network back). It returns a `TrialOutcome`.
 
+A short trial costs the scheduler no round trip of its own: its `Started` is sent with its first
+`Progress` (REPORT_SECONDS in, or at the pruner's first report), the rows and reports not yet sent
+come back in the `TrialOutcome` (with the worker and the attempt, so the client opens the run then
+if it heard no Started), the network and history come back only from a finished trial (the one the
+client keeps), and the Queue, the stop Variable and the cancel watcher are made once per sweep in
+each worker process and shared by its trials (`_channels`).
+
 Everything that crosses between the worker and the client is one of the small frozen records
 below (pickled by Dask); the client turns them into the trial's run (backprop.run.Run).
 """
@@ -83,10 +90,13 @@ class TrialOutcome:
     train_accuracy: float | None = None
     test_cost: float | None = None
     test_accuracy: float | None = None
-    network: object = None
+    network: object = None  # a finished trial's only (the client keeps it as the run's checkpoint)
     history: object = None
     divergence: dict | None = None
     metric_value: float | None = None  # the sweep's metric (a best_ one: best over the evaluations)
+    worker: str | None = None  # where it ran
+    rows: Rows | None = None  # the rows no Progress carried (the client records them before the end)
+    reports: tuple = ()  # the pruner's reports no Progress carried
 
     def metrics(self):
         """The run store's final metrics (what `backprop train` records)."""
@@ -143,29 +153,44 @@ def _must_stop(stop, number, heard=None):
 class _CancelWatch:
     """A thread that waits on the sweep's cancel Event (a Dask Event: the scheduler answers the wait as
     soon as the client sets it) and raises a local flag the training loop reads at every step, for
-    nothing. It ends with its trial (close()), or when the scheduler cannot be asked (the stop flag's
+    nothing. One per sweep in a worker process, shared by its trials (watch()); it ends once no trial
+    of its sweep has run for IDLE_SECONDS, or when the scheduler cannot be asked (the stop flag's
     read at the report cadence then says what happened)."""
+
+    IDLE_SECONDS = 30.0
 
     def __init__(self, name):
         from distributed import Event
 
+        self.name = name
         self.cancelled = threading.Event()
-        self._closed = threading.Event()
+        self.users = 0
+        self.idle_since = time.monotonic()
         self._event = Event(name)  # made in the task's thread: the worker's client
+        if self._event.is_set():  # once per sweep and worker: a trial queued before a cancel stops
+            self.cancelled.set()
         self._thread = threading.Thread(target=self._watch, name="backprop-trial-cancel", daemon=True)
         self._thread.start()
 
     def _watch(self):
-        while not self._closed.is_set():
+        while not self.cancelled.is_set():
             try:
                 if self._event.wait(timeout=CANCEL_WAIT_SECONDS):
                     self.cancelled.set()
-                    return
+                    break
             except Exception:  # noqa: BLE001 (the scheduler is gone: the stop flag's read reports it)
-                return
+                break
+            with _channels_lock:
+                if self.users == 0 and time.monotonic() - self.idle_since > self.IDLE_SECONDS:
+                    break
+        with _channels_lock:
+            if _watchers.get(self.name) is self:
+                del _watchers[self.name]
 
     def close(self):
-        self._closed.set()
+        with _channels_lock:
+            self.users -= 1
+            self.idle_since = time.monotonic()
 
 
 class _NoWatch:
@@ -173,6 +198,41 @@ class _NoWatch:
 
     def close(self):
         pass
+
+
+# A worker process's channels to the client, per sweep (the names are the sweep's): made once, shared
+# by the sweep's trials on this worker; the oldest forgotten past MAX_CHANNELS.
+MAX_CHANNELS = 16
+_channels = {}  # name -> distributed Queue or Variable
+_watchers = {}  # cancel channel -> _CancelWatch
+_channels_lock = threading.Lock()
+
+
+def _channel(kind, name):
+    with _channels_lock:
+        made = _channels.get(name)
+    if made is None:
+        made = kind(name)  # a Queue is created on the scheduler: a round trip, once per sweep
+        with _channels_lock:
+            _channels[name] = made
+            while len(_channels) > MAX_CHANNELS:
+                del _channels[next(iter(_channels))]
+    return made
+
+
+def watch(name):
+    """The sweep's cancel watcher in this worker process (made by its first trial here); close()
+    when the trial ends."""
+    with _channels_lock:
+        watcher = _watchers.get(name)
+        if watcher is not None and watcher._thread.is_alive():
+            watcher.users += 1
+            return watcher
+    watcher = _CancelWatch(name)
+    with _channels_lock:
+        watcher.users += 1
+        _watchers[name] = watcher
+    return watcher
 
 
 def _test_cost(trainer, records):
@@ -244,30 +304,32 @@ def run_trial(task, data=None):
     from ..trainer import Trainer
 
     attempt = uuid.uuid4().hex[:12]
-    progress, stop = Queue(task.progress_channel), Variable(task.stop_channel)
+    progress, stop = _channel(Queue, task.progress_channel), _channel(Variable, task.stop_channel)
     config = task.config
-    if _must_stop(stop, task.number):
-        return TrialOutcome(task.number, attempt, "stopped")
-    worker = get_worker().address
-    if data is None:
-        try:
-            data = config.load_data()
-        except InputError as error:  # e.g. a remote worker without a downloaded data set
-            raise InputError(error.field, f"on worker {worker}: {error.message}") from None
-    started = time.perf_counter()
-    trainer = Trainer.from_config(config, data)
-    watch = _CancelWatch(task.cancel_channel) if task.cancel_channel else _NoWatch()
+    watch_ = watch(task.cancel_channel) if task.cancel_channel else _NoWatch()
     try:
-        return _train(task, trainer, progress, stop, watch.cancelled, attempt, worker, started)
+        # With a cancel channel the watcher knows of a cancel (the client's stop-all comes with it);
+        # without one, the stop flag is asked.
+        if watch_.cancelled.is_set() or (not task.cancel_channel and _must_stop(stop, task.number)):
+            return TrialOutcome(task.number, attempt, "stopped")
+        worker = get_worker().address
+        if data is None:
+            try:
+                data = config.load_data()
+            except InputError as error:  # e.g. a remote worker without a downloaded data set
+                raise InputError(error.field, f"on worker {worker}: {error.message}") from None
+        started = time.perf_counter()
+        trainer = Trainer.from_config(config, data)
+        return _train(task, trainer, progress, stop, watch_.cancelled, attempt, worker, started)
     finally:
-        watch.close()
+        watch_.close()
 
 
 def _train(task, trainer, progress, stop, cancelled, attempt, worker, started):
     """The training loop of run_trial: a step at a time, the cancel flag read after each."""
     config = task.config
-    progress.put(Started(task.number, attempt, worker))
     records, reports, status, last_report = [], [], "finished", time.perf_counter()
+    said_started = False
     tracker = _MetricTracker(task.metric)
     while trainer.iteration < config.iterations:
         if cancelled.is_set():
@@ -286,19 +348,23 @@ def _train(task, trainer, progress, stop, cancelled, attempt, worker, started):
                 reports.append(Report(trainer.iteration, value))
         now = time.perf_counter()
         if due or now - last_report >= REPORT_SECONDS:
+            if not said_started:  # the client opens the trial's run (a short trial: at its end)
+                progress.put(Started(task.number, attempt, worker))
+                said_started = True
             progress.put(Progress(task.number, attempt, rows_of(records), tuple(reports)))
             heard = reports[-1].step if due and reports else None
             records, reports, last_report = [], [], now
             if _must_stop(stop, task.number, heard=heard):
                 status = "stopped"
                 break
-    if records or reports:
-        progress.put(Progress(task.number, attempt, rows_of(records), tuple(reports)))
+    rest = {"worker": worker, "rows": rows_of(records) if records else None, "reports": tuple(reports)}
     if status == "stopped" and cancelled.is_set():  # the sweep was cancelled: end now, nothing to keep
         return TrialOutcome(task.number, attempt, "stopped", trainer.iteration,
-                            time.perf_counter() - started)
+                            time.perf_counter() - started, **rest)
     result = trainer.evaluate()
     seconds = time.perf_counter() - started
+    kept = status == "finished"  # the client keeps a finished trial's network, and no other's
     return TrialOutcome(task.number, attempt, status, trainer.iteration, seconds, result["train_cost"],
                         result["train_accuracy"], result.get("test_cost"), result.get("test_accuracy"),
-                        trainer.network, trainer.history, trainer.diverged, tracker.final(result))
+                        trainer.network if kept else None, trainer.history if kept else None,
+                        trainer.diverged, tracker.final(result), **rest)
