@@ -21,9 +21,11 @@ with contextlib.suppress(ImportError):
 
 from studio.pages import PAGES  # noqa: E402 (after the libraries above)
 from studio.url_state import demo_from_query  # noqa: E402
+from studio.widgets import steady_live_views  # noqa: E402
 
 demo = demo_from_query(st.query_params.to_dict())  # a demo link opens without the sidebar
 st.set_page_config(page_title="Backprop Studio", page_icon=":material/neurology:", layout="wide",
                    initial_sidebar_state="collapsed" if demo else "auto")
+steady_live_views()
 st.navigation([st.Page(page.path, title=page.title, icon=page.icon, default=page is PAGES[0])
                for page in PAGES]).run()

@@ -8,7 +8,8 @@ BACKPROP_MAX_TRAINING_THREADS of them at once (`active_training_threads`); a sma
 Playground network) is stepped in turns by the pool's few workers, at most
 BACKPROP_MAX_SMALL_RUNS at once (`active_small_runs`). Both kinds pause, step, stop at their
 budget or a divergence and keep a slow-motion pace alike, and every start and end prints
-"backprop-studio: training threads running: N", N counting the runs of both kinds.
+"backprop-studio: training threads running: N", N counting the runs of both kinds; an end also
+prints "backprop-studio: <thread name> ended: <reason>" (paused, budget, diverged, error: ...).
 """
 
 import os
@@ -65,6 +66,10 @@ def _take_slot(name):
                                          "to finish or pause it, then press Train again")
         _active_threads.add(name)
         _log_thread_count()
+
+
+def _log_end(name, reason):
+    print(f"backprop-studio: {name} ended: {reason}", file=sys.stderr, flush=True)
 
 
 def _free_slot(name):
@@ -185,6 +190,7 @@ class TrainingThread:
     def _job_ended(self, reason):
         self._run.clear()
         _free_small_slot(self)
+        _log_end(self.name, reason)
         self.on_stop(reason)
 
     def _loop(self, trainer, budget):
@@ -215,4 +221,5 @@ class TrainingThread:
         finally:
             self._run.clear()
             _free_slot(self.name)
+            _log_end(self.name, reason)
             self.on_stop(reason)

@@ -8,6 +8,7 @@ cache whose `on_release` stops the thread when the browser session ends.
 """
 
 import dataclasses
+import sys
 import tempfile
 import threading
 import uuid
@@ -269,6 +270,8 @@ def _release_studio(studio):
     record (its checkpoint) to be written: 16 Playground tabs closing at once held the server's
     other sessions for tens of seconds and left 14 runs training a minute later
     (benchmarks/bench_load.py --playground 16)."""
+    print(f"backprop-studio: session {studio.session_id} ended: its Studio is released", file=sys.stderr,
+          flush=True)
     threading.Thread(target=studio.release, name=f"backprop-release-{studio.session_id}", daemon=True).start()
 
 

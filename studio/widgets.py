@@ -63,6 +63,21 @@ def status_line(view, rates=None):
     st.markdown(f"**{figures.status_text(view)}**", help=about)
 
 
+# Streamlit fades an element whose rerun has not reached it within ~0.5 s. A live view's fragment
+# reruns every 0.45-2 s, and on a busy machine (3 busy processes beside a 2-core run) the cost chart
+# was faded in 26 of 251 frames: a flicker. Live views redraw in place, so they stay opaque.
+STEADY_LIVE_VIEWS = """<style>
+[data-testid="stElementContainer"][data-stale="true"]:has(iframe[title="studio.live_plot.live_plot"]),
+[data-testid="stElementContainer"][data-stale="true"]:has(img[alt$="while training"]),
+.st-key-status_line [data-stale="true"] { opacity: 1 !important; transition: none !important; }
+</style>"""
+
+
+def steady_live_views():
+    """Once per page run (app.py): live views never fade while they wait for their refresh."""
+    st.html(STEADY_LIVE_VIEWS)
+
+
 def live(studio, rates, name, draw, *args):
     """Draw a view in a fragment that refreshes while training, timing each draw (server side);
     when the right period moves far from the one in use, rerun the page to apply it."""

@@ -247,13 +247,19 @@ class AppPage:
         return self
 
     def wait_until_idle(self, timeout: float = 60):
-        """Wait for the app frame, for the script run to finish and for every spinner to go."""
+        """Wait for the app frame, for the first script run to have drawn the page and finished (no
+        element still a loading skeleton), and for every spinner to go. Before the first run the
+        frame is there and not 'running' either: CI once read a page that was only "Skip to main
+        content", and a page read then has skeletons where its buttons will be."""
         from playwright.sync_api import expect
 
         expect(self.page.locator('[data-testid="stApp"]')).to_be_visible(timeout=timeout * 1000)
         self.page.wait_for_function(
             "() => document.querySelector('[data-testid=\"stApp\"]')"
-            "?.getAttribute('data-test-script-state') !== 'running'",
+            "?.getAttribute('data-test-script-state') === 'notRunning'"
+            " && document.querySelector('[data-testid=\"stMainBlockContainer\"] "
+            "[data-testid=\"stVerticalBlock\"]')?.children.length > 0"
+            " && !document.querySelector('[data-testid=\"stMain\"] [data-testid=\"stSkeleton\"]')",
             timeout=timeout * 1000,
         )
         expect(self.page.locator('[data-testid="stSpinner"]')).to_have_count(0, timeout=timeout * 1000)

@@ -173,9 +173,8 @@ BLOCKS = """() => [...document.querySelector(
 
 def test_first_train_moves_nothing_below_the_live_views(open_app):
     app = open_app(query=QUICK)
-    before = app.page.evaluate(EXPORT_Y)
+    before = wait_for(lambda: app.page.evaluate(EXPORT_Y), 30, lambda: f"no Export expander\n{app.debug()}")
     blocks_before = app.page.evaluate(BLOCKS)
-    assert before is not None, f"no Export expander\n{app.debug()}"
     app.click("Train")
     app.wait_points(lambda points: points > 5, timeout=60)
     seen = []
