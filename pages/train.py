@@ -71,14 +71,12 @@ else:
 diagnosis.configure(studio, state["sharpness_every"], state["noise_every"])
 
 
-def banner_view():
-    """Why training is failing, measured: at the top of the page, while it happens."""
-    shown = diagnosis.banner(studio)
-    if shown is not None:
-        getattr(st, shown.kind)(shown.text)
-
-
-live(studio, diagnostic_rates, "banner", banner_view)
+# Why training is failing, measured: at the top of the page. Drawn by the page, not by a fragment
+# of its own (one more rerun a second for a banner that rarely changes): the status fragment reruns
+# the page when the banner to show changes.
+state.banner_shown = diagnosis.banner(studio)
+if state.banner_shown is not None:
+    getattr(st, state.banner_shown.kind)(state.banner_shown.text)
 link_problems(studio, state)
 running = studio.running
 training_controls(studio, extra=lambda: st.toggle(
@@ -97,6 +95,8 @@ def fast_views(was_running):
     view = studio.view()
     if was_running and not studio.running:
         st.rerun(scope="app")  # training stopped by itself (budget, divergence): redraw the buttons
+    if diagnosis.banner(studio) != state.get("banner_shown"):
+        st.rerun(scope="app")  # a divergence explained, or its explanation changed: the banner at the top
     with st.container(key="status_line"):
         status_line(view, rates)
     if not demo:  # the demo view draws it in its column below

@@ -22,7 +22,7 @@ DEFAULT_NOISE_EVERY = NOISE_EVERY
 # diagnostics keep (no trainer lock) and draw little, so they keep their period unless drawing takes
 # all of it: a slow draw on a busy machine does not rerun the whole page to slow them down (a rerun
 # fades every chart for a moment).
-RATES = {"banner": Rate(1.0, keep_base_up_to=1.0), "stability": Rate(2.0, keep_base_up_to=1.0)}
+RATES = {"stability": Rate(3.0, keep_base_up_to=1.0)}
 
 
 def every_label(every):

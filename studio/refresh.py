@@ -29,8 +29,8 @@ class Rate:
 
 # Status + cost chart must refresh at least twice a second and the heatmap once, so their periods
 # sit 10% under 0.5 s and 1 s (a timer tick can come late), unless drawing takes half their period;
-# gradients (2 s) and histograms (5 s) slow down past RENDER_SHARE.
-TRAIN_PAGE = {"fast": Rate(0.45, 0.5), "heatmap": Rate(0.9, 0.5), "gradients": Rate(2.0),
+# gradients (3 s) and histograms (5 s) slow down past RENDER_SHARE.
+TRAIN_PAGE = {"fast": Rate(0.45, 0.5), "heatmap": Rate(0.9, 0.5), "gradients": Rate(3.0),
               "histograms": Rate(5.0)}
 
 

@@ -65,11 +65,16 @@ def status_line(view, rates=None):
 
 # Streamlit fades an element whose rerun has not reached it within ~0.5 s. A live view's fragment
 # reruns every 0.45-2 s, and on a busy machine (3 busy processes beside a 2-core run) the cost chart
-# was faded in 26 of 251 frames: a flicker. Live views redraw in place, so they stay opaque.
+# was faded in 26 of 251 frames: a flicker. Live views redraw in place, so they stay opaque. And
+# Streamlit's running icon and top decoration, which animate on every one of those reruns, are not
+# drawn: the status line says what trains, and the browser's share of the 2 cores went down with
+# them (benchmarks/bench_app.py, app / training loop 0.76 -> 0.78, with the slower gradient and
+# stability views and the banner drawn by the page: 0.74 -> 0.78).
 STEADY_LIVE_VIEWS = """<style>
 [data-testid="stElementContainer"][data-stale="true"]:has(iframe[title="studio.live_plot.live_plot"]),
 [data-testid="stElementContainer"][data-stale="true"]:has(img[alt$="while training"]),
 .st-key-status_line [data-stale="true"] { opacity: 1 !important; transition: none !important; }
+[data-testid="stStatusWidgetRunningIcon"], [data-testid="stDecoration"] { display: none !important; }
 </style>"""
 
 

@@ -25,7 +25,7 @@ def test_a_cheap_view_keeps_its_base_period_and_a_slow_one_slows_down():
 
 def test_the_train_pages_views_describe_their_periods():
     rates = RefreshRates(TRAIN_PAGE, {})
-    assert rates.describe() == "0.5 s, 0.9 s, 2.0 s, 5.0 s"
+    assert rates.describe() == "0.5 s, 0.9 s, 3.0 s, 5.0 s"
 
 
 class Recorded:
