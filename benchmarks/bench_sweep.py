@@ -74,22 +74,11 @@ def run_sweep(spec, workers, scheduler=None):
 
 def overhead(workers):
     from backprop.sweep import SweepSpec
-    from backprop.trainer import Trainer
 
     spec = SweepSpec.build(spiral_base(), ["learning_rate=0.01,0.03,0.1,0.3", "seed=1,2,3,4"])
     configs = [spec.trial_config({"learning_rate": lr, "seed": seed})
                for lr in ("0.01", "0.03", "0.1", "0.3") for seed in ("1", "2", "3", "4")]
-    # The trials in this process, one after another, one BLAS thread (as each worker has).
-    os.environ["BACKPROP_ENGINE_THREADS"] = "1"
-    from backprop.blas_threads import set_blas_threads
-
-    set_blas_threads(1)
-    started = time.perf_counter()
-    for config in configs:
-        trainer = Trainer.from_config(config, config.load_data())
-        trainer.step(config.iterations)
-        trainer.evaluate()
-    sequential = time.perf_counter() - started
+    sequential = sequential_seconds(configs)
     sweep, snapshot, wall = run_sweep(spec, workers)
     own = sum(t.seconds for t in snapshot.trials)
     per_trial = (workers * wall - own) / len(snapshot.trials)

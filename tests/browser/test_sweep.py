@@ -52,8 +52,8 @@ def open_new_sweep(app, timeout=60):
                          f"{seen or [page.evaluate(NEW_SWEEP)]}\n{app.debug()}")
 
 
-def test_a_small_sweep_from_the_page_and_its_best_trial_on_the_train_page(open_app):
-    app = open_app("sweep")
+def start_spiral_sweep(app, learning_rates: str, iterations: int):
+    """On the Sweep page: a grid over the spiral's learning rates, `iterations` a trial, started."""
     page = app.page
     expect(page.locator("h1").first).to_have_text("Sweep")
     base = open_new_sweep(app)
@@ -61,14 +61,20 @@ def test_a_small_sweep_from_the_page_and_its_best_trial_on_the_train_page(open_a
     page.get_by_role("option", name="2D playground: spiral").click()
     app.wait_until_idle()
     rates = page.get_by_role("textbox", name="Learning rate (log scale)")
-    rates.fill("0.01,0.1,0.3")
+    rates.fill(learning_rates)
     rates.press("Enter")
     app.wait_until_idle()
-    iterations = page.get_by_role("spinbutton", name="Iterations per trial")
-    iterations.fill("60")
-    iterations.press("Enter")
+    box = page.get_by_role("spinbutton", name="Iterations per trial")
+    box.fill(str(iterations))
+    box.press("Enter")
     app.wait_until_idle()
     app.click("Start sweep")
+
+
+def test_a_small_sweep_from_the_page_and_its_best_trial_on_the_train_page(open_app):
+    app = open_app("sweep")
+    page = app.page
+    start_spiral_sweep(app, "0.01,0.1,0.3", 60)
 
     # The trials table shows every trial, then they finish; the plots of results appear with the
     # third finished trial (the optimisation history first).
