@@ -21,7 +21,7 @@ import streamlit as st
 from backprop.data.toy2d import CLASSIFICATION, FEATURES, NOISE_SLIDER, REGRESSION
 from backprop.errors import InputError
 from backprop.profiles import PLAYGROUND
-from studio import figures
+from studio import figures, projector
 from studio import playground_figures as pf
 from studio.controls import (
     PENALTIES,
@@ -35,7 +35,7 @@ from studio.controls import (
 from studio.lessons import LESSONS, lesson_link
 from studio.live_plot import live_plot
 from studio.playground_run import epoch_view, regenerate_points, set_parameter, step_epoch, watch_epochs
-from studio.projector import enlarge, projector_css, shortcuts
+from studio.projector import projector_css, shortcuts
 from studio.refresh import Rate, RefreshRates
 from studio.session import active_training_threads, get_studio, max_training_threads, route_through_app
 from studio.url_state import (
@@ -214,7 +214,6 @@ if demo:  # projector mode: the data, the network and the output on one screen, 
     projector_css()
 else:
     st.title("Playground")
-big = enlarge if demo else (lambda figure: figure)
 # What comes and goes (warnings, the lesson, messages) sits in containers that are always there, so
 # the live charts below keep their place in the page and stay mounted.
 with st.container():
@@ -386,7 +385,8 @@ def map_views(was_running):
     network_side, output_side = st.columns(COLUMNS)
     with network_side:
         live_plot(pf.network_figure(maps, view.params, shown=shown, pinned=pinned, discretize=discretize,
-                                    edit=shows("edit"), height=300 if demo else 350),
+                                    edit=shows("edit"), height=300 if demo else 350,
+                                    font=projector.FONT if demo else 11),
                   key="pg_network", events=True, on_event=graph_event, config=STILL)
         if text and not demo:
             what = ["hover a neuron to see it in the big map (click: keep it there)"]
@@ -398,9 +398,9 @@ def map_views(was_running):
         if mine.get("last_edit") and text:
             st.caption(mine["last_edit"])
     with output_side:
-        live_plot(big(pf.boundary_figure(maps, studio.data, show_test=state.get("pg_show_test", False),
-                                         discretize=discretize, height=300 if demo else 330,
-                                         shown=shown)), key="pg_boundary")
+        live_plot(pf.boundary_figure(maps, studio.data, show_test=state.get("pg_show_test", False),
+                                     discretize=discretize, height=315 if demo else 330, shown=shown,
+                                     font=projector.FONT if demo else 10), key="pg_boundary")
         losses = epoch_view(studio)
         if losses is not None:
             test, train = pf.loss_text(losses.train_loss, losses.test_loss)

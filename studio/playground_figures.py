@@ -51,6 +51,7 @@ MIN_COLUMNS = 4  # the network graph has room for at least this many columns
 MAX_EDGE_WIDTH = 6.0
 BIAS_GAP = 0.16  # a bias square sits this far left of its neuron's lower left corner
 LEGEND_CLASSES = "blue −1: class 0 · orange +1: class 1"  # the big map's legend, under it
+LEGEND_CLASSES_SHORT = "blue: class 0 · orange: class 1"  # at a projector's size (the bar says −1, +1)
 LEGEND_VALUES = "blue: negative · orange: positive"
 
 
@@ -281,24 +282,41 @@ def _inputs(column):
 
 
 # -- the figures ---------------------------------------------------------------------------------
-def _legend(regression):
-    """The big map's legend under it, along x₁: a bar from -1 to +1 and what the colours mean."""
+def _legend(regression, font, plot_height):
+    """The big map's legend under it, along x₁: a bar from -1 to +1 and what the colours mean, placed
+    in pixels under the x tick labels (`font` px) and returned with the bottom margin it needs. At
+    a projector's size the words are shorter: the long ones did not fit the output's column at
+    1280 px."""
+    below = []  # the top (px under the plot area) of each band: tick labels, bar, its numbers
+    top = 0.0
+    for height in (font * 1.5 + 4, 8, font * 1.3 + 2):
+        below.append(top)
+        top += height
+    words_top = top
+    margin = words_top + (font + 1) * 1.4 + 4
+
+    def paper(pixels):
+        return -pixels / plot_height
+
     bar = {"name": "legend", "source": _legend_source(), "xref": "x", "yref": "paper", "x": -PLANE_RADIUS,
-           "y": -0.1, "sizex": 2 * PLANE_RADIUS, "sizey": 0.035, "sizing": "stretch", "xanchor": "left",
-           "yanchor": "top", "layer": "above"}
-    ticks = [{"x": x, "y": -0.14, "xref": "x", "yref": "paper", "text": text, "showarrow": False,
-              "yanchor": "top", "font": {"size": 10}}
+           "y": paper(below[1]), "sizex": 2 * PLANE_RADIUS, "sizey": 8 / plot_height, "sizing": "stretch",
+           "xanchor": "left", "yanchor": "top", "layer": "above"}
+    ticks = [{"x": x, "y": paper(below[2]), "xref": "x", "yref": "paper", "text": text, "showarrow": False,
+              "yanchor": "top", "font": {"size": font}}
              for x, text in ((-PLANE_RADIUS, "−1"), (0.0, "0"), (PLANE_RADIUS, "+1"))]
-    words = {"x": 0.0, "y": -0.21, "xref": "x", "yref": "paper", "showarrow": False, "yanchor": "top",
-             "text": LEGEND_VALUES if regression else LEGEND_CLASSES, "font": {"size": 11}, "name": "legend"}
-    return bar, [*ticks, words]
+    text = LEGEND_VALUES if regression else LEGEND_CLASSES if font < 16 else LEGEND_CLASSES_SHORT
+    words = {"x": 0.0, "y": paper(words_top), "xref": "x", "yref": "paper", "showarrow": False,
+             "yanchor": "top", "text": text, "font": {"size": font + 1}, "name": "legend"}
+    return bar, [*ticks, words], round(margin)
 
 
-def boundary_figure(maps: PlaneMaps, data, show_test=False, discretize=False, height=480, shown=None):
+def boundary_figure(maps: PlaneMaps, data, show_test=False, discretize=False, height=480, shown=None,
+                    font=10):
     """The big map: the output over the plane (or, with `shown`, a neuron's or a feature's map, as
     when a person hovers it in the graph), translucent like TensorFlow Playground's so the training
     points (white rims) and, on the toggle, the test points (black rims) stand out; a legend from
-    -1 to 1 under it. `data` is the task's Dataset (plane_train, y_train, ...)."""
+    -1 to 1 under it. `data` is the task's Dataset (plane_train, y_train, ...); `font` the tick and
+    legend size in px (the projector's 18 in the demo view: the legend is laid out for it)."""
     step = float(maps.axis[1] - maps.axis[0])
     start = float(maps.axis[0])
     values = map_of(maps, shown) if shown is not None else None
@@ -308,31 +326,36 @@ def boundary_figure(maps: PlaneMaps, data, show_test=False, discretize=False, he
     regression = bool(data.regression)
     shown_values = _map_values(values, discretize and output)
     picture = _image(shown_values, start, start, step, "map", opacity=MAP_OPACITY)
-    bar, words = _legend(regression)
+    top = round(font * 2.2)
+    bottom = 78  # the legend's room, settled below once the plot area's height is known
+    for _ in range(2):
+        bar, words, bottom_needed = _legend(regression, font, max(1, height - top - bottom))
+        bottom = max(bottom_needed, 62)
     traces = [_points(data.plane_train, data.y_train, regression, "training points", "white")]
     if data.plane_test is not None and len(data.plane_test):
         traces.append(_points(data.plane_test, data.y_test, regression, "test points", "black",
                               visible=bool(show_test)))
     limit = [-PLANE_RADIUS, PLANE_RADIUS]
     layout = {"uirevision": "playground-boundary", "height": height, "showlegend": False,
-              "margin": {"l": 26, "r": 6, "t": 22, "b": 78, "autoexpand": False},
-              "title": {"text": plotly_text(title), "font": {"size": 13}},
-              "xaxis": {"range": limit, "constrain": "domain", "tickfont": {"size": 10}},
-              "yaxis": {"range": limit, "scaleanchor": "x", "tickfont": {"size": 10}},
+              "margin": {"l": round(font * 2.6), "r": 6, "t": top, "b": bottom, "autoexpand": False},
+              "title": {"text": plotly_text(title), "font": {"size": font + 3}},
+              "xaxis": {"range": limit, "constrain": "domain", "tickfont": {"size": font}},
+              "yaxis": {"range": limit, "scaleanchor": "x", "tickfont": {"size": font}},
               "plot_bgcolor": "#ffffff", "hovermode": "closest", "images": [picture, bar],
               "annotations": words}
     return {"data": traces, "layout": layout}
 
 
 def network_figure(maps: PlaneMaps, params, shown=None, pinned=None, discretize=False, edit=True,
-                   height=520):
+                   height=520, font=11):
     """Every neuron as a small map of its output over the plane, the seven features on the left
     (the unchosen ones dimmed, without edges), joined by edges coloured by their weight's sign
     (blue negative, orange positive) and as wide as its size, each hidden unit and the output with
     its bias as a small square at its lower left. A dot in the middle of each edge shows the weight
     when hovered; with `edit`, a click on the dot or on a bias square types a new value. `shown`
     (a node id: the map the big chart shows) is framed, `pinned` more boldly. Every neuron is a
-    region for the chart's events (hover: show it large; click a feature: choose or drop it)."""
+    region for the chart's events (hover: show it large; click a feature: choose or drop it). `font`:
+    the labels' size in px (the projector's 18 in the demo view, with margins to match)."""
     sizes = [len(maps.features)] + [W.shape[0] for W, _ in params]
     columns = node_positions(maps.features, sizes)
     traces = _edge_traces(maps, params, columns, edit)
@@ -344,13 +367,14 @@ def network_figure(maps: PlaneMaps, params, shown=None, pinned=None, discretize=
             title = "features"
             annotations += [{"x": node.x - NODE / 2 - 0.1, "y": node.y, "xanchor": "right",
                              "text": FEATURES[node.feature][0], "showarrow": False,
-                             "font": {"color": None if node.chosen else "#9aa0a6"}} for node in column]
+                             "font": {"color": None if node.chosen else "#9aa0a6", "size": font + 1}}
+                            for node in column]
         elif head.layer == len(params):
             title = "output"
         else:
             title = f"layer {head.layer}<br>{len(column)} unit{'s' if len(column) > 1 else ''}"
         annotations.append({"x": head.x, "y": head.y + NODE / 2 + 0.12, "yanchor": "bottom", "text": title,
-                            "showarrow": False, "font": {"size": 11}})
+                            "showarrow": False, "font": {"size": font}})
     margin = NODE / 2 + 0.07
     shapes = []
     for column in columns:
@@ -369,7 +393,9 @@ def network_figure(maps: PlaneMaps, params, shown=None, pinned=None, discretize=
     bottom = top - 0.6 - tallest * ROW_GAP - 0.1
     layout = {"uirevision": "playground-network", "height": height, "showlegend": False,
               "hovermode": "closest", "hoverdistance": 8,  # a weight's dot or a bias square: close by
-              "margin": {"l": 40, "r": 4, "t": 4, "b": 4, "autoexpand": False},
+              # room for the features' names on the left and the two-line column titles on top
+              "margin": {"l": max(40, round(font * 3.4)), "r": 4, "t": 4 if font < 16 else round(font * 2),
+                         "b": 4, "autoexpand": False},
               "xaxis": {"visible": False, "range": [middle - width / 2, middle + width / 2],
                         "fixedrange": True},
               "yaxis": {"visible": False, "range": [bottom, top], "fixedrange": True, "scaleanchor": "x"},

@@ -131,6 +131,34 @@ def test_keyboard_shortcuts_step_train_and_pause(open_app):
     app.assert_clean()
 
 
+# In a chart's iframe: each annotation's font size, the ones that overlap an axis tick label or
+# another annotation, and the ones cut off by the chart's edge.
+ANNOTATIONS = """(key) => {
+  const frame = document.querySelector(`.st-key-${key} iframe`);
+  const doc = frame && frame.contentDocument;
+  if (!doc || !doc.querySelector('.main-svg')) return null;
+  const box = (el) => el.getBoundingClientRect();
+  const svg = box(doc.querySelector('.main-svg'));
+  const notes = [...doc.querySelectorAll('.annotation-text')];
+  const ticks = [...doc.querySelectorAll('.xtick text, .ytick text')];
+  const hit = (a, b) => a.left < b.right - 1 && b.left < a.right - 1
+                        && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  const out = {sizes: [], overlaps: [], cut: []};
+  notes.forEach((note, i) => {
+    const a = box(note);
+    out.sizes.push(parseFloat(doc.defaultView.getComputedStyle(note).fontSize));
+    const outside = a.left < svg.left - 1 || a.right > svg.right + 1 || a.top < svg.top - 1
+                    || a.bottom > svg.bottom + 1;
+    if (outside) out.cut.push(note.textContent);
+    for (const t of ticks) if (hit(a, box(t))) out.overlaps.push([note.textContent, t.textContent]);
+    notes.slice(i + 1).forEach((other) => {
+      if (hit(a, box(other))) out.overlaps.push([note.textContent, other.textContent]);
+    });
+  });
+  return out;
+}"""
+
+
 @pytest.mark.parametrize("viewport", [(1280, 720), (1920, 1080)])
 def test_playground_demo_view_fits_one_screen_with_large_text(open_app, viewport):
     """`demo=1` on the Playground: the data and features, an 8-unit network and the output on one screen."""
@@ -145,6 +173,11 @@ def test_playground_demo_view_fits_one_screen_with_large_text(open_app, viewport
     wait_for(drawn, 60, lambda: f"the maps never drew: {sizes}\n{app.debug()}")
     app.wait_until_idle()
     assert min(sizes["pg_boundary"]) >= 18, f"output map ticks {sorted(set(sizes['pg_boundary']))} px"
+    # The output's legend and the network's labels: projector-sized, clear of the ticks, not cut off.
+    for key in ("pg_boundary", "pg_network"):
+        notes = app.page.evaluate(ANNOTATIONS, key)
+        assert notes and min(notes["sizes"]) >= 18, f"{key}: annotation sizes {notes}"
+        assert not notes["overlaps"] and not notes["cut"], f"{key}: overlapping or cut-off text {notes}"
     scroll = app.page.evaluate(SCROLL)
     bottoms = app.page.evaluate(BOTTOMS, ["pg_datasets", "pg_network", "pg_boundary"])
     app.page.screenshot(path=str(screenshot_dir() / f"projector-playground-{viewport[0]}x{viewport[1]}.png"))
