@@ -140,7 +140,12 @@ def graph_event():
     event = state.get("pg_network") or {}
     kind, target = event.get("event"), event.get("id")
     node = pf.parse_node_id(target)
-    if kind == "hover" and node is not None:
+    units = pf.parse_resize_id(target)
+    if kind == "click" and units is not None and shows("layers"):
+        if units[0] < len(hidden_sizes(state.pg_hidden)):
+            resize(*units)
+            mine["rerun_app"] = True  # a new network: the page's set-up and link follow
+    elif kind == "hover" and node is not None:
         mine["hovered"] = node
     elif kind == "unhover" and mine.get("hovered") == node:
         mine["hovered"] = None
@@ -346,14 +351,6 @@ with right:
             row.button("−", key="pg_remove_layer", on_click=resize, args=(None, -1), disabled=not hidden,
                        help="Remove the last hidden layer")
         row.markdown(f"**{len(hidden)} hidden layer{'s' if len(hidden) != 1 else ''}**")
-        if hidden and shows("layers"):
-            units = st.container(horizontal=True, vertical_alignment="center", gap="small")
-            for l, size in enumerate(hidden):
-                units.markdown(f"layer {l + 1}:")
-                units.button("+", key=f"pg_add_unit_{l}", on_click=resize, args=(l, 1),
-                             disabled=size >= PROFILE.max_units, help=f"Add a unit to layer {l + 1}")
-                units.button("−", key=f"pg_remove_unit_{l}", on_click=resize, args=(l, -1),
-                             disabled=size <= 1, help=f"Remove a unit from layer {l + 1}")
         chosen = [name for name in FEATURES if state.get(f"{FORM.key('features')}_{name}")]
         note = pf.linear_note(state.pg_dataset, chosen, hidden, state.pg_activation)
         if note and text:
@@ -386,10 +383,13 @@ def map_views(was_running):
     with network_side:
         live_plot(pf.network_figure(maps, view.params, shown=shown, pinned=pinned, discretize=discretize,
                                     edit=shows("edit"), height=300 if demo else 350,
-                                    font=projector.FONT if demo else 11),
+                                    font=projector.FONT if demo else 11,
+                                    max_units=PROFILE.max_units if shows("layers") else None),
                   key="pg_network", events=True, on_event=graph_event, config=STILL)
         if text and not demo:
             what = ["hover a neuron to see it in the big map (click: keep it there)"]
+            if shows("layers"):
+                what.append("− and + under a layer remove or add a unit")
             if shows("features"):
                 what.append("click a feature to choose it")
             if shows("edit"):

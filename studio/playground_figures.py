@@ -195,6 +195,21 @@ def parse_node_id(value):
     return None
 
 
+def resize_id(layer, delta):
+    """How events name a layer's + or − under its column: ("units", hidden layer from 0, +1 or -1)."""
+    return ("units", layer, delta)
+
+
+def parse_resize_id(value):
+    """(hidden layer, delta) from an event's id, or None if it is not a layer's + or −."""
+    if not isinstance(value, (list, tuple)) or len(value) != 3 or value[0] != "units":
+        return None
+    layer, delta = value[1], value[2]
+    if isinstance(layer, int) and not isinstance(layer, bool) and layer >= 0 and delta in (1, -1):
+        return layer, delta
+    return None
+
+
 def node_map(maps: PlaneMaps, layer, unit):
     """The (r, r) map of one neuron: an input (layer 0, the unit-th chosen feature), a hidden unit
     or the output."""
@@ -347,7 +362,7 @@ def boundary_figure(maps: PlaneMaps, data, show_test=False, discretize=False, he
 
 
 def network_figure(maps: PlaneMaps, params, shown=None, pinned=None, discretize=False, edit=True,
-                   height=520, font=11):
+                   height=520, font=11, max_units=None):
     """Every neuron as a small map of its output over the plane, the seven features on the left
     (the unchosen ones dimmed, without edges), joined by edges coloured by their weight's sign
     (blue negative, orange positive) and as wide as its size, each hidden unit and the output with
@@ -355,7 +370,9 @@ def network_figure(maps: PlaneMaps, params, shown=None, pinned=None, discretize=
     when hovered; with `edit`, a click on the dot or on a bias square types a new value. `shown`
     (a node id: the map the big chart shows) is framed, `pinned` more boldly. Every neuron is a
     region for the chart's events (hover: show it large; click a feature: choose or drop it). `font`:
-    the labels' size in px (the projector's 18 in the demo view, with margins to match)."""
+    the labels' size in px (the projector's 18 in the demo view, with margins to match). With
+    `max_units`, each hidden column has its − and + under it, as in TensorFlow Playground (greyed
+    at 1 unit and at max_units; a click is the event ("click", resize_id(layer, delta)))."""
     sizes = [len(maps.features)] + [W.shape[0] for W, _ in params]
     columns = node_positions(maps.features, sizes)
     traces = _edge_traces(maps, params, columns, edit)
@@ -375,6 +392,12 @@ def network_figure(maps: PlaneMaps, params, shown=None, pinned=None, discretize=
             title = f"layer {head.layer}<br>{len(column)} unit{'s' if len(column) > 1 else ''}"
         annotations.append({"x": head.x, "y": head.y + NODE / 2 + 0.12, "yanchor": "bottom", "text": title,
                             "showarrow": False, "font": {"size": font}})
+    buttons = []  # (x, id or None when greyed): each hidden column's − and +
+    if max_units is not None:
+        for column in columns[1:-1]:
+            layer, count = column[0].layer - 1, len(column)
+            for side, delta, allowed in ((-1, -1, count > 1), (1, 1, count < max_units)):
+                buttons.append((column[0].x, side, delta, resize_id(layer, delta) if allowed else None))
     margin = NODE / 2 + 0.07
     shapes = []
     for column in columns:
@@ -391,10 +414,25 @@ def network_figure(maps: PlaneMaps, params, shown=None, pinned=None, discretize=
     middle = (columns[0][0].x + columns[-1][0].x) / 2 - 0.45  # room for the features' names and biases
     top = ((tallest - 1) * ROW_CELLS + THUMB) * CELL + 0.6
     bottom = top - 0.6 - tallest * ROW_GAP - 0.1
+    margin_top = round(font * (2.6 if font >= 16 else 1.8))  # room for the two-line column titles
+    if buttons:  # a row under the graph, sized in pixels: the drawing's scale is the height's
+        side_px = round((font + 2) * 1.45)  # a button's square
+        plot_px, span = height - margin_top - 4, top - bottom
+        below = (side_px + 8) * span / (plot_px - side_px - 8)  # units that make side_px + 8 px
+        unit_px = plot_px / (span + below)
+        y, half = bottom - below / 2, side_px / 2 / unit_px
+        for x, side, delta, target in buttons:
+            centre = x + side * (half + 2 / unit_px)
+            annotations.append({"x": centre, "y": y, "text": "−" if delta < 0 else "+", "showarrow": False,
+                                "font": {"size": font + 2, "color": "#333333" if target else "#c0c4c8"},
+                                "bordercolor": "#c0c4c8", "bgcolor": "#ffffff", "borderpad": 0,
+                                "width": side_px - 2, "height": side_px - 2, "valign": "middle"})
+        buttons = [(x + side * (half + 2 / unit_px), y, half, target) for x, side, _, target in buttons]
+        bottom -= below
     layout = {"uirevision": "playground-network", "height": height, "showlegend": False,
               "hovermode": "closest", "hoverdistance": 8,  # a weight's dot or a bias square: close by
               # room for the features' names on the left and the two-line column titles on top
-              "margin": {"l": max(40, round(font * 3.4)), "r": 4, "t": 4 if font < 16 else round(font * 2),
+              "margin": {"l": max(40, round(font * 3.4)), "r": 4, "t": margin_top,
                          "b": 4, "autoexpand": False},
               "xaxis": {"visible": False, "range": [middle - width / 2, middle + width / 2],
                         "fixedrange": True},
@@ -403,6 +441,8 @@ def network_figure(maps: PlaneMaps, params, shown=None, pinned=None, discretize=
               "images": _mosaic_images(maps, columns, discretize)}
     boxes = [(node.x - NODE / 2, node.x + NODE / 2, node.y - NODE / 2, node.y + NODE / 2, list(node.id))
              for column in columns for node in column]
+    boxes += [(x - half, x + half, y - half, y + half, list(target))
+              for x, y, half, target in buttons if target]
     return {"data": traces, "layout": regions(layout, boxes)}
 
 

@@ -14,9 +14,11 @@ from backprop.network import Network
 from studio.figures import DIVERGING
 from studio.playground_figures import (
     COLOURS,
+    COLUMN_GAP,
     DIMMED,
     MAP_OPACITY,
     NEGATIVE,
+    NODE,
     PLANE_RADIUS,
     PLANE_RESOLUTION,
     POSITIVE,
@@ -32,6 +34,7 @@ from studio.playground_figures import (
     node_map,
     node_positions,
     parse_node_id,
+    parse_resize_id,
     plane_maps,
     rgba,
 )
@@ -185,6 +188,29 @@ def test_network_figure_draws_every_neuron_and_the_unchosen_features_dimmed(task
     assert ["feature", "x1x2"] in [r[4] for r in regions] and ["node", 2, 1] in [r[4] for r in regions]
     x0, x1, y0, y1, _ = next(r for r in regions if r[4] == ["node", 1, 0])
     assert x0 < columns[1][0].x < x1 and y0 < columns[1][0].y < y1 and x1 - x0 == pytest.approx(1.0)
+
+
+def test_each_hidden_layer_has_its_minus_and_plus_under_its_column(task, network, maps):
+    # network: [3, 4, 2, 1]; at most 4 units, so layer 1's + is greyed and has no region
+    figure = network_figure(maps, network.params, max_units=4)
+    columns = node_positions(maps.features, [3, 4, 2, 1])
+    regions = {tuple(r[4]): r for r in figure["layout"]["meta"]["live_plot"]["regions"]}
+    assert ("units", 0, 1) not in regions and ("units", 0, -1) in regions
+    assert ("units", 1, 1) in regions and ("units", 1, -1) in regions
+    for (_, layer, delta) in [key for key in regions if key[0] == "units"]:
+        x0, x1, y0, y1, _ = regions[("units", layer, delta)]
+        column = columns[layer + 1]
+        assert 0 < ((x0 + x1) / 2 - column[0].x) * delta < COLUMN_GAP / 2  # under its own column
+        assert y1 < min(node.y for node in column) - NODE / 2  # below its neurons
+        assert figure["layout"]["yaxis"]["range"][0] < y0  # inside the chart
+    signs = [a for a in figure["layout"]["annotations"] if a["text"] in ("−", "+")]
+    assert len(signs) == 4 and sum(a["font"]["color"] == "#c0c4c8" for a in signs) == 1
+    assert parse_resize_id(["units", 1, -1]) == (1, -1)
+    assert parse_resize_id(["units", -1, 1]) is None and parse_resize_id(["units", 0, 2]) is None
+    assert parse_resize_id(["node", 1, 0]) is None
+    assert "meta" not in network_figure(maps, network.params)["layout"] or not [
+        r for r in network_figure(maps, network.params)["layout"]["meta"]["live_plot"]["regions"]
+        if r[4][0] == "units"]  # without max_units (a link hid the layers' controls): none
 
 
 def test_edges_are_coloured_by_sign_and_each_weight_and_bias_can_be_typed(task, network, maps):

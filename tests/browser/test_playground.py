@@ -164,6 +164,13 @@ POINT_AT = """([name, index]) => {
 }"""
 LOSS_MARKERS = """() => ((""" + KEYED_PLOT + """)('pg_loss').layout.annotations || []).map((a) => a.text)"""
 INPUTS = """() => (""" + KEYED_PLOT + """)('pg_network').layout.meta.live_plot.regions.length"""
+# The hidden layers' sizes the network graph draws (its neurons' regions, the output's left out).
+HIDDEN_SIZES = """() => {
+  const ids = (""" + KEYED_PLOT + """)('pg_network').layout.meta.live_plot.regions.map((r) => r[4]);
+  const layers = ids.filter((id) => id[0] === 'node').map((id) => id[1]);
+  const last = Math.max(...layers);
+  return [...Array(last - 1).keys()].map((l) => layers.filter((n) => n === l + 1).length);
+}"""
 # The events the network graph sent last (its page keeps them for a test).
 SENT = """() => document.querySelector('.st-key-pg_network iframe').contentWindow.__liveplotSent"""
 
@@ -227,6 +234,17 @@ def test_hovering_a_neuron_shows_it_in_the_big_map_and_a_feature_click_chooses_i
     app.page.get_by_role("checkbox", name="x₁·x₂").wait_for()
     assert app.page.get_by_role("checkbox", name="x₁·x₂").is_checked()
     assert app.page.evaluate(INPUTS) == inputs  # every feature stays in the graph, chosen or not
+
+    # A layer's − and + sit under its column, as in TensorFlow Playground.
+    hidden = app.page.evaluate(HIDDEN_SIZES)
+    for delta in (1, -1):
+        where = pointer_on(app, ["units", 0, delta])
+        app.page.mouse.click(where["x"], where["y"])
+        wanted = [hidden[0] + delta] + hidden[1:]
+        wait_for(lambda wanted=wanted: app.page.evaluate(HIDDEN_SIZES) == wanted, 30,
+                 lambda wanted=wanted: f"hidden layers not {wanted}: {app.page.evaluate(HIDDEN_SIZES)}; "
+                                       f"the graph sent {app.page.evaluate(SENT)}")
+        hidden = wanted
 
     app.page.evaluate(SHOW_CHART, "pg_datasets")  # a data set's thumbnail, clicked
     where = app.page.evaluate(REGION_AT, ["pg_datasets", "spiral"])
