@@ -242,6 +242,20 @@ class Tab:
                               for row in rows})
 
 
+def peer_rss(browser, server, query, sampler):
+    """The peer figure: the server's RSS with one tab open after one Step (the data parsed and
+    loaded), that tab closed again; then the sampler starts."""
+    warm = browser.new_page()
+    warm.goto(f"{server.url}/?{query}")
+    warm.get_by_role("button", name="Step", exact=True).click()
+    warm.get_by_text(re.compile(r"^iteration 1 ")).wait_for(timeout=180_000)
+    time.sleep(2)  # the first step's garbage settles before the reading
+    idle = sampler.now()
+    warm.close()
+    sampler.start()
+    return idle
+
+
 def _number(text):
     return float(text) if text not in ("", None) else None
 
@@ -644,14 +658,7 @@ def sweep_load(args):
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            warm = browser.new_page()  # the peer: the server with one tab open after one Step
-            warm.goto(f"{server.url}/?{args.query}")
-            warm.get_by_role("button", name="Step", exact=True).click()
-            warm.get_by_text(re.compile(r"^iteration 1 ")).wait_for(timeout=180_000)
-            time.sleep(2)
-            idle_rss = sampler.now()
-            warm.close()
-            sampler.start()
+            idle_rss = peer_rss(browser, server, args.query, sampler)
             iterations = int(dict(parse_qsl(args.query)).get("iterations", 1000))
             tabs = [Tab(browser, f"{server.url}/?{args.query}&seed={seed}", seed, iterations)
                     for seed in range(1, TRAINING_TABS + 1)]
@@ -838,15 +845,7 @@ def main(argv=None):
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            # The peer: the server with one tab open after one Step (MNIST parsed and loaded).
-            warm = browser.new_page()
-            warm.goto(f"{server.url}/?{args.query}")
-            warm.get_by_role("button", name="Step", exact=True).click()
-            warm.get_by_text(re.compile(r"^iteration 1 ")).wait_for(timeout=180_000)
-            time.sleep(2)
-            idle_rss = sampler.now()
-            warm.close()
-            sampler.start()
+            idle_rss = peer_rss(browser, server, args.query, sampler)
             budget = int(dict(parse_qsl(args.query)).get("iterations", 1000))
             tabs = [Tab(browser, f"{server.url}/?{args.query}&seed={seed}", seed, budget)
                     for seed in range(1, args.tabs + 1)]
