@@ -12,7 +12,7 @@ from backprop.profiles import PLAYGROUND, PROFILES, SWEEP, TRAIN, Profile
 from backprop.settings import SETTINGS
 
 
-@pytest.mark.parametrize("profile", PROFILES.values(), ids=PROFILES)
+@pytest.mark.parametrize("profile", list(PROFILES.values()), ids=list(PROFILES))
 def test_every_profile_has_a_valid_set_up_within_its_limits_for_each_of_its_data_sets(profile):
     for dataset in profile.datasets:
         config = profile.default_config(dataset)
