@@ -25,7 +25,7 @@ def read(link):
     return config, room, problems + more
 
 
-@pytest.mark.parametrize("config, room", itertools.product(SET_UPS, CLASSROOMS))
+@pytest.mark.parametrize("config, room", list(itertools.product(SET_UPS, CLASSROOMS)))
 def test_every_classroom_link_round_trips(config, room):
     link = classroom_link(config, room, PLAYGROUND, "http://localhost:8501/playground")
     assert link.startswith("http://localhost:8501/playground")
