@@ -242,6 +242,12 @@ class Tab:
                               for row in rows})
 
 
+def training_tabs(browser, server, query, count):
+    """`count` Train-page tabs on the set-up `query`, seeds 1..count, each with its iteration budget."""
+    budget = int(dict(parse_qsl(query)).get("iterations", 1000))
+    return [Tab(browser, f"{server.url}/?{query}&seed={seed}", seed, budget) for seed in range(1, count + 1)]
+
+
 def peer_rss(browser, server, query, sampler):
     """The peer figure: the server's RSS with one tab open after one Step (the data parsed and
     loaded), that tab closed again; then the sampler starts."""
@@ -659,9 +665,7 @@ def sweep_load(args):
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             idle_rss = peer_rss(browser, server, args.query, sampler)
-            iterations = int(dict(parse_qsl(args.query)).get("iterations", 1000))
-            tabs = [Tab(browser, f"{server.url}/?{args.query}&seed={seed}", seed, iterations)
-                    for seed in range(1, TRAINING_TABS + 1)]
+            tabs = training_tabs(browser, server, args.query, TRAINING_TABS)
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             context.add_init_script(WATCH_FOR_PROBLEMS)
             sweep_app = AppPage(context, server).open("sweep")
@@ -846,9 +850,7 @@ def main(argv=None):
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             idle_rss = peer_rss(browser, server, args.query, sampler)
-            budget = int(dict(parse_qsl(args.query)).get("iterations", 1000))
-            tabs = [Tab(browser, f"{server.url}/?{args.query}&seed={seed}", seed, budget)
-                    for seed in range(1, args.tabs + 1)]
+            tabs = training_tabs(browser, server, args.query, args.tabs)
             started = time.monotonic()
             most_training = 0
             while time.monotonic() - started < 60 * args.minutes:
