@@ -297,32 +297,34 @@ def _inputs(column):
 
 
 # -- the figures ---------------------------------------------------------------------------------
+def _legend_bands(font):
+    """Where the big map's legend goes under the plot area, in px for tick labels of `font` px: the
+    tops of the bar, of its numbers and of the words, and the bottom margin that holds them all."""
+    bar = font * 1.5 + 4  # under the x tick labels
+    numbers = bar + 8
+    words = numbers + font * 1.3 + 2
+    return bar, numbers, words, round(words + (font + 1) * 1.4 + 4)
+
+
 def _legend(regression, font, plot_height):
     """The big map's legend under it, along x₁: a bar from -1 to +1 and what the colours mean, placed
-    in pixels under the x tick labels (`font` px) and returned with the bottom margin it needs. At
-    a projector's size the words are shorter: the long ones did not fit the output's column at
-    1280 px."""
-    below = []  # the top (px under the plot area) of each band: tick labels, bar, its numbers
-    top = 0.0
-    for height in (font * 1.5 + 4, 8, font * 1.3 + 2):
-        below.append(top)
-        top += height
-    words_top = top
-    margin = words_top + (font + 1) * 1.4 + 4
+    in pixels (_legend_bands) for a plot area `plot_height` px tall. At a projector's size the words
+    are shorter: the long ones did not fit the output's column at 1280 px."""
+    bar_top, numbers_top, words_top, _ = _legend_bands(font)
 
     def paper(pixels):
         return -pixels / plot_height
 
     bar = {"name": "legend", "source": _legend_source(), "xref": "x", "yref": "paper", "x": -PLANE_RADIUS,
-           "y": paper(below[1]), "sizex": 2 * PLANE_RADIUS, "sizey": 8 / plot_height, "sizing": "stretch",
+           "y": paper(bar_top), "sizex": 2 * PLANE_RADIUS, "sizey": 8 / plot_height, "sizing": "stretch",
            "xanchor": "left", "yanchor": "top", "layer": "above"}
-    ticks = [{"x": x, "y": paper(below[2]), "xref": "x", "yref": "paper", "text": text, "showarrow": False,
+    ticks = [{"x": x, "y": paper(numbers_top), "xref": "x", "yref": "paper", "text": text, "showarrow": False,
               "yanchor": "top", "font": {"size": font}}
              for x, text in ((-PLANE_RADIUS, "−1"), (0.0, "0"), (PLANE_RADIUS, "+1"))]
     text = LEGEND_VALUES if regression else LEGEND_CLASSES if font < 16 else LEGEND_CLASSES_SHORT
     words = {"x": 0.0, "y": paper(words_top), "xref": "x", "yref": "paper", "showarrow": False,
              "yanchor": "top", "text": text, "font": {"size": font + 1}, "name": "legend"}
-    return bar, [*ticks, words], round(margin)
+    return bar, [*ticks, words]
 
 
 def boundary_figure(maps: PlaneMaps, data, show_test=False, discretize=False, height=480, shown=None,
@@ -341,11 +343,8 @@ def boundary_figure(maps: PlaneMaps, data, show_test=False, discretize=False, he
     regression = bool(data.regression)
     shown_values = _map_values(values, discretize and output)
     picture = _image(shown_values, start, start, step, "map", opacity=MAP_OPACITY)
-    top = round(font * 2.2)
-    bottom = 78  # the legend's room, settled below once the plot area's height is known
-    for _ in range(2):
-        bar, words, bottom_needed = _legend(regression, font, max(1, height - top - bottom))
-        bottom = max(bottom_needed, 62)
+    top, bottom = round(font * 2.2), max(_legend_bands(font)[3], 62)
+    bar, words = _legend(regression, font, max(1, height - top - bottom))
     traces = [_points(data.plane_train, data.y_train, regression, "training points", "white")]
     if data.plane_test is not None and len(data.plane_test):
         traces.append(_points(data.plane_test, data.y_test, regression, "test points", "black",
@@ -392,12 +391,12 @@ def network_figure(maps: PlaneMaps, params, shown=None, pinned=None, discretize=
             title = f"layer {head.layer}<br>{len(column)} unit{'s' if len(column) > 1 else ''}"
         annotations.append({"x": head.x, "y": head.y + NODE / 2 + 0.12, "yanchor": "bottom", "text": title,
                             "showarrow": False, "font": {"size": font}})
-    buttons = []  # (x, id or None when greyed): each hidden column's − and +
+    signs = []  # (column's x, side -1 or +1, event id or None when greyed): each hidden column's − and +
     if max_units is not None:
         for column in columns[1:-1]:
             layer, count = column[0].layer - 1, len(column)
-            for side, delta, allowed in ((-1, -1, count > 1), (1, 1, count < max_units)):
-                buttons.append((column[0].x, side, delta, resize_id(layer, delta) if allowed else None))
+            signs += [(column[0].x, -1, resize_id(layer, -1) if count > 1 else None),
+                      (column[0].x, 1, resize_id(layer, 1) if count < max_units else None)]
     margin = NODE / 2 + 0.07
     shapes = []
     for column in columns:
@@ -415,19 +414,19 @@ def network_figure(maps: PlaneMaps, params, shown=None, pinned=None, discretize=
     top = ((tallest - 1) * ROW_CELLS + THUMB) * CELL + 0.6
     bottom = top - 0.6 - tallest * ROW_GAP - 0.1
     margin_top = round(font * (2.6 if font >= 16 else 1.8))  # room for the two-line column titles
-    if buttons:  # a row under the graph, sized in pixels: the drawing's scale is the height's
+    buttons = []  # (centre x, centre y, half side, event id or None), in the graph's units
+    if signs:  # a row under the graph, sized in pixels: the drawing's scale is the height's
         side_px = round((font + 2) * 1.45)  # a button's square
         plot_px, span = height - margin_top - 4, top - bottom
         below = (side_px + 8) * span / (plot_px - side_px - 8)  # units that make side_px + 8 px
         unit_px = plot_px / (span + below)
         y, half = bottom - below / 2, side_px / 2 / unit_px
-        for x, side, delta, target in buttons:
-            centre = x + side * (half + 2 / unit_px)
-            annotations.append({"x": centre, "y": y, "text": "−" if delta < 0 else "+", "showarrow": False,
+        buttons = [(x + side * (half + 2 / unit_px), y, half, target) for x, side, target in signs]
+        for (x, y, _, target), (_, side, _) in zip(buttons, signs, strict=True):
+            annotations.append({"x": x, "y": y, "text": "−" if side < 0 else "+", "showarrow": False,
                                 "font": {"size": font + 2, "color": "#333333" if target else "#c0c4c8"},
                                 "bordercolor": "#c0c4c8", "bgcolor": "#ffffff", "borderpad": 0,
                                 "width": side_px - 2, "height": side_px - 2, "valign": "middle"})
-        buttons = [(x + side * (half + 2 / unit_px), y, half, target) for x, side, _, target in buttons]
         bottom -= below
     layout = {"uirevision": "playground-network", "height": height, "showlegend": False,
               "hovermode": "closest", "hoverdistance": 8,  # a weight's dot or a bias square: close by
