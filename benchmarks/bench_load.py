@@ -78,6 +78,7 @@ from tests.browser.conftest import (  # noqa: E402
     AppPage,
     StreamlitServer,
 )
+from tests.browser.test_sweep import SPIRAL_BASE, start_spiral_sweep  # noqa: E402
 
 REFUSED = "BACKPROP_MAX_TRAINING_THREADS"  # in the page's message when the cap refuses a Train
 REFUSED_ANY = "already training"  # in the message of either cap (big runs' threads, small runs)
@@ -533,7 +534,6 @@ def playground_class(n_tabs, seconds):
 PROGRESS = re.compile(r"(starting|running|finished|cancelled|failed|interrupted) · (\d+)/(\d+) done · "
                       r"(\d+) running · (\d+) pruned · (\d+) failed · (?:\d+ lost to a worker that died · )?"
                       r"best: (?:-|trial (\d+), (.+?) (\S+)) · (\d+) s")
-SWEEP_BASE = "2D playground: spiral"
 TRAINING_TABS = 4
 PAGE_PROBLEMS = """() => {
   const seen = [...(window.__backpropProblems || [])];
@@ -555,22 +555,8 @@ def page_problems(page):
 def start_sweep(app, rates, iterations):
     """On the Sweep page: the spiral, a grid of learning rates, `iterations` each; Start sweep.
     Returns the page's message if it refused, else None."""
-    from tests.browser.test_sweep import open_new_sweep
-
     page = app.page
-    base = open_new_sweep(app, timeout=120)
-    base.click()
-    page.get_by_role("option", name=SWEEP_BASE).click()
-    app.wait_until_idle(120)
-    field = page.get_by_role("textbox", name="Learning rate (log scale)")
-    field.fill(rates)
-    field.press("Enter")
-    app.wait_until_idle(120)
-    field = page.get_by_role("spinbutton", name="Iterations per trial")
-    field.fill(str(iterations))
-    field.press("Enter")
-    app.wait_until_idle(120)
-    app.click("Start sweep")
+    start_spiral_sweep(app, rates, iterations, timeout=120)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         text = app.text()
@@ -652,7 +638,7 @@ def sweep_load(args):
     sampler = RssSampler(server.process.pid)
     loads = [os.getloadavg()]
     print(f"sweep + {TRAINING_TABS} training tabs for {minutes:g} min (and until the sweep ends); "
-          f"Train set-up {args.query}&seed=1..{TRAINING_TABS}; sweep: {SWEEP_BASE}, learning_rate="
+          f"Train set-up {args.query}&seed=1..{TRAINING_TABS}; sweep: {SPIRAL_BASE}, learning_rate="
           f"{args.sweep_rates}, {args.sweep_iterations} iterations, {workers} local workers; "
           f"{psutil.cpu_count()} CPUs; server env {env}; {load()}", flush=True)
     refused = None

@@ -52,22 +52,26 @@ def open_new_sweep(app, timeout=60):
                          f"{seen or [page.evaluate(NEW_SWEEP)]}\n{app.debug()}")
 
 
-def start_spiral_sweep(app, learning_rates: str, iterations: int):
-    """On the Sweep page: a grid over the spiral's learning rates, `iterations` a trial, started."""
+SPIRAL_BASE = "2D playground: spiral"  # the Base set-up choice the sweeps below start from
+
+
+def start_spiral_sweep(app, learning_rates: str, iterations: int, timeout: float = 60):
+    """On the Sweep page: a grid over the spiral's learning rates, `iterations` a trial, started
+    (each wait up to `timeout` s; benchmarks/bench_load.py starts its sweep this way too)."""
     page = app.page
-    expect(page.locator("h1").first).to_have_text("Sweep")
-    base = open_new_sweep(app)
+    expect(page.locator("h1").first).to_have_text("Sweep", timeout=timeout * 1000)
+    base = open_new_sweep(app, timeout)
     base.click()
-    page.get_by_role("option", name="2D playground: spiral").click()
-    app.wait_until_idle()
+    page.get_by_role("option", name=SPIRAL_BASE).click()
+    app.wait_until_idle(timeout)
     rates = page.get_by_role("textbox", name="Learning rate (log scale)")
     rates.fill(learning_rates)
     rates.press("Enter")
-    app.wait_until_idle()
+    app.wait_until_idle(timeout)
     box = page.get_by_role("spinbutton", name="Iterations per trial")
     box.fill(str(iterations))
     box.press("Enter")
-    app.wait_until_idle()
+    app.wait_until_idle(timeout)
     app.click("Start sweep")
 
 
