@@ -151,9 +151,9 @@ def serve_local_cluster(workers):
 
 
 # -- the kept cluster ------------------------------------------------------------------------------
-_idle = {}  # cluster_key -> (LocalClusterProcess, the monotonic time it became idle)
-_idle_lock = threading.Lock()
-_timer = None
+_kept = None  # (LocalClusterProcess, the monotonic time it became idle): one idle cluster at most
+_kept_lock = threading.Lock()
+_closer = None  # the thread that closes the kept cluster once it has been idle keep_seconds()
 
 
 def cluster_key(workers):
@@ -173,17 +173,19 @@ def keep_seconds():
         return KEEP_SECONDS
 
 
+def _take_kept():
+    """The kept cluster, out of its slot (None when none is kept)."""
+    global _kept
+    with _kept_lock:
+        kept, _kept = _kept, None
+    return kept[0] if kept is not None else None
+
+
 def take_local_cluster(workers):
     """A LocalClusterProcess of `workers` workers: the kept one when it matches and still runs, else
     a new one (a kept one that does not match is closed: one idle cluster at most)."""
-    key = cluster_key(workers)
-    with _idle_lock:
-        kept = _idle.pop(key, (None, 0))[0]
-        others = [cluster for cluster, _ in _idle.values()]
-        _idle.clear()
-    for cluster in others:
-        cluster.close()
-    if kept is not None and kept.alive:
+    kept = _take_kept()
+    if kept is not None and kept.key == cluster_key(workers) and kept.alive:
         kept.reused += 1
         return kept
     if kept is not None:
@@ -193,51 +195,45 @@ def take_local_cluster(workers):
 
 def keep_local_cluster(cluster):
     """Keep a sweep's cluster, idle, for the next sweep (closed after keep_seconds(); 0: now)."""
-    global _timer
+    global _kept, _closer
     seconds = keep_seconds()
     if not seconds or not cluster.alive:
         cluster.close()
         return
-    with _idle_lock:
-        old = _idle.pop(cluster.key, (None, 0))[0]
-        _idle[cluster.key] = (cluster, time.monotonic())
-        if _timer is None:
-            _timer = threading.Thread(target=_close_when_idle, name="backprop-sweep-keep", daemon=True)
-            _timer.start()
-    if old is not None and old is not cluster:
-        old.close()
+    with _kept_lock:
+        old, _kept = _kept, (cluster, time.monotonic())
+        if _closer is None:
+            _closer = threading.Thread(target=_close_when_idle, name="backprop-sweep-keep", daemon=True)
+            _closer.start()
+    if old is not None and old[0] is not cluster:
+        old[0].close()
 
 
 def _close_when_idle():
-    global _timer
+    global _kept, _closer
     while True:
         time.sleep(min(5.0, max(0.5, keep_seconds() / 4)))
-        now, late = time.monotonic(), []
-        with _idle_lock:
-            for key, (_, since) in list(_idle.items()):
-                if now - since >= keep_seconds():
-                    late.append(_idle.pop(key)[0])
-            if not _idle and not late:
-                _timer = None
-                return
-        for cluster in late:
-            cluster.close()
+        with _kept_lock:
+            if _kept is not None and time.monotonic() - _kept[1] < keep_seconds():
+                continue  # still within its idle time
+            late, _kept, _closer = _kept, None, None
+        if late is not None:
+            late[0].close()
+        return
 
 
 def kept_clusters():
-    """The addresses of the idle clusters kept now."""
-    with _idle_lock:
-        return [cluster.address for cluster, _ in _idle.values()]
+    """The addresses of the idle clusters kept now (one at most)."""
+    with _kept_lock:
+        return [_kept[0].address] if _kept is not None else []
 
 
 @atexit.register
 def close_local_clusters():
-    """Close every kept cluster (at the interpreter's exit; tests and benchmarks call it too)."""
-    with _idle_lock:
-        kept = [cluster for cluster, _ in _idle.values()]
-        _idle.clear()
-    for cluster in kept:
-        cluster.close()
+    """Close the kept cluster (at the interpreter's exit; tests and benchmarks call it too)."""
+    kept = _take_kept()
+    if kept is not None:
+        kept.close()
 
 
 def _warm_up():
