@@ -4,18 +4,23 @@ What is Streamlit's stays here: the session cache, the set-up the widgets propos
 page. The run itself (its trainer, background thread, record in the run store and checkpoints) is a
 `backprop.run.Run`, the same one `backprop train` and the sweeps use; pages read its typed `RunView`
 and call the Studio's methods from button callbacks. The Studio lives in a session-scoped resource
-cache whose `on_release` stops the thread when the browser session ends.
+cache whose `on_release` pauses its run when the browser session's websocket closes; the Studio is
+then parked (`Parking`) for a reconnect of the same session, and released when none comes.
 """
 
 import dataclasses
+import math
+import os
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 
+from backprop.budget import memory_budget, network_bytes
 from backprop.config import TrainConfig, preset
 from backprop.errors import InputError
 from backprop.owners import new_browser_token
@@ -30,8 +35,9 @@ TrainingView = RunView  # what the pages draw (the name the figure builders know
 class Studio:
     """Everything one browser session trains and shows; every method is safe from any thread."""
 
-    def __init__(self, config=None, session_id=None, store=None, owner=None):
+    def __init__(self, config=None, session_id=None, store=None, owner=None, reconnect_key=None):
         self.session_id = session_id or uuid.uuid4().hex[:8]
+        self.reconnect_key = reconnect_key  # what its browser session finds it by after a reconnect (Parking)
         # Who may rename or delete the runs it records (backprop.owners): its browser session's token.
         self.owner = owner or new_browser_token()
         self.config = (config or preset("tutorial")).validated()
@@ -264,15 +270,165 @@ class Studio:
         return self._initial_gradients
 
 
-def _release_studio(studio):
-    """The browser session ended (its tab closed, or its websocket dropped): release its Studio in a
-    thread of its own. Streamlit calls this on its event loop, and a release waits for the run's
-    record (its checkpoint) to be written: 16 Playground tabs closing at once held the server's
-    other sessions for tens of seconds and left 14 runs training a minute later
-    (benchmarks/bench_load.py --playground 16)."""
-    print(f"backprop-studio: session {studio.session_id} ended: its Studio is released", file=sys.stderr,
-          flush=True)
+def held_bytes(studio):
+    """Bytes a paused Studio keeps: its data arrays, and its network's parameters with their initial
+    copy and the optimizer's state (the step's scratch arrays are gone once it is paused)."""
+    data, trainer = studio.data, studio.trainer
+    arrays = () if data is None else (data.x_train, data.y_train, data.x_test, data.y_test)
+    held = sum(array.nbytes for array in arrays if array is not None)
+    if trainer is not None:
+        network = trainer.network
+        held += (2 + trainer.optimizer.state_arrays) * network_bytes(network.sizes, network.dtype)
+    return held
+
+
+RECONNECT_VARIABLE = "BACKPROP_RECONNECT_SECONDS"
+DEFAULT_RECONNECT_SECONDS = 60.0
+# Streamlit keeps a disconnected session for its reconnect 2 minutes (MemorySessionStorage's ttl):
+# after that the tab comes back as a new session, so parking longer would only hold memory.
+MOST_RECONNECT_SECONDS = 120.0
+
+
+def reconnect_seconds():
+    """How long a Studio whose websocket closed waits, paused, for its session to reconnect
+    (BACKPROP_RECONNECT_SECONDS; 0: released at once; anything not a number: the default)."""
+    try:
+        seconds = float(os.environ.get(RECONNECT_VARIABLE, "").strip() or DEFAULT_RECONNECT_SECONDS)
+    except ValueError:
+        return DEFAULT_RECONNECT_SECONDS
+    if math.isnan(seconds):
+        return DEFAULT_RECONNECT_SECONDS
+    return min(max(seconds, 0.0), MOST_RECONNECT_SECONDS)
+
+
+def _log(text):
+    print(f"backprop-studio: {text}", file=sys.stderr, flush=True)
+
+
+@dataclasses.dataclass(eq=False)
+class _Parked:
+    studio: Studio
+    since: float
+    paused: threading.Event = dataclasses.field(default_factory=threading.Event)
+    was_running: bool = False
+    held: int = 0
+
+
+class Parking:
+    """Studios of browser sessions whose websocket closed, kept for a reconnect.
+
+    Streamlit ends a session's resources when its websocket closes, whether the tab closed or the
+    connection dropped (a busy server, a sleeping laptop, a Wi-Fi change) and the tab reconnects with
+    the same session a moment later. Under load 27-30, 3 of 16 Playground tabs lost their websocket
+    and came back to a new network at iteration 0 (benchmarks/bench_load.py --playground 16). So a
+    closing session's run pauses at once (its training slot is free again as before) and its Studio
+    waits here, keyed by the Streamlit session id and Studio name: the reconnecting session takes it
+    back and its run goes on; after `reconnect_seconds()` it is released like before. Parked Studios
+    together keep at most one session's memory budget: past it, the oldest are released first.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._parked = {}  # key -> _Parked, oldest first
+
+    def park(self, key, studio):
+        """Called on Streamlit's event loop: the pausing (which waits for the run's current step)
+        happens in a thread of its own."""
+        seconds = reconnect_seconds()
+        if key is None or seconds <= 0:
+            _release_now(studio)
+            return
+        entry = _Parked(studio, time.monotonic())
+        with self._lock:
+            self._parked[key] = entry
+        _log(f"session {studio.session_id} ended: its run pauses, its Studio waits {seconds:g} s for a "
+             "reconnect")
+        threading.Thread(target=self._pause, args=(key, entry, seconds), daemon=True,
+                         name=f"backprop-park-{studio.session_id}").start()
+
+    def _pause(self, key, entry, seconds):
+        try:
+            entry.was_running = entry.studio.running
+            entry.studio.pause()
+            entry.held = held_bytes(entry.studio)
+        finally:
+            entry.paused.set()
+        for older in self._over_budget():
+            _log(f"session {older.studio.session_id}: parked Studios are over the memory budget; the "
+                 "oldest is released")
+            older.studio.release()
+        timer = threading.Timer(seconds, self._expire, args=(key, entry))
+        timer.name, timer.daemon = f"backprop-park-{entry.studio.session_id}", True
+        timer.start()
+
+    def _over_budget(self):
+        """The oldest parked Studios (never the newest) while all together keep more than the budget."""
+        with self._lock:
+            entries = list(self._parked.items())
+            total, budget, dropped = sum(entry.held for _, entry in entries), memory_budget(), []
+            for key, entry in entries[:-1]:
+                if total <= budget:
+                    break
+                del self._parked[key]
+                total -= entry.held
+                dropped.append(entry)
+        return dropped
+
+    def _expire(self, key, entry):
+        with self._lock:
+            if self._parked.get(key) is not entry:
+                return  # taken back, or released for the budget
+            del self._parked[key]
+        _log(f"session {entry.studio.session_id}: no reconnect; its Studio is released")
+        entry.studio.release()
+
+    def reclaim(self, key):
+        """The Studio parked under `key` (its run training again if it was), or None."""
+        with self._lock:
+            entry = self._parked.pop(key, None) if key is not None else None
+        if entry is None:
+            return None
+        entry.paused.wait(timeout=60)
+        studio, away = entry.studio, time.monotonic() - entry.since
+        _log(f"session {studio.session_id} reconnected after {away:.1f} s: its Studio is back")
+        if entry.was_running:
+            try:
+                studio.train()
+                studio.message = ("info", f"The connection dropped for {away:.0f} s; training paused "
+                                          "meanwhile and goes on.")
+            except InputError as error:
+                studio.message = ("warning", f"The connection dropped for {away:.0f} s and training "
+                                             f"paused; it could not start again: {error}")
+        return studio
+
+    def __len__(self):
+        with self._lock:
+            return len(self._parked)
+
+    def release_all(self):
+        """Release every parked Studio now (tests; a server shutting down)."""
+        with self._lock:
+            entries, self._parked = list(self._parked.values()), {}
+        for entry in entries:
+            entry.paused.wait(timeout=60)
+            entry.studio.release()
+
+
+PARKING = Parking()
+
+
+def _release_now(studio):
+    """Release a Studio in a thread of its own. Streamlit calls on_release on its event loop, and a
+    release waits for the run's record (its checkpoint) to be written: 16 Playground tabs closing at
+    once held the server's other sessions for tens of seconds and left 14 runs training a minute
+    later (benchmarks/bench_load.py --playground 16)."""
+    _log(f"session {studio.session_id} ended: its Studio is released")
     threading.Thread(target=studio.release, name=f"backprop-release-{studio.session_id}", daemon=True).start()
+
+
+def _release_studio(studio):
+    """The browser session's websocket closed (its tab closed, or the connection dropped)."""
+    PARKING.park(studio.reconnect_key, studio)
 
 
 def _session_id():
@@ -285,6 +441,17 @@ def _session_id():
     except Exception:
         pass
     return None
+
+
+def _reconnect_key(name):
+    """(Streamlit's whole session id, Studio name): what a reconnecting session finds its Studio by."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        return (ctx.session_id, name) if ctx is not None else None
+    except Exception:
+        return None
 
 
 OWNER_KEY = "backprop_owner_token"
@@ -306,9 +473,13 @@ def _make_cached_studio():
 
     @st.cache_resource(scope="session", on_release=_release_studio, show_spinner=False)
     def session_studio(name):
-        session = _session_id()
-        return Studio(session_id=f"{session}-{name}" if session and name != "train" else session,
-                      owner=owner_token())
+        key = _reconnect_key(name)
+        studio = PARKING.reclaim(key)
+        if studio is None:
+            session = _session_id()
+            studio = Studio(session_id=f"{session}-{name}" if session and name != "train" else session,
+                            owner=owner_token(), reconnect_key=key)
+        return studio
 
     return session_studio
 

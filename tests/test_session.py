@@ -187,3 +187,91 @@ def test_gradients_now_and_at_init_have_the_weight_shapes(store):
     now, initial = studio.gradients(), studio.initial_gradients()
     assert [dW.shape for dW, _ in now] == [W.shape for W, _ in studio.trainer.network.params]
     assert not np.allclose(now[0][0], initial[0][0])
+
+
+# -- a dropped websocket: the Studio waits, paused, for its session to reconnect ------------------
+def parked_studio(store, monkeypatch, seconds="30", **changes):
+    from studio import session
+
+    monkeypatch.setenv(session.RECONNECT_VARIABLE, seconds)
+    parking = session.Parking()
+    studio = Studio(small(**changes), store=store, reconnect_key=("session-1", "train"))
+    studio.train()
+    assert wait_for(lambda: studio.trainer.iteration >= 5)
+    return parking, studio
+
+
+def test_a_dropped_session_pauses_and_a_reconnect_takes_its_run_back(store, monkeypatch):
+    parking, studio = parked_studio(store, monkeypatch)
+    parking.park(studio.reconnect_key, studio)
+    assert wait_for(lambda: not training_threads()), "the parked run's thread still trains"
+    paused_at = studio.trainer.iteration
+    assert store.get(studio.run_id)["status"] == "stopped" and len(parking) == 1  # paused, in the store
+    assert parking.reclaim(("session-2", "train")) is None  # another session finds nothing
+    assert parking.reclaim(("session-1", "playground")) is None  # nor another Studio of the same one
+
+    back = parking.reclaim(studio.reconnect_key)
+    assert back is studio and len(parking) == 0
+    assert studio.running and "connection dropped" in studio.message[1]
+    assert wait_for(lambda: studio.trainer.iteration > paused_at + 3)
+    history = studio.view().iterations
+    assert list(history) == list(range(len(history)))  # one run, counted on without a gap
+    assert store.get(studio.run_id)["status"] == "running"
+    studio.release()
+
+
+def test_a_paused_session_comes_back_paused(store, monkeypatch):
+    parking, studio = parked_studio(store, monkeypatch)
+    studio.pause()
+    parking.park(studio.reconnect_key, studio)
+    assert parking.reclaim(studio.reconnect_key) is studio
+    assert not studio.running and studio.message is None
+    studio.release()
+
+
+def test_no_reconnect_in_time_releases_the_studio(store, monkeypatch, capsys):
+    parking, studio = parked_studio(store, monkeypatch, seconds="0.3")
+    parking.park(studio.reconnect_key, studio)
+    assert wait_for(lambda: len(parking) == 0, 10)
+    assert parking.reclaim(studio.reconnect_key) is None
+    log = capsys.readouterr().err
+    assert "its Studio waits 0.3 s for a reconnect" in log and "no reconnect; its Studio is released" in log
+
+
+def test_reconnect_seconds_zero_releases_at_once(store, monkeypatch):
+    parking, studio = parked_studio(store, monkeypatch, seconds="0")
+    parking.park(studio.reconnect_key, studio)
+    assert len(parking) == 0
+    assert wait_for(lambda: store.get(studio.run_id)["status"] == "stopped", 10)
+
+
+@pytest.mark.parametrize("text, seconds", [("", 60.0), ("5", 5.0), ("-3", 0.0), ("1e9", 120.0),
+                                           ("soon", 60.0), ("nan", 60.0)])
+def test_reconnect_seconds_reads_the_variable_within_bounds(monkeypatch, text, seconds):
+    from studio import session
+
+    monkeypatch.setenv(session.RECONNECT_VARIABLE, text)
+    assert session.reconnect_seconds() == seconds
+
+
+def test_parked_studios_keep_at_most_one_memory_budget(store, monkeypatch, capsys):
+    from studio import session
+
+    monkeypatch.setenv(session.RECONNECT_VARIABLE, "30")
+    parking, studios = session.Parking(), []
+    for number in range(3):
+        studio = Studio(small(seed=number + 1), store=store, reconnect_key=(f"session-{number}", "train"))
+        studio.step(1)
+        studios.append(studio)
+    one = session.held_bytes(studios[0])
+    assert one >= studios[0].data.x_train.nbytes > 0
+    monkeypatch.setenv("BACKPROP_MEMORY_BUDGET", str(int(2.5 * one)))  # room for two of the three
+    for studio in studios:
+        parking.park(studio.reconnect_key, studio)
+    assert wait_for(lambda: len(parking) == 2), "the oldest was not released past the budget"
+    log = capsys.readouterr().err
+    assert f"session {studios[0].session_id}: parked Studios are over the memory budget" in log
+    assert parking.reclaim(studios[0].reconnect_key) is None
+    assert parking.reclaim(studios[2].reconnect_key) is studios[2]
+    parking.release_all()
+    assert len(parking) == 0 and parking.reclaim(studios[1].reconnect_key) is None

@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 from backprop.data import load_task
 from backprop.trainer import Trainer
 from studio.url_state import query_to_config
-from tests.browser.conftest import KEYED_PLOT, status_line
+from tests.browser.conftest import KEYED_PLOT, AppPage, status_line
 
 SERVER_ENV = {"BACKPROP_MAX_TRAINING_THREADS": "2"}
 SLOW = "subset=300&learning_rate=0.01&iterations=100000"
@@ -208,3 +208,41 @@ def test_playground_tabs_train_past_the_cap_and_closing_them_ends_their_runs(ope
         app.wait_points(lambda points, before=before: points > before, timeout=30)
         app.context.close()
     assert_thread_count(server, 0, poll)
+
+
+def test_a_dropped_connection_gets_its_run_back(browser, streamlit_server, poll):
+    """The websocket drops (both ends closed, as a network failure would) while the run trains: the
+    tab reconnects to its session, and its run goes on from where it was, not from a new network."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    sockets = []
+
+    def through_a_route(socket):  # every websocket of the tab passes here, so the test can cut it
+        sockets.append((socket, socket.connect_to_server()))
+
+    try:
+        context.route_web_socket(re.compile(r"/_stcore/stream"), through_a_route)
+        app = AppPage(context, streamlit_server).open("", FAST)
+        start_training(app, poll)
+        poll(lambda: iteration(app) > 30, 60, lambda: f"the run does not train\n{app.debug()}")
+        shown_before = app.plot_points()
+
+        to_page, to_server = sockets[-1]
+        to_server.close()
+        to_page.close()
+        dropped_at = iteration(app)
+
+        def served(condition):  # Playwright runs the route's handler only inside its own calls
+            return lambda: app.page.wait_for_timeout(100) or condition()
+
+        poll(served(lambda: len(sockets) > 1), 60, lambda: f"the tab never reconnected\n{app.debug()}")
+        poll(served(lambda: "reconnected after" in streamlit_server.output(200)), 60,
+             lambda: f"the server never gave the session its Studio back\n{app.debug()}")
+        poll(lambda: iteration(app) > dropped_at + 30 and "paused" not in status(app), 60,
+             lambda: f"the run did not go on after the reconnect (dropped at {dropped_at})\n{app.debug()}")
+        assert app.plot_points() > shown_before  # the same history, grown: not a new network's
+        expect(app.page.get_by_text("connection dropped").first).to_be_visible()
+        app.screenshot("sessions-reconnected")
+        app.assert_clean()
+    finally:
+        context.close()
+    assert_thread_count(streamlit_server, 0, poll)
