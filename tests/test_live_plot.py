@@ -4,6 +4,7 @@ itself is driven in tests/browser)."""
 import json
 
 import numpy as np
+import plotly
 import pytest
 
 from studio import live_plot
@@ -13,15 +14,18 @@ def test_the_served_folder_holds_the_page_and_the_installed_plotly_js(tmp_path, 
     monkeypatch.setenv("BACKPROP_STUDIO_HOME", str(tmp_path))
     folder = live_plot.asset_folder()
     assert folder.is_relative_to(tmp_path)
-    assert (folder / "index.html").read_bytes() == live_plot.PAGE.read_bytes()
+    assert (folder / "index.html").read_bytes() == live_plot.page_html()
     assert (folder / "plotly.min.js").read_bytes() == live_plot.PLOTLY_JS.read_bytes()
-    assert b'src="plotly.min.js"' in live_plot.PAGE.read_bytes()  # loaded from next to the page
+    page = live_plot.page_html().decode()
+    assert 'fetch("plotly.min.js")' in page and 'script.src = "plotly.min.js"' in page  # next to the page
+    # kept in the app's window under its version: a newer plotly on the server is fetched anew
+    assert f'"__livePlotPlotlyJs {plotly.__version__}"' in page and "{{" not in page
 
     # A damaged or stale copy (an interrupted copy, an edited page) is replaced on the next start.
     (folder / "index.html").write_text("old page")
     (folder / "plotly.min.js").write_bytes(b"x" * live_plot.PLOTLY_JS.stat().st_size)
     assert live_plot.asset_folder() == folder
-    assert (folder / "index.html").read_bytes() == live_plot.PAGE.read_bytes()
+    assert (folder / "index.html").read_bytes() == live_plot.page_html()
     assert (folder / "plotly.min.js").read_bytes() == live_plot.PLOTLY_JS.read_bytes()
     assert sorted(p.name for p in folder.iterdir()) == ["index.html", "plotly.min.js"]  # no leftovers
 
