@@ -22,7 +22,8 @@ the targets (each >= 150 steps/s; slowest >= half the
 fastest) and against the tab alone; how often the output map was redrawn in the foreground tab and
 in the others (plotly.js's `plotly_afterplot`, target >= 1 Hz in the foreground); the server's peak
 RSS (target <= 2 GB); refusals (target 0); the training count the server logs after the tabs closed
-(target 0); and the load averages seen.
+(target 0); the CPU the server and the tabs' Chromium took while measured; the websockets that
+dropped and the sessions that reconnected to take their run back; and the load averages seen.
 
     python benchmarks/bench_load.py --sweep [--minutes 4] [--budget 4GB]
 
@@ -281,6 +282,20 @@ def load():
     return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
+def cpu_seconds(process, only=None):
+    """CPU seconds (user + system) of a process and its descendants (those whose name contains
+    `only`, when given)."""
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            if only is None or only in member.name():
+                times = member.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
 class HealthSampler(threading.Thread):
     """How long the server takes to answer /_stcore/health (its event loop), every second."""
 
@@ -423,6 +438,7 @@ def playground_class(n_tabs, seconds):
         print(f"  [{time.monotonic() - begun:4.0f} s] {what}; {load()}", flush=True)
     try:
         with sync_playwright() as playwright:
+            me = psutil.Process()
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             alone = PlaygroundTab(browser, server.url, 100)
             alone.ready()
@@ -452,7 +468,13 @@ def playground_class(n_tabs, seconds):
             stamp(f"{sum(trained)} tabs training")
             time.sleep(5)  # past the starts
             class_load = load()
+            served = psutil.Process(server.process.pid)
+            cpu_before = (cpu_seconds(served), cpu_seconds(me, "chrom"), time.monotonic())
             rows = measure(tabs, seconds, store, watched=2)  # the foreground tab and one other
+            cpu_after = (cpu_seconds(served), cpu_seconds(me, "chrom"), time.monotonic())
+            wall = cpu_after[2] - cpu_before[2]
+            cores = [(after - before) / wall
+                     for before, after in zip(cpu_before[:2], cpu_after[:2], strict=True)]
             stamp("measured")
             texts = [tab.page.locator("body").inner_text() for tab in tabs[:2]]
             refusals = sum(tab.refused for tab in tabs) + sum(
@@ -483,7 +505,7 @@ def playground_class(n_tabs, seconds):
     print(f"tabs whose run was not training at the end (the run store): {not_training or 'none'}")
     for number, (rate, page_rate, draws, changed) in enumerate(rows, 1):
         trained_here = (f"{rate:6.0f} steps/s ({rate / solo:.2f} of the tab alone)" if rate is not None
-                        else "  its run stopped (session lost)")
+                        else "  its run was not training at the start or the end (its websocket dropped?)")
         page = ("" if page_rate is None else f"; {page_rate:.0f} on its page; output map {draws:.1f} Hz "
                                              f"({changed:.1f} Hz with new values)")
         print(f"  tab {number:2d}{' (foreground)' if number == 1 else '             '}: {trained_here}{page}")
@@ -494,8 +516,11 @@ def playground_class(n_tabs, seconds):
     print(f"run store: {len(runs)} runs, {counts}; the tabs' status lines at the end: {lines}")
     waits = sorted(health.seconds) or [float("nan")]
     which = ", ".join(f"tab {n}: {count}" for n, count in enumerate(lost, 1) if count)
-    print(f"websockets that closed while the tabs were open (each a session lost, its run stopped): "
-          f"{sum(lost)} ({which or 'none'}); "
+    back = [re.search(r"reconnected after ([\d.]+) s", line) for line in server.lines]
+    back = [float(found.group(1)) for found in back if found]
+    print(f"websockets that closed while the tabs were open (the run pauses until its tab reconnects): "
+          f"{sum(lost)} ({which or 'none'}); sessions that reconnected and took their run back: {len(back)} "
+          f"(after {', '.join(f'{seconds:.1f}' for seconds in back) or '-'} s); "
           f"the server's /_stcore/health answered in median {1e3 * waits[len(waits) // 2]:.0f} ms, "
           f"at most {waits[-1]:.1f} s, {health.failures} failed")
     (home / "server.log").write_text("\n".join(server.lines))
@@ -511,6 +536,7 @@ def playground_class(n_tabs, seconds):
     others_median = sorted(others)[len(others) // 2] if others else 0.0
     print(f"output map in the foreground tab: {rows[0][2]:.1f} Hz (target >= 1), with new values "
           f"{rows[0][3]:.1f} Hz; in a background tab: median {others_median:.1f} Hz")
+    print(f"CPU while measured (cores): the server {cores[0]:.2f}, the {n_tabs} Chromium tabs {cores[1]:.2f}")
     print(f"server peak RSS: {format_bytes(sampler.peak)} (target <= 2 GB)")
     print(f"training count after all tabs closed: {threads_after} ({'ok' if closed else 'NOT 0'}); {load()}")
     print(f"processes of the server left after it stopped: {len(left)} {left or ''}")
