@@ -401,6 +401,11 @@ class Parking:
                                              f"paused; it could not start again: {error}")
         return studio
 
+    def names(self, session):
+        """The names of the Studios parked for a Streamlit session id."""
+        with self._lock:
+            return [name for parked_session, name in self._parked if parked_session == session]
+
     def __len__(self):
         with self._lock:
             return len(self._parked)
@@ -510,4 +515,9 @@ def get_studio(name="train"):
     global _cached_studio
     if _cached_studio is None:
         _cached_studio = _make_cached_studio()
-    return _cached_studio(name)
+    studio = _cached_studio(name)
+    key = studio.reconnect_key
+    if key is not None and len(PARKING):  # a reconnected session takes its other pages' Studios back too
+        for other in PARKING.names(key[0]):
+            _cached_studio(other)
+    return studio

@@ -210,37 +210,47 @@ def test_playground_tabs_train_past_the_cap_and_closing_them_ends_their_runs(ope
     assert_thread_count(server, 0, poll)
 
 
-def test_a_dropped_connection_gets_its_run_back(browser, streamlit_server, poll):
-    """The websocket drops (both ends closed, as a network failure would) while the run trains: the
-    tab reconnects to its session, and its run goes on from where it was, not from a new network."""
+def test_a_dropped_connection_gets_its_runs_back(browser, streamlit_server, poll):
+    """The websocket drops (both ends closed, as a network failure would) while the tab's Train page
+    run and its Playground run train: the tab reconnects to its session, and both runs go on from
+    where they were, not from new networks."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     sockets = []
 
     def through_a_route(socket):  # every websocket of the tab passes here, so the test can cut it
         sockets.append((socket, socket.connect_to_server()))
 
+    def served(condition):  # Playwright runs the route's handler only inside its own calls
+        return lambda: app.page.wait_for_timeout(100) or condition()
+
+    def menu(page_name):
+        app.page.locator('[data-testid="stSidebarNav"] a', has_text=page_name).click()
+        app.wait_until_idle()
+
     try:
         context.route_web_socket(re.compile(r"/_stcore/stream"), through_a_route)
         app = AppPage(context, streamlit_server).open("", FAST)
         start_training(app, poll)
-        poll(lambda: iteration(app) > 30, 60, lambda: f"the run does not train\n{app.debug()}")
-        shown_before = app.plot_points()
+        poll(lambda: iteration(app) > 30, 60, lambda: f"the Train page's run does not train\n{app.debug()}")
+        trained = app.wait_points(lambda points: points > 30)  # a rerun may have the chart away a moment
+        menu("Playground")
+        app.click("Train")
+        poll(lambda: iteration(app) > 30, 60, lambda: f"the Playground does not train\n{app.debug()}")
 
         to_page, to_server = sockets[-1]
         to_server.close()
         to_page.close()
         dropped_at = iteration(app)
-
-        def served(condition):  # Playwright runs the route's handler only inside its own calls
-            return lambda: app.page.wait_for_timeout(100) or condition()
-
         poll(served(lambda: len(sockets) > 1), 60, lambda: f"the tab never reconnected\n{app.debug()}")
-        poll(served(lambda: "reconnected after" in streamlit_server.output(200)), 60,
-             lambda: f"the server never gave the session its Studio back\n{app.debug()}")
+        poll(served(lambda: streamlit_server.output(200).count("reconnected after") == 2), 60,
+             lambda: f"the server did not give the session both Studios back\n{app.debug()}")
         poll(lambda: iteration(app) > dropped_at + 30 and "paused" not in status(app), 60,
-             lambda: f"the run did not go on after the reconnect (dropped at {dropped_at})\n{app.debug()}")
-        assert app.plot_points() > shown_before  # the same history, grown: not a new network's
+             lambda: f"the Playground did not go on after the reconnect (at {dropped_at})\n{app.debug()}")
         expect(app.page.get_by_text("connection dropped").first).to_be_visible()
+
+        menu("Train")  # its run was taken back with the session (not when the page was shown again)
+        poll(lambda: "paused" not in status(app) and (app.plot_points() or 0) > trained + 30, 60,
+             lambda: f"the Train page's run did not go on after the reconnect\n{app.debug()}")
         app.screenshot("sessions-reconnected")
         app.assert_clean()
     finally:
