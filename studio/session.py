@@ -449,12 +449,15 @@ def _session_id():
 
 
 def _reconnect_key(name):
-    """(Streamlit's whole session id, Studio name): what a reconnecting session finds its Studio by."""
+    """(the session, Studio name): what a reconnecting session finds its Studio by. The session is
+    Streamlit's session id with this session's owner token, which lives in its session state: a
+    reconnect keeps both, and a session id used again by another session (AppTest gives every test
+    the same one) does not find the Studio of the one before."""
     try:
         from streamlit.runtime.scriptrunner import get_script_run_ctx
 
         ctx = get_script_run_ctx()
-        return (ctx.session_id, name) if ctx is not None else None
+        return (f"{ctx.session_id} {owner_token()}", name) if ctx is not None else None
     except Exception:
         return None
 

@@ -62,6 +62,23 @@ def test_train_page_renders_with_all_controls():
     assert at.text_input(key="setup_hidden").value == "196"
 
 
+def test_a_released_session_comes_back_to_its_own_studio_and_no_other_session_does():
+    # Clearing the session cache is what a dropped websocket does to a session: its Studio is parked
+    # (studio.session.Parking). The same session, run again, takes it back; a new session whose id
+    # is the same (AppTest gives every test one id) starts afresh.
+    at = open_app()
+    button(at, "Step ×10").click().run()
+    assert "iteration 10 ·" in status(at)
+    st.cache_resource.clear()
+    at.run()
+    no_errors(at)
+    assert "iteration 10 ·" in status(at)
+    st.cache_resource.clear()
+    other = open_app()
+    no_errors(other)
+    assert "iteration 0" in status(other)
+
+
 def test_step_step10_and_reset_count_exactly():
     at = open_app()
     button(at, "Step").click().run()
