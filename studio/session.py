@@ -322,9 +322,10 @@ class Parking:
     the same session a moment later. Under load 27-30, 3 of 16 Playground tabs lost their websocket
     and came back to a new network at iteration 0 (benchmarks/bench_load.py --playground 16). So a
     closing session's run pauses at once (its training slot is free again as before) and its Studio
-    waits here, keyed by the Streamlit session id and Studio name: the reconnecting session takes it
-    back and its run goes on; after `reconnect_seconds()` it is released like before. Parked Studios
-    together keep at most one session's memory budget: past it, the oldest are released first.
+    waits here, keyed by its session (Streamlit's session id with the session's owner token) and
+    its name: the reconnecting session takes it, and its other Studios, back and its run goes on;
+    after `reconnect_seconds()` it is released like before. Parked Studios together keep at most
+    one session's memory budget: past it, the oldest are released first.
     """
 
     def __init__(self):
@@ -340,7 +341,11 @@ class Parking:
             return
         entry = _Parked(studio, time.monotonic())
         with self._lock:
+            replaced = self._parked.pop(key, None)
             self._parked[key] = entry
+        if replaced is not None and replaced.studio is not studio:  # never left paused and unreleased
+            threading.Thread(target=self._release_when_paused, args=(replaced,), daemon=True,
+                             name=f"backprop-release-{replaced.studio.session_id}").start()
         _log(f"session {studio.session_id} ended: its run pauses, its Studio waits {seconds:g} s for a "
              "reconnect")
         threading.Thread(target=self._pause, args=(key, entry, seconds), daemon=True,
@@ -401,8 +406,13 @@ class Parking:
                                              f"paused; it could not start again: {error}")
         return studio
 
+    @staticmethod
+    def _release_when_paused(entry):
+        entry.paused.wait(timeout=60)
+        entry.studio.release()
+
     def names(self, session):
-        """The names of the Studios parked for a Streamlit session id."""
+        """The names of the Studios parked for a session (the first part of their keys)."""
         with self._lock:
             return [name for parked_session, name in self._parked if parked_session == session]
 
@@ -415,8 +425,7 @@ class Parking:
         with self._lock:
             entries, self._parked = list(self._parked.values()), {}
         for entry in entries:
-            entry.paused.wait(timeout=60)
-            entry.studio.release()
+            self._release_when_paused(entry)
 
 
 PARKING = Parking()

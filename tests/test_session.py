@@ -275,3 +275,18 @@ def test_parked_studios_keep_at_most_one_memory_budget(store, monkeypatch, capsy
     assert parking.reclaim(studios[2].reconnect_key) is studios[2]
     parking.release_all()
     assert len(parking) == 0 and parking.reclaim(studios[1].reconnect_key) is None
+
+
+def test_a_second_studio_parked_under_the_same_key_releases_the_first(store, monkeypatch):
+    parking, first = parked_studio(store, monkeypatch)
+    first.pause()
+    second = Studio(small(seed=2), store=store, reconnect_key=first.reconnect_key)
+    second.step(1)
+    released = []
+    first.release = lambda: released.append(first)  # what the parking calls, seen
+    parking.park(first.reconnect_key, first)
+    parking.park(second.reconnect_key, second)
+    assert len(parking) == 1 and parking.reclaim(first.reconnect_key) is second
+    assert wait_for(lambda: released == [first], 10), "the first was left paused and never released"
+    Studio.release(first)
+    second.release()
