@@ -171,7 +171,14 @@ def trainer_stability(trainer, max_samples=SAMPLES, seed=0, tol=1e-3, v0=None):
     """`measure_stability` for a Trainer's network, data, penalties, optimizer and scheduled learning
     rate now. What it needs is copied under the trainer's reading lock; the measurement runs after
     it is released, so training waits only for the copy."""
+    return _measured_at(trainer, max_samples, seed, tol, v0)[1]
+
+
+def _measured_at(trainer, max_samples, seed, tol, v0):
+    """(the iteration of the parameters measured, trainer_stability): both read in one hold of the
+    lock, so a training thread stepping meanwhile cannot put the label a step off."""
     with trainer.reading():
+        iteration = trainer.iteration
         params = list(trainer.network.params)  # the trainer replaces arrays, never changes them
         optimizer = trainer.optimizer
         learning_rate = optimizer.learning_rate * trainer.lr_factor()
@@ -180,9 +187,10 @@ def trainer_stability(trainer, max_samples=SAMPLES, seed=0, tol=1e-3, v0=None):
         optimizer_values = optimizer.values()
         name = optimizer.name
     judged = make_optimizer(name, **optimizer_values)  # the settings at the copy, without the live state
-    return measure_stability(trainer.network, trainer.x_train, trainer.y_train, judged, **penalties,
-                             learning_rate=learning_rate, max_samples=max_samples, seed=seed, tol=tol,
-                             v0=v0, params=params, preconditioner=preconditioner)
+    return iteration, measure_stability(trainer.network, trainer.x_train, trainer.y_train, judged,
+                                        **penalties, learning_rate=learning_rate, max_samples=max_samples,
+                                        seed=seed, tol=tol, v0=v0, params=params,
+                                        preconditioner=preconditioner)
 
 
 @dataclass(frozen=True)
@@ -221,8 +229,7 @@ class SharpnessTracker:
         trainer has diverged."""
         if trainer.diverged is not None or (trainer.optimizer.name == "adam" and trainer.optimizer.t == 0):
             return None
-        iteration = trainer.iteration
-        stability = trainer_stability(trainer, self.max_samples, self.seed, self.tol, v0=self._vector)
+        iteration, stability = _measured_at(trainer, self.max_samples, self.seed, self.tol, self._vector)
         self._vector = stability.vector
         self.seconds += stability.seconds
         point = SharpnessPoint(iteration, stability)

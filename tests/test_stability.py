@@ -135,6 +135,31 @@ def test_warm_started_tracking_finds_the_top_eigenvalue_each_time():
     assert np.mean([p.stability.products for p in tracker.points[1:]]) < 10  # warm starts are cheap
 
 
+def test_a_point_is_labelled_with_the_iteration_of_the_parameters_it_measured():
+    """The training thread may step between the tracker's call and its copy of the parameters (the
+    live diagnostics run on a thread of their own): the label is the copy's iteration."""
+    import contextlib
+
+    config = TrainConfig(dataset="circle", digits=None, layers=[4, 1], activation="tanh",
+                         learning_rate=0.1).validated()
+    trainer = Trainer.from_config(config, config.load_data())
+    trainer.step(5)
+    locked = trainer.reading
+
+    @contextlib.contextmanager
+    def a_step_lands_first():  # the training thread took the lock first
+        trainer.step(1)
+        with locked():
+            yield
+
+    trainer.reading = a_step_lands_first
+    point = SharpnessTracker(every=1, max_samples=None).measure(trainer)
+    trainer.reading = locked
+    assert point.iteration == 6 == trainer.iteration
+    measured_now = trainer_stability(trainer, max_samples=None)
+    assert point.stability.value == pytest.approx(measured_now.value, rel=1e-6)
+
+
 def test_tracker_settings_are_checked():
     for bad in (0, -3, 2.5, True):
         with pytest.raises(InputError, match="track_sharpness"):
