@@ -96,3 +96,14 @@ def local_http_server(handler):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.fixture
+def command_stderr(capsys):
+    """command_stderr() -> what a command wrote to stderr, without the server's log lines
+    ("backprop-studio: ..."): a previous test's idle pool worker may log its end while this test runs
+    (CI once read "training pool workers: 0" before a CLI's error line)."""
+    def read():
+        return "".join(line for line in capsys.readouterr().err.splitlines(keepends=True)
+                       if not line.startswith("backprop-studio: "))
+    return read

@@ -55,11 +55,11 @@ def test_bad_input_is_one_line_naming_the_field(capsys, argv, field):
     assert "Traceback" not in err + out
 
 
-def test_argparse_errors_exit_2_without_traceback(capsys):
+def test_argparse_errors_exit_2_without_traceback(command_stderr):
     with pytest.raises(SystemExit) as stop:
         cli.main(["train", "--no-such-option"])
     assert stop.value.code == 2
-    assert capsys.readouterr().err.startswith("error: unrecognized arguments")
+    assert command_stderr().startswith("error: unrecognized arguments")
     with pytest.raises(SystemExit) as stop:
         cli.main(["train", "--digits", "5,8", "--classes", "all"])
     assert stop.value.code == 2

@@ -74,7 +74,7 @@ def test_every_setting_has_a_valid_other_value_and_a_field_named_refusal(name):
 
 
 @pytest.mark.parametrize("name", [name for name in SETTING_NAMES if SETTINGS[name].cli])
-def test_every_cli_setting_round_trips_through_its_option(name, capsys):
+def test_every_cli_setting_round_trips_through_its_option(name, command_stderr):
     setting = SETTINGS[name]
     value = getattr(with_value(name, other_value(setting)).validated(), name)
     argv = ["train", f"{setting.option}={setting.encode(value)}"]
@@ -84,7 +84,7 @@ def test_every_cli_setting_round_trips_through_its_option(name, capsys):
     assert getattr(config, name) == value
     bad = ["train", f"{setting.option}={bad_value(setting)}", "--no-record"]
     assert cli.main(bad) == cli.EXIT_INPUT
-    assert capsys.readouterr().err.startswith(f"error: {name}:")
+    assert command_stderr().startswith(f"error: {name}:")
 
 
 @pytest.mark.parametrize("name", [name for name in SETTING_NAMES if SETTINGS[name].url])
