@@ -278,6 +278,16 @@ def wait_for(condition, seconds, what):
     return False
 
 
+def close_tabs(server, browser, contexts):
+    """Close every tab (its browser context) and the browser, then wait up to 60 s for the server to
+    log 0 training threads. Returns (whether it did, the last count it logged)."""
+    for context in contexts:
+        context.close()
+    browser.close()
+    ended = wait_for(lambda: server.training_threads() == 0, 60, "0 training threads")
+    return ended, server.training_threads()
+
+
 def load():
     return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
@@ -482,12 +492,8 @@ def playground_class(n_tabs, seconds):
             training_at_end = recorded_iterations(store)
             shown = [STATUS.search(text) for text in texts]
             lost = [len(tab.closed_sockets) for tab in tabs]  # before the tabs close theirs
-            for tab in tabs:
-                tab.context.close()
-            browser.close()
-            stamp("tabs closed")
-        closed = wait_for(lambda: server.training_threads() == 0, 60, "0 training threads")
-        threads_after = server.training_threads()
+            closed, threads_after = close_tabs(server, browser, [tab.context for tab in tabs])
+            stamp("tabs closed, their training ended" if closed else "tabs closed")
     finally:
         sampler.stopped.set()
         health.stopped.set()
@@ -719,12 +725,7 @@ def sweep_load(args):
             problems = {f"train tab {tab.seed}": page_problems(tab.page) for tab in tabs}
             problems["sweep tab"] = page_problems(sweep_app.page)
             timeouts = sum(len(tab.errors) for tab in tabs)
-            for tab in tabs:
-                tab.context.close()
-            context.close()
-            browser.close()
-        closed = wait_for(lambda: server.training_threads() == 0, 60, "0 training threads")
-        threads_after = server.training_threads()
+            closed, threads_after = close_tabs(server, browser, [tab.context for tab in tabs] + [context])
     finally:
         sampler.stopped.set()
         server.stop()
@@ -874,11 +875,7 @@ def main(argv=None):
                         tab.state = "idle" if tab.state != "training" else tab.state
                 most_training = max(most_training, server.training_threads() or 0)
                 time.sleep(0.2)
-            for tab in tabs:
-                tab.context.close()
-            browser.close()
-        closed = wait_for(lambda: server.training_threads() == 0, 60, "0 training threads")
-        threads_after = server.training_threads()
+            closed, threads_after = close_tabs(server, browser, [tab.context for tab in tabs])
     finally:
         sampler.stopped.set()
         server.stop()
