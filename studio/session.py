@@ -274,8 +274,7 @@ def held_bytes(studio):
     """Bytes a paused Studio keeps: its data arrays, and its network's parameters with their initial
     copy and the optimizer's state (the step's scratch arrays are gone once it is paused)."""
     data, trainer = studio.data, studio.trainer
-    arrays = () if data is None else (data.x_train, data.y_train, data.x_test, data.y_test)
-    held = sum(array.nbytes for array in arrays if array is not None)
+    held = 0 if data is None else data.nbytes
     if trainer is not None:
         network = trainer.network
         held += (2 + trainer.optimizer.state_arrays) * network_bytes(network.sizes, network.dtype)

@@ -65,6 +65,12 @@ class Dataset:
     def n_features(self) -> int:
         return int(self.x_train.shape[1])
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of its samples and targets, both splits: what keeping it loaded costs."""
+        return sum(array.nbytes for array in (self.x_train, self.y_train, self.x_test, self.y_test)
+                   if array is not None)
+
 
 def load_task(
     dataset: str = "mnist",

@@ -100,9 +100,7 @@ def _size(config):
     if size is not None:
         return size, 0
     data = config.load_data()
-    loaded = sum(array.nbytes for array in (data.x_train, data.y_train, data.x_test, data.y_test)
-                 if array is not None)
-    return (data.n_features, len(data.y_train)), loaded
+    return (data.n_features, len(data.y_train)), data.nbytes
 
 
 def trial_bytes(spec):
