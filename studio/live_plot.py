@@ -24,6 +24,7 @@ fetched and compiled its own copy).
 """
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,10 +41,11 @@ DEFAULT_CONFIG = {"displaylogo": False, "responsive": True}
 
 def _write_if_changed(content: bytes, target: Path) -> None:
     """Write through a temporary name, so that a browser never reads a half-written file and two
-    servers starting together do not trip over each other."""
+    servers, or two sessions of one server, starting together do not trip over each other (a
+    class of 16 opening at once: one session's rename took the other's file, FileNotFoundError)."""
     if target.exists() and target.stat().st_size == len(content) and target.read_bytes() == content:
         return
-    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
     partial.write_bytes(content)
     os.replace(partial, target)
 
