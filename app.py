@@ -7,6 +7,7 @@ switches."""
 # (plotly and Streamlit look pandas up in sys.modules: "partially initialized module 'pandas' has
 # no attribute 'NaT'"). Streamlit imports pandas and pyarrow lazily, for st.dataframe.
 import contextlib
+import sys
 
 import pandas  # noqa: F401
 import plotly.graph_objects  # noqa: F401
@@ -18,6 +19,13 @@ from PIL import Image  # noqa: F401
 
 with contextlib.suppress(ImportError):
     import orjson  # noqa: F401  (plotly's optional JSON engine, which it imports on first use)
+
+# A thread waiting for the interpreter lock asks for it after this long. The training pool's
+# workers run pure Python and hold it; each numpy, PNG or socket call of a page's drawing and of
+# the event loop lets go of it and then waited the default 5 ms to get it back. With 16 Playground
+# sessions training (`benchmarks/bench_load.py --playground 16`, drawing share 0.3), 1 ms took
+# the slowest session from 114 to 140 steps/s with the maps still above 1 Hz.
+sys.setswitchinterval(0.001)
 
 from studio.pages import PAGES  # noqa: E402 (after the libraries above)
 from studio.url_state import demo_from_query  # noqa: E402

@@ -38,6 +38,7 @@ and asks the pool to step them; `Job.on_end(reason)` is how the pool tells it a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -50,6 +51,9 @@ from .network import EVAL_BLOCK
 SMALL_STEP_COST = 2**20  # multiply-adds of a step at most, for a run to be small (see the docstring)
 SLICE_SECONDS = 0.005  # one turn of a small run: steps until this much time has passed
 IDLE_SECONDS = 2.0  # a worker with nothing to do for this long ends (a new run starts one again)
+# While the server draws a page's live views (`foreground()`), a worker waits before its next turn,
+# at most this long: drawing first, and training still has at least 5 ms in every 25.
+FOREGROUND_WAIT_SECONDS = 0.02
 POOL_PREFIX = "backprop-pool-"
 
 
@@ -166,14 +170,17 @@ class Job:
 class Pool:
     """Worker threads taking turns over small runs (see the module docstring)."""
 
-    def __init__(self, workers=None, slice_seconds=SLICE_SECONDS, idle_seconds=IDLE_SECONDS):
+    def __init__(self, workers=None, slice_seconds=SLICE_SECONDS, idle_seconds=IDLE_SECONDS,
+                 foreground_wait=FOREGROUND_WAIT_SECONDS):
         self._size = workers
         self.slice_seconds = slice_seconds
         self.idle_seconds = idle_seconds
+        self.foreground_wait = foreground_wait
         self._cond = threading.Condition()
         self._jobs = deque()  # round-robin order: a job goes to the back after its turn
         self._workers = set()
         self._numbers = 0
+        self._foreground = 0  # drawings in progress (see foreground())
 
     @property
     def size(self):
@@ -222,6 +229,34 @@ class Pool:
             job.repace()
             self._cond.notify_all()
 
+    @contextlib.contextmanager
+    def foreground(self):
+        """Work of the server's that must not wait behind the workers (a page drawing its live
+        views): while any is in progress, the workers wait between turns (at most foreground_wait
+        each time). The workers' steps are pure Python and hold the
+        interpreter lock; a drawing's numpy and PNG calls each let go of it and then waited a
+        switch interval (5 ms) to get it back: beside one Playground run, the Playground's maps took
+        about 200 ms to draw where they need 12 ms of CPU, and beside 16 runs the server fell so far
+        behind that Streamlit dropped each run's messages unsent."""
+        with self._cond:
+            self._foreground += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._foreground -= 1
+                if not self._foreground:
+                    self._cond.notify_all()
+
+    def _yield_to_foreground(self):
+        """Wait while the server draws, up to foreground_wait. Called with the lock held."""
+        deadline = time.perf_counter() + self.foreground_wait
+        while self._foreground:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return
+            self._cond.wait(left)
+
     def _log(self):
         print(f"backprop-studio: training pool workers: {len(self._workers)}", file=sys.stderr, flush=True)
 
@@ -251,6 +286,7 @@ class Pool:
         me = threading.current_thread()
         while True:
             with self._cond:
+                self._yield_to_foreground()
                 job = self._next()
                 if job is None:
                     self._workers.discard(me)
@@ -273,6 +309,11 @@ class Pool:
 
 
 _pool = Pool()
+
+
+def foreground():
+    """The process-wide pool's `Pool.foreground()`: `with foreground(): draw()`."""
+    return _pool.foreground()
 
 
 def pool():

@@ -12,18 +12,25 @@ and trains again. After --minutes all tabs are closed. Prints: the server's peak
 0); and whether every finished run's history in the run store equals the CSV its page gave (the
 runs of one seed are identical, so each finished run is compared with its tab's CSV).
 
-    python benchmarks/bench_load.py --playground 16 [--seconds 60]
+    python benchmarks/bench_load.py --playground 16 [--seconds 60] [--chromium-tabs 1]
 
 A class at once (issue 19): the Playground's own set-up ([2, 4, 2, 1] tanh on the circle's 500
-points, batches of 10; seeds 1..N) in N Chromium tabs that all press Train, after one tab alone
-(the peer, measured first in the same run). Prints each session's steps/s over --seconds (from the
-last step its run wrote to the run store, and from the iteration counter its page shows) against
-the targets (each >= 150 steps/s; slowest >= half the
-fastest) and against the tab alone; how often the output map was redrawn in the foreground tab and
-in the others (plotly.js's `plotly_afterplot`, target >= 1 Hz in the foreground); the server's peak
-RSS (target <= 2 GB); refusals (target 0); the training count the server logs after the tabs closed
-(target 0); the CPU the server and the tabs' Chromium took while measured; the websockets that
-dropped and the sessions that reconnected to take their run back; and the load averages seen.
+points, batches of 10; seeds 1..N) in N sessions that all press Train, after one tab alone (the
+peer, measured first in the same run). The first --chromium-tabs sessions are Chromium tabs (the
+first in the foreground); the others are screenless sessions (benchmarks/screenless_session.py):
+Streamlit sessions that send what a tab's frontend sends (its widgets' values, taken from the first
+tab, with their own seed; each fragment's timed reruns) and read all the server sends, but draw
+nothing, as a class's other browsers, each on its own machine, load the server and not this one.
+With --chromium-tabs 16 the 16 tabs draw on the server's 2 cores: their drawing (~165 ms of a
+renderer's CPU per Playground refresh) is then what is measured. Prints each session's steps/s over
+--seconds (from the last step its run wrote to the run store, and from the iteration counter a tab
+shows) against the targets (each >= 150 steps/s; slowest >= half the fastest) and against the tab
+alone; how often the output map was redrawn in the foreground tab (plotly.js's `plotly_afterplot`,
+target >= 1 Hz) and in another tab, and how often the server sent each screenless session a new
+map; the server's peak RSS (target <= 2 GB); refusals (target 0); exceptions shown to a screenless
+session (target 0); the training count the server logs after the sessions closed (target 0); the
+CPU the server, the tabs' Chromium and the screenless sessions took while measured; the websockets
+that dropped and the sessions that reconnected to take their run back; and the load averages.
 
     python benchmarks/bench_load.py --sweep [--minutes 4] [--budget 4GB]
 
@@ -64,6 +71,7 @@ import psutil
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -71,6 +79,7 @@ sys.path.insert(0, str(ROOT))
 from backprop.budget import format_bytes, memory_budget  # noqa: E402
 from backprop.runs import RunStore  # noqa: E402
 from benchmarks.bench_playground import COUNT_REDRAWS, READ_REDRAWS  # noqa: E402
+from benchmarks.screenless_session import ScreenlessClass, template_from  # noqa: E402
 from tests.browser.conftest import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -288,6 +297,12 @@ def close_tabs(server, browser, contexts):
     return ended, server.training_threads()
 
 
+def own_cpu_seconds():
+    """CPU seconds of this process alone (its threads: the screenless sessions' event loop)."""
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
+
+
 def load():
     return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
@@ -337,6 +352,7 @@ class PlaygroundTab:
         self.page.set_default_timeout(120_000)
         self.closed_sockets = []  # (time, url) of every websocket that closed: a lost session
         self.frames = 0  # websocket messages from the server (script runs' deltas): what it sent
+        self.sent = []  # the frames it sent: a template of the widget states for screenless sessions
         self.page.on("websocket", self._watch)
         # only the navigation's start: the tabs load side by side, ready() waits for each
         self.page.goto(f"{url}/playground?seed={seed}", wait_until="commit")
@@ -345,6 +361,7 @@ class PlaygroundTab:
     def _watch(self, socket):
         socket.on("close", lambda closed: self.closed_sockets.append((time.monotonic(), closed.url)))
         socket.on("framereceived", lambda frame: setattr(self, "frames", self.frames + 1))
+        socket.on("framesent", lambda payload: self.sent.append(payload) if len(self.sent) < 200 else None)
 
     def ready(self):
         self.page.get_by_text(re.compile(r"^iteration 0 ")).first.wait_for(timeout=180_000)
@@ -396,42 +413,54 @@ def recorded_iterations(store):
     return newest
 
 
-def measure(tabs, seconds, store, watched=None):
+def measure(tabs, seconds, store, watched=None, screenless=None):
     """Over `seconds`, per tab: steps/s in the run store, and for the first `watched` tabs (default
     all; the first in the foreground) steps/s on the page (its iteration counter) and its output map's
     redraws and redraws with new values per second (None for the others: reading 16 pages one after
-    another takes minutes on a loaded 2-core machine, and the reading itself loads the browser)."""
+    another takes minutes on a loaded 2-core machine, and the reading itself loads the browser).
+    Then per screenless session (a ScreenlessClass): steps/s in the run store and the output maps
+    the server sent it per second (what its browser would draw). Rows: (steps/s, page steps/s,
+    redraws/s, redraws with new values/s) per tab, then (steps/s, None, maps sent/s, None)."""
     tabs[0].page.bring_to_front()
     read = tabs[:watched]
+    sessions = screenless.sessions if screenless else []
     for tab in read:
         tab.count_redraws()
     before = [(tab.iteration(), tab.redraws()) for tab in read]
     stored_before, started = recorded_iterations(store), time.perf_counter()
-    frames_before = [tab.frames for tab in tabs]
+    frames_before = [tab.frames for tab in tabs] + [session.tally.messages for session in sessions]
+    maps_before = [session.tally.figures.get("pg_boundary", 0) for session in sessions]
     tabs[0].page.wait_for_timeout(1000 * seconds)  # Playwright hands the tabs' events over while it waits
     stored_after, elapsed = recorded_iterations(store), time.perf_counter() - started
-    frames = [(tab.frames - count) / elapsed for tab, count in zip(tabs, frames_before, strict=True)]
+    frames_after = [tab.frames for tab in tabs] + [session.tally.messages for session in sessions]
+    maps_after = [session.tally.figures.get("pg_boundary", 0) for session in sessions]
+    frames = [(after - count) / elapsed for count, after in zip(frames_before, frames_after, strict=True)]
     for tab in read:
         tab.count_redraws()  # a map remounted meanwhile: count on
     after = [(tab.iteration(), tab.redraws()) for tab in read]
     rows = []
-    for n, tab in enumerate(tabs):
+    seeds = [tab.seed for tab in tabs] + [int(dict(parse_qsl(session.query))["seed"]) for session in sessions]
+    for n, seed in enumerate(seeds):
         # None: its run was not training at the start or the end (its session was lost)
-        stored = ((stored_after[tab.seed] - stored_before[tab.seed]) / elapsed
-                  if tab.seed in stored_after and tab.seed in stored_before else None)
-        if n >= len(read):
+        stored = ((stored_after[seed] - stored_before[seed]) / elapsed
+                  if seed in stored_after and seed in stored_before else None)
+        if n >= len(tabs):
+            k = n - len(tabs)
+            rows.append((stored, None, (maps_after[k] - maps_before[k]) / elapsed, None))
+        elif n >= len(read):
             rows.append((stored, None, None, None))
-            continue
-        ((i0, t0), r0), ((i1, t1), r1) = before[n], after[n]
-        rows.append((stored, (i1 - i0) / (t1 - t0), (r1["draws"] - r0["draws"]) / (t1 - t0),
-                     (r1["changed"] - r0["changed"]) / (t1 - t0)))
-    print("  messages from the server per second, per tab: " + " ".join(f"{rate:.1f}" for rate in frames),
+        else:
+            ((i0, t0), r0), ((i1, t1), r1) = before[n], after[n]
+            rows.append((stored, (i1 - i0) / (t1 - t0), (r1["draws"] - r0["draws"]) / (t1 - t0),
+                         (r1["changed"] - r0["changed"]) / (t1 - t0)))
+    print("  messages from the server per second, per session: " + " ".join(f"{rate:.1f}" for rate in frames),
           flush=True)
     return rows
 
 
-def playground_class(n_tabs, seconds):
+def playground_class(n_tabs, seconds, chromium_tabs=1):
     """The --playground mode (see the module docstring); returns the exit status."""
+    chromium_tabs = max(1, min(chromium_tabs, n_tabs))
     home = Path(tempfile.mkdtemp(prefix="bench-class-"))
     server = StreamlitServer(home)
     server.wait_healthy()
@@ -440,9 +469,12 @@ def playground_class(n_tabs, seconds):
     store = RunStore(home / "runs.sqlite3")
     health = HealthSampler(server.url)
     health.start()
-    print(f"Playground class: {n_tabs} tabs, {seconds:g} s measured; {psutil.cpu_count()} CPUs; {load()}",
+    print(f"Playground class: {n_tabs} sessions ({chromium_tabs} in Chromium tabs, "
+          f"{n_tabs - chromium_tabs} screenless), {seconds:g} s measured; {psutil.cpu_count()} CPUs; "
+          f"{load()}",
           flush=True)
     begun = time.monotonic()
+    screenless = None
 
     def stamp(what):
         print(f"  [{time.monotonic() - begun:4.0f} s] {what}; {load()}", flush=True)
@@ -467,34 +499,58 @@ def playground_class(n_tabs, seconds):
                   f"{solo_draws:.1f} Hz "
                   f"({solo_changed:.1f} Hz with new values); {solo_load} before", flush=True)
 
-            tabs = [PlaygroundTab(browser, server.url, seed) for seed in range(1, n_tabs + 1)]
+            tabs = [PlaygroundTab(browser, server.url, seed) for seed in range(1, chromium_tabs + 1)]
             for tab in tabs:
                 tab.ready()
-            stamp(f"{n_tabs} tabs drawn")
             for tab in tabs:
                 tab.train()
             trained = [tab.training() for tab in tabs]
+            if n_tabs > chromium_tabs:
+                # each sends what the first tab's frontend sends (its widgets' values), with its own seed
+                wait_for(lambda: template_from(tabs[0].sent), 30, "a timed rerun from the first tab")
+                seeds = range(chromium_tabs + 1, n_tabs + 1)
+                screenless = ScreenlessClass(server.url, "playground", [f"seed={seed}" for seed in seeds],
+                                             template_from(tabs[0].sent),
+                                             [{"pg_seed": WidgetState(int_value=seed)} for seed in seeds])
+                screenless.open()
+                screenless.press("Train")
+            stamp(f"{n_tabs} sessions drawn, Train pressed")
+            if screenless:
+                seeds = range(chromium_tabs + 1, n_tabs + 1)
+                wait_for(lambda: all(seed in recorded_iterations(store) for seed in seeds), 180,
+                         "every screenless session's run in the run store")
+                trained += [seed in recorded_iterations(store) for seed in seeds]
             most_training = server.training_threads()
-            stamp(f"{sum(trained)} tabs training")
+            stamp(f"{sum(trained)} sessions training")
             time.sleep(5)  # past the starts
             class_load = load()
             served = psutil.Process(server.process.pid)
-            cpu_before = (cpu_seconds(served), cpu_seconds(me, "chrom"), time.monotonic())
-            rows = measure(tabs, seconds, store, watched=2)  # the foreground tab and one other
-            cpu_after = (cpu_seconds(served), cpu_seconds(me, "chrom"), time.monotonic())
-            wall = cpu_after[2] - cpu_before[2]
+            cpu_before = (cpu_seconds(served), cpu_seconds(me, "chrom"), own_cpu_seconds(), time.monotonic())
+            rows = measure(tabs, seconds, store, watched=2, screenless=screenless)  # foreground and one other
+            cpu_after = (cpu_seconds(served), cpu_seconds(me, "chrom"), own_cpu_seconds(), time.monotonic())
+            wall = cpu_after[-1] - cpu_before[-1]
             cores = [(after - before) / wall
-                     for before, after in zip(cpu_before[:2], cpu_after[:2], strict=True)]
+                     for before, after in zip(cpu_before[:-1], cpu_after[:-1], strict=True)]
             stamp("measured")
             texts = [tab.page.locator("body").inner_text() for tab in tabs[:2]]
-            refusals = sum(tab.refused for tab in tabs) + sum(
-                REFUSED_ANY in text and not tab.refused for tab, text in zip(tabs, texts, strict=False))
+            sessions = screenless.sessions if screenless else []
+            refusals = sum(tab.refused for tab in tabs)
+            refusals += sum(REFUSED_ANY in text and not tab.refused
+                            for tab, text in zip(tabs, texts, strict=False))
+            refusals += sum(any(REFUSED_ANY in text for text in session.tally.texts) for session in sessions)
+            tracebacks = [session.tally.exceptions[-1] for session in sessions if session.tally.exceptions]
             training_at_end = recorded_iterations(store)
             shown = [STATUS.search(text) for text in texts]
-            lost = [len(tab.closed_sockets) for tab in tabs]  # before the tabs close theirs
+            # before the tabs close theirs: a websocket closed meanwhile (a screenless one is not reopened)
+            lost = [len(tab.closed_sockets) for tab in tabs]
+            lost += [int(session.tally.closed) for session in sessions]
+            if screenless:
+                screenless.close()
             closed, threads_after = close_tabs(server, browser, [tab.context for tab in tabs])
             stamp("tabs closed, their training ended" if closed else "tabs closed")
     finally:
+        if screenless and screenless.thread.is_alive():
+            screenless.close()
         sampler.stopped.set()
         health.stopped.set()
         server.stop()
@@ -505,13 +561,16 @@ def playground_class(n_tabs, seconds):
               f"{server.output(40)}")
     rates = [row[0] for row in rows if row[0] is not None] or [0.0]
     solo = max(solo_rate or 0.0, 1e-9)
-    print(f"{n_tabs} tabs training: {sum(trained)} of {n_tabs}; refusals: {refusals}; "
+    print(f"{n_tabs} sessions training: {sum(trained)} of {n_tabs}; refusals: {refusals}; "
           f"training count the server logged with all started: {most_training}; {class_load} before")
-    not_training = [tab.seed for tab in tabs if tab.seed not in training_at_end]
-    print(f"tabs whose run was not training at the end (the run store): {not_training or 'none'}")
+    not_training = [seed for seed in range(1, n_tabs + 1) if seed not in training_at_end]
+    print(f"sessions whose run was not training at the end (the run store): {not_training or 'none'}")
     for number, (rate, page_rate, draws, changed) in enumerate(rows, 1):
         trained_here = (f"{rate:6.0f} steps/s ({rate / solo:.2f} of the tab alone)" if rate is not None
                         else "  its run was not training at the start or the end (its websocket dropped?)")
+        if number > chromium_tabs:
+            print(f"  screenless {number:2d}: {trained_here}; output maps sent {draws:.1f} Hz")
+            continue
         page = ("" if page_rate is None else f"; {page_rate:.0f} on its page; output map {draws:.1f} Hz "
                                              f"({changed:.1f} Hz with new values)")
         print(f"  tab {number:2d}{' (foreground)' if number == 1 else '             '}: {trained_here}{page}")
@@ -533,7 +592,8 @@ def playground_class(n_tabs, seconds):
     if len(runs) != n_tabs + 1 or min(rates) <= 0:
         print(f"server log: {home / 'server.log'}")
     slowest, fastest = min(rates), max(rates)
-    others = [row[2] for row in rows[1:] if row[2] is not None]
+    others = [row[2] for row in rows[1:chromium_tabs] if row[2] is not None]
+    sent = sorted(row[2] for row in rows[chromium_tabs:])
     print(f"steps/s per session ({len(rates)} whose run trained throughout): slowest {slowest:.0f}, "
           f"median {sorted(rates)[len(rates) // 2]:.0f}, "
           f"fastest {fastest:.0f} (target: each >= 150); slowest/fastest {slowest / max(fastest, 1e-9):.2f} "
@@ -541,8 +601,13 @@ def playground_class(n_tabs, seconds):
           f"the tab alone ({solo_rate:.0f})")
     others_median = sorted(others)[len(others) // 2] if others else 0.0
     print(f"output map in the foreground tab: {rows[0][2]:.1f} Hz (target >= 1), with new values "
-          f"{rows[0][3]:.1f} Hz; in a background tab: median {others_median:.1f} Hz")
-    print(f"CPU while measured (cores): the server {cores[0]:.2f}, the {n_tabs} Chromium tabs {cores[1]:.2f}")
+          f"{rows[0][3]:.1f} Hz" + (f"; in another tab: median {others_median:.1f} Hz" if others else "")
+          + (f"; sent to the screenless sessions: slowest {sent[0]:.1f} Hz, "
+             f"median {sent[len(sent) // 2]:.1f} Hz" if sent else ""))
+    print(f"CPU while measured (cores): the server {cores[0]:.2f}, the {chromium_tabs} Chromium tab(s) "
+          f"{cores[1]:.2f}, the {n_tabs - chromium_tabs} screenless sessions (this process) {cores[2]:.2f}")
+    if tracebacks:
+        print(f"an exception shown to a screenless session: {tracebacks[0]}")
     print(f"server peak RSS: {format_bytes(sampler.peak)} (target <= 2 GB)")
     print(f"training count after all tabs closed: {threads_after} ({'ok' if closed else 'NOT 0'}); {load()}")
     print(f"processes of the server left after it stopped: {len(left)} {left or ''}")
@@ -552,8 +617,9 @@ def playground_class(n_tabs, seconds):
         ("slowest >= half the fastest", f"{slowest / max(fastest, 1e-9):.2f}", slowest >= fastest / 2),
         ("output map >= 1 Hz in the foreground", f"{rows[0][2]:.1f} Hz", rows[0][2] >= 1),
         ("server peak RSS <= 2 GB", format_bytes(sampler.peak), sampler.peak <= 2 * 10**9),
-        ("0 refusals, every tab training", f"{refusals} refused, {sum(trained)} of {n_tabs} training",
+        ("0 refusals, every session training", f"{refusals} refused, {sum(trained)} of {n_tabs} training",
          refusals == 0 and all(trained)),
+        ("0 exceptions shown", str(len(tracebacks)), not tracebacks),
         ("0 training after the tabs closed", str(threads_after), closed),
         ("0 processes left after the server stopped", str(len(left)), not left),
     ]
@@ -840,6 +906,9 @@ def main(argv=None):
     parser.add_argument("--playground", type=int, metavar="N",
                         help="instead: N Playground tabs training at once (a class; see above)")
     parser.add_argument("--seconds", type=float, default=60.0, help="--playground: seconds measured")
+    parser.add_argument("--chromium-tabs", type=int, default=1, metavar="K",
+                        help="--playground: how many of the N sessions are Chromium tabs (the first in the "
+                             "foreground); the others are screenless sessions (default 1)")
     parser.add_argument("--sweep", action="store_true",
                         help="instead: a sweep from one tab while 4 others train (see above)")
     parser.add_argument("--budget", default="4GB", help="--sweep: the server's BACKPROP_MEMORY_BUDGET")
@@ -848,7 +917,7 @@ def main(argv=None):
     parser.add_argument("--sweep-iterations", type=int, default=1500, help="--sweep: iterations per trial")
     args = parser.parse_args(argv)
     if args.playground:
-        return playground_class(args.playground, args.seconds)
+        return playground_class(args.playground, args.seconds, args.chromium_tabs)
     if args.sweep:
         return sweep_load(args)
     args.minutes = 5.0 if args.minutes is None else args.minutes

@@ -7,6 +7,7 @@ import streamlit as st
 
 from backprop.errors import InputError
 from backprop.profiles import TRAIN
+from backprop.scheduler import foreground
 from backprop.threads import active_training_threads, max_training_threads
 
 from . import figures
@@ -89,10 +90,11 @@ def live(studio, rates, name, draw, *args):
     in_use = rates.period(name) if studio.running else None
 
     def timed():
-        started = time.perf_counter()
-        draw(*args)
-        rates.record(name, time.perf_counter() - started)
-        if in_use is not None and studio.running and rates.drifted(name, in_use):
+        started, cpu = time.perf_counter(), time.thread_time()
+        with foreground():  # the training pool waits meanwhile (backprop.scheduler)
+            draw(*args)
+        rates.record(name, time.perf_counter() - started, time.thread_time() - cpu)
+        if in_use is not None and studio.running and rates.apply_now(name, in_use):
             st.rerun(scope="app")
 
     st.fragment(timed, run_every=in_use)()

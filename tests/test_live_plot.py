@@ -63,3 +63,29 @@ def test_the_page_listens_only_when_python_asks_for_events():
     for event in ('"hover"', '"unhover"', '"click"', '"edit"'):
         assert f"event: {event}" in page
     assert "streamlit:setComponentValue" in page
+
+
+def test_sessions_that_start_together_each_write_the_served_files_safely(tmp_path):
+    """A class opening at once: several sessions of one server fill the folder at the same moment."""
+    import threading
+
+    content = bytes(range(256)) * 4096  # 1 MB: long enough to write for the threads to overlap
+    errors = []
+    for round_ in range(10):
+        target = tmp_path / f"plotly-{round_}.js"
+        start = threading.Barrier(6)
+
+        def fill(target=target, start=start):
+            start.wait()
+            try:
+                live_plot._write_if_changed(content, target)
+            except OSError as error:
+                errors.append(error)
+        threads = [threading.Thread(target=fill) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert target.read_bytes() == content
+    assert errors == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"plotly-{n}.js" for n in range(10)]  # no leftovers

@@ -4,7 +4,7 @@ keeping the set-up in step with the link."""
 import dataclasses
 
 from backprop.config import TrainConfig, preset
-from studio.refresh import TRAIN_PAGE, Rate, RefreshRates
+from studio.refresh import APPLY_SECONDS, TRAIN_PAGE, Rate, RefreshRates, ServerLoad
 from studio.session import Studio
 from studio.widgets import setup_from_link
 
@@ -55,3 +55,38 @@ def test_a_bare_link_keeps_a_set_up_another_page_proposed_and_changes_are_refill
     studio.propose(TrainConfig(layers=[8, 1]).validated())  # e.g. Compare's "Load into the Train page"
     setup_from_link(studio, state, {}, fill)
     assert [config.layers for config in fill.filled] == [[16, 1], [8, 1]]
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_the_servers_drawing_stretches_every_views_period_past_its_share():
+    clock = Clock()
+    load = ServerLoad(share=0.2, stale_seconds=5.0, clock=clock)
+    assert load.stretch() == 1.0
+    views = {"maps": Rate(0.15, 0.5), "fast": Rate(0.45, 0.5)}
+    sessions = [RefreshRates(views, {}, load=load) for _ in range(4)]
+    assert len({rates.owner for rates in sessions}) == 4  # each session counts on its own
+    for rates in sessions:
+        rates.record("maps", 0.02, cpu_seconds=0.015)  # 0.1 of a core at 0.15 s, each
+    assert abs(load.stretch() - 2.0) < 1e-9  # 0.4 of a core asked, 0.2 allowed
+    assert abs(sessions[0].period("maps") - 0.30) < 1e-9 and abs(sessions[0].period("fast") - 0.9) < 1e-9
+    sessions[0].record("maps", 0.02, cpu_seconds=0.015)  # the same session again: counted once
+    assert abs(load.stretch() - 2.0) < 1e-9
+    clock.now += 6.0  # nothing drawn since (paused, closed): they ask nothing
+    assert load.stretch() == 1.0 and sessions[0].period("maps") == 0.15
+
+
+def test_a_drifted_period_is_applied_at_most_every_few_seconds():
+    rates = RefreshRates({"maps": Rate(0.15, 0.5)}, {}, load=ServerLoad(clock=Clock()))
+    rates.record("maps", 0.2)  # drawing takes 0.2 s: the period becomes 0.4 s
+    assert rates.drifted("maps", in_use=0.15)
+    assert rates.apply_now("maps", 0.15, now=10.0)
+    assert not rates.apply_now("maps", 0.15, now=10.0 + APPLY_SECONDS / 2)  # a page run just applied it
+    assert rates.apply_now("maps", 0.15, now=10.0 + APPLY_SECONDS)
+    assert not rates.apply_now("maps", 0.4, now=100.0)  # in use is right: nothing to apply

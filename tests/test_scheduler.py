@@ -248,3 +248,33 @@ def test_pool_workers_end_when_idle_and_start_again():
     pool.add(job)  # a worker starts again
     assert job.ended.wait(30) and ended == ["budget", "budget"] and trainer.iteration == 80
     wait_for(lambda: pool.workers() == 0 and pool.jobs() == 0, 30, "the idle worker ending")
+
+
+def test_the_workers_wait_while_the_server_draws_and_go_on_after():
+    """`foreground()` (a page drawing its live views) holds the workers between turns, for at most
+    foreground_wait each time; here a long one, so that no turn can slip in while it is held."""
+    pool = scheduler.Pool(workers=2, idle_seconds=0.2, foreground_wait=60.0)
+    config = playground()
+    trainer = Trainer.from_config(config, config.load_data())
+    ended = []
+    job = scheduler.Job(trainer, 10**9, lambda records: None, ended.append, lambda: None, [])
+    with pool.foreground():
+        pool.add(job)
+        time.sleep(0.3)  # a worker started and waits: no turn, no step
+        assert trainer.iteration == 0 and pool.workers() == 1
+    wait_for(lambda: trainer.iteration > 0, 30, "a step once the drawing ended")
+    pool.stop(job)
+    assert ended == ["paused"]
+    wait_for(lambda: pool.workers() == 0, 30, "the idle worker ending")
+
+
+def test_a_drawing_holds_the_workers_for_at_most_foreground_wait():
+    pool = scheduler.Pool(workers=1, idle_seconds=0.2, foreground_wait=0.01)
+    config = playground()
+    trainer = Trainer.from_config(config, config.load_data())
+    job = scheduler.Job(trainer, 10**9, lambda records: None, lambda reason: None, lambda: None, [])
+    with pool.foreground():  # a drawing that never ends: training goes on, between waits
+        pool.add(job)
+        wait_for(lambda: trainer.iteration > 0, 30, "a step while the drawing goes on")
+    pool.stop(job)
+    wait_for(lambda: pool.workers() == 0, 30, "the idle worker ending")
