@@ -172,8 +172,11 @@ class UnitHealthCounter:
                 shares[l, 0] = 1.0 - np.count_nonzero(alive > 0) / alive.size  # sums or counts, each >= 0
         elif parts and self.condition == "saturated":
             for l in range(n_hidden):
-                counts = np.add.reduce([numbers[l][0] for numbers in parts])
-                counted = sum(numbers[l][1] for numbers in parts)
+                if len(parts) == 1:  # a batch in one piece (every small run's step): nothing to add up
+                    counts, counted = parts[0][l]
+                else:
+                    counts = np.add.reduce([numbers[l][0] for numbers in parts])
+                    counted = sum(numbers[l][1] for numbers in parts)
                 shares[l, 1] = np.count_nonzero(counts > MOSTLY * counted) / counts.size
         return StepHealth(shares, self._histograms)
 

@@ -41,8 +41,10 @@ def workers():
 
 def chunk_bounds(n_samples):
     """[(start, stop), ...] to split a batch into, or None to compute it in one piece."""
-    count = workers()
-    if count < 2 or n_samples < MIN_SAMPLES:
+    if n_samples < MIN_SAMPLES:  # first: a small batch (every step of a Playground run) asks nothing more
+        return None
+    count = workers()  # an environment read and a system call: 4.6% of a class's training pool
+    if count < 2:
         return None
     chunks = max(2, min(CHUNKS_PER_WORKER * count, n_samples // MIN_CHUNK))
     edges = [round(i * n_samples / chunks) for i in range(chunks + 1)]

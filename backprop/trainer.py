@@ -270,6 +270,8 @@ class Trainer:
     @staticmethod
     def _first_bad_row(squared_norms):
         """1-based number of the first layer whose squared norms are not finite, or None."""
+        if np.isfinite(squared_norms).all():  # nearly always: one check instead of four
+            return None
         bad = np.flatnonzero(~np.isfinite(squared_norms).all(axis=1))
         return int(bad[0]) + 1 if bad.size else None
 
