@@ -233,11 +233,11 @@ class Pool:
     def foreground(self):
         """Work of the server's that must not wait behind the workers (a page drawing its live
         views): while any is in progress, the workers wait between turns (at most foreground_wait
-        each time). The workers' steps are pure Python and hold the
-        interpreter lock; a drawing's numpy and PNG calls each let go of it and then waited a
-        switch interval (5 ms) to get it back: beside one Playground run, the Playground's maps took
-        about 200 ms to draw where they need 12 ms of CPU, and beside 16 runs the server fell so far
-        behind that Streamlit dropped each run's messages unsent."""
+        each time). The workers' steps are pure Python and hold the interpreter lock; a drawing's
+        numpy and PNG calls each let go of it and then waited a switch interval (5 ms) to get it
+        back: beside one Playground run, the Playground's maps took about 200 ms to draw where they
+        need 12 ms of CPU, and beside 16 runs the server fell so far behind that Streamlit dropped
+        each run's messages unsent."""
         with self._cond:
             self._foreground += 1
         try:

@@ -151,3 +151,26 @@ def test_divergence_advice_reads_the_set_up():
     assert "He initialisation" not in divergence_text(diverged, relu_he)
     assert "adam" not in divergence_text(diverged, relu_he)
     assert "He initialisation" in divergence_text(diverged, small(activation="relu"))
+
+
+def test_writes_still_queued_when_the_process_ends_are_made():
+    """A server stopped right after its sessions closed: their last rows and statuses are in the
+    writer's queue when the interpreter exits; they are written before it does."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        code = (
+            "import pathlib, time\n"
+            "from backprop.run import run_writer\n"
+            "def write(n):\n"
+            "    time.sleep(0.2)\n"
+            f"    pathlib.Path({folder!r}, str(n)).write_text('x')\n"
+            "for n in range(5):\n"
+            "    run_writer().put(lambda n=n: write(n))\n"
+        )
+        subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], check=True,
+                       timeout=120)
+        assert sorted(p.name for p in Path(folder).iterdir()) == ["0", "1", "2", "3", "4"]
