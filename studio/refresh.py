@@ -13,9 +13,10 @@ often instead of none refreshing at all. Measured with `benchmarks/bench_load.py
 (one Chromium tab, 15 screenless sessions): without the stretch each session asked for ~10
 fragment runs a second, the script threads ran back to back, and Streamlit dropped each run's
 unsent deltas when the session's next run started: the maps reached the sessions at 0.0-0.1 Hz.
-With it, every session's maps came at 1.2 Hz and trained at 161-185 steps/s with a share of 0.2;
-a share of 0.3 gave maps at 1.6 Hz but 140-157 steps/s (the share counts each draw's own thread
-CPU; the page's run around it and the event loop that sends its messages come on top).
+With it, every session's maps came at 1.1-1.5 Hz and it trained at 158-192 steps/s with a share
+of 0.2 (three runs); a share of 0.3 gave maps at 1.6 Hz but 140-157 steps/s (the share counts each
+draw's own thread CPU; the page's run around it and the event loop that sends its messages come on
+top).
 """
 
 import secrets
