@@ -17,7 +17,7 @@ runs of one seed are identical, so each finished run is compared with its tab's 
 A class at once (issue 19): the Playground's own set-up ([2, 4, 2, 1] tanh on the circle's 500
 points, batches of 10; seeds 1..N) in N sessions that all press Train, after one tab alone (the
 peer, measured first in the same run). The first --chromium-tabs sessions are Chromium tabs (the
-first in the foreground); the others are screenless sessions (benchmarks/screenless_session.py):
+first in the foreground); the others are screenless sessions (tests/browser/screenless.py):
 Streamlit sessions that send what a tab's frontend sends (its widgets' values, taken from the first
 tab, with their own seed; each fragment's timed reruns) and read all the server sends, but draw
 nothing, as a class's other browsers, each on its own machine, load the server and not this one.
@@ -79,7 +79,6 @@ sys.path.insert(0, str(ROOT))
 from backprop.budget import format_bytes, memory_budget  # noqa: E402
 from backprop.runs import RunStore  # noqa: E402
 from benchmarks.bench_playground import COUNT_REDRAWS, READ_REDRAWS  # noqa: E402
-from benchmarks.screenless_session import ScreenlessClass, template_from  # noqa: E402
 from tests.browser.conftest import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -88,6 +87,7 @@ from tests.browser.conftest import (  # noqa: E402
     AppPage,
     StreamlitServer,
 )
+from tests.browser.screenless import ScreenlessClass, template_from  # noqa: E402
 from tests.browser.test_sweep import SPIRAL_BASE, start_spiral_sweep  # noqa: E402
 
 REFUSED = "BACKPROP_MAX_TRAINING_THREADS"  # in the page's message when the cap refuses a Train
