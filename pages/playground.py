@@ -37,7 +37,13 @@ from studio.live_plot import live_plot
 from studio.playground_run import epoch_view, regenerate_points, set_parameter, step_epoch, watch_epochs
 from studio.projector import projector_css, shortcuts
 from studio.refresh import Rate, RefreshRates
-from studio.session import active_training_threads, get_studio, max_training_threads, route_through_app
+from studio.session import (
+    active_training_threads,
+    get_studio,
+    max_training_threads,
+    owner_token,
+    route_through_app,
+)
 from studio.url_state import (
     Classroom,
     classroom_from_query,
@@ -63,7 +69,7 @@ STILL = {"displayModeBar": False}  # charts to point at and click, not to zoom o
 studio = get_studio("playground")
 state = st.session_state
 mine = state.setdefault("playground", {})  # this page's own link bookkeeping (not the Train page's)
-rates = RefreshRates(RATES, state)
+rates = RefreshRates(RATES, state, owner_token())
 
 
 def apply_setup():

@@ -12,7 +12,7 @@ from studio.controls import fill_widgets, setup_sidebar
 from studio.live_plot import live_plot
 from studio.projector import enlarge, projector_css, shortcuts
 from studio.refresh import TRAIN_PAGE, RefreshRates
-from studio.session import get_studio, route_through_app
+from studio.session import get_studio, owner_token, route_through_app
 from studio.widgets import (
     act,
     keep_link_in_step,
@@ -27,8 +27,8 @@ route_through_app()  # a direct link to this page on a fresh server: go through 
 
 studio = get_studio()
 state = st.session_state
-rates = RefreshRates(TRAIN_PAGE, state)
-diagnostic_rates = RefreshRates(diagnosis.RATES, state)
+rates = RefreshRates(TRAIN_PAGE, state, owner_token())
+diagnostic_rates = RefreshRates(diagnosis.RATES, state, owner_token())
 
 # The view's own widgets. Streamlit forgets a widget's value on a run that does not draw it (a visit
 # to another page), so each change is also kept under another name and put back here.

@@ -19,7 +19,6 @@ draw's own thread CPU; the page's run around it and the event loop that sends it
 top).
 """
 
-import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -85,14 +84,15 @@ SERVER = ServerLoad()
 
 
 class RefreshRates:
-    """The live views' periods for one page, with their drawing times kept in `state`."""
+    """The live views' periods for one page, with their drawing times kept in `state`; `owner` is
+    the session's (its owner token), by which `load` counts each session's views once."""
 
-    def __init__(self, rates, state, smoothing=0.2, load=SERVER):
+    def __init__(self, rates, state, owner, smoothing=0.2, load=SERVER):
         self.rates = rates
         self.state = state
+        self.owner = owner
         self.smoothing = smoothing
         self.load = load
-        self.owner = state.setdefault("refresh_owner", secrets.token_hex(8))  # this session, to `load`
 
     def _key(self, name):
         return f"render_seconds_{name}"

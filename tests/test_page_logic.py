@@ -12,7 +12,8 @@ from studio.widgets import setup_from_link
 def test_a_cheap_view_keeps_its_base_period_and_a_slow_one_slows_down():
     state = {}
     # a server of its own: other tests' sessions drawing in the last seconds would stretch the periods
-    rates = RefreshRates({"fast": Rate(0.45, 0.5), "slow": Rate(2.0)}, state, load=ServerLoad())
+    rates = RefreshRates({"fast": Rate(0.45, 0.5), "slow": Rate(2.0)}, state, "a session",
+                         load=ServerLoad())
     assert rates.period("fast") == 0.45 and rates.period("slow") == 2.0  # nothing drawn yet
     rates.record("fast", 0.1)
     rates.record("slow", 0.5)  # drawing takes 25% of 2 s: more than the 10% it may
@@ -25,7 +26,7 @@ def test_a_cheap_view_keeps_its_base_period_and_a_slow_one_slows_down():
 
 
 def test_the_train_pages_views_describe_their_periods():
-    rates = RefreshRates(TRAIN_PAGE, {}, load=ServerLoad())
+    rates = RefreshRates(TRAIN_PAGE, {}, "a session", load=ServerLoad())
     assert rates.describe() == "0.5 s, 0.9 s, 3.0 s, 5.0 s"
 
 
@@ -71,8 +72,7 @@ def test_the_servers_drawing_stretches_every_views_period_past_its_share():
     load = ServerLoad(share=0.2, stale_seconds=5.0, clock=clock)
     assert load.stretch() == 1.0
     views = {"maps": Rate(0.15, 0.5), "fast": Rate(0.45, 0.5)}
-    sessions = [RefreshRates(views, {}, load=load) for _ in range(4)]
-    assert len({rates.owner for rates in sessions}) == 4  # each session counts on its own
+    sessions = [RefreshRates(views, {}, f"session {n}", load=load) for n in range(4)]
     for rates in sessions:
         rates.record("maps", 0.02, cpu_seconds=0.015)  # 0.1 of a core at 0.15 s, each
     assert abs(load.stretch() - 2.0) < 1e-9  # 0.4 of a core asked, 0.2 allowed
@@ -84,7 +84,7 @@ def test_the_servers_drawing_stretches_every_views_period_past_its_share():
 
 
 def test_a_drifted_period_is_applied_at_most_every_few_seconds():
-    rates = RefreshRates({"maps": Rate(0.15, 0.5)}, {}, load=ServerLoad(clock=Clock()))
+    rates = RefreshRates({"maps": Rate(0.15, 0.5)}, {}, "a session", load=ServerLoad(clock=Clock()))
     rates.record("maps", 0.2)  # drawing takes 0.2 s: the period becomes 0.4 s
     assert rates.drifted("maps", in_use=0.15)
     assert rates.apply_now("maps", 0.15, now=10.0)
