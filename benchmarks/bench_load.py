@@ -297,21 +297,15 @@ def close_tabs(server, browser, contexts):
     return ended, server.training_threads()
 
 
-def own_cpu_seconds():
-    """CPU seconds of this process alone (its threads: the screenless sessions' event loop)."""
-    times = psutil.Process().cpu_times()
-    return times.user + times.system
-
-
 def load():
     return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
-def cpu_seconds(process, only=None):
+def cpu_seconds(process, only=None, descendants=True):
     """CPU seconds (user + system) of a process and its descendants (those whose name contains
-    `only`, when given)."""
+    `only`, when given; none with descendants=False)."""
     total = 0.0
-    for member in [process, *process.children(recursive=True)]:
+    for member in [process, *(process.children(recursive=True) if descendants else ())]:
         try:
             if only is None or only in member.name():
                 times = member.cpu_times()
@@ -413,17 +407,17 @@ def recorded_iterations(store):
     return newest
 
 
-def measure(tabs, seconds, store, watched=None, screenless=None):
+def measure(tabs, seconds, store, watched=None, screenless=()):
     """Over `seconds`, per tab: steps/s in the run store, and for the first `watched` tabs (default
     all; the first in the foreground) steps/s on the page (its iteration counter) and its output map's
     redraws and redraws with new values per second (None for the others: reading 16 pages one after
     another takes minutes on a loaded 2-core machine, and the reading itself loads the browser).
-    Then per screenless session (a ScreenlessClass): steps/s in the run store and the output maps
-    the server sent it per second (what its browser would draw). Rows: (steps/s, page steps/s,
+    Then per screenless session ((seed, ScreenlessSession) pairs): steps/s in the run store and the
+    output maps the server sent it per second (what its browser would draw). Rows: (steps/s, page steps/s,
     redraws/s, redraws with new values/s) per tab, then (steps/s, None, maps sent/s, None)."""
     tabs[0].page.bring_to_front()
     read = tabs[:watched]
-    sessions = screenless.sessions if screenless else []
+    sessions = [session for _, session in screenless]
     for tab in read:
         tab.count_redraws()
     before = [(tab.iteration(), tab.redraws()) for tab in read]
@@ -439,7 +433,7 @@ def measure(tabs, seconds, store, watched=None, screenless=None):
         tab.count_redraws()  # a map remounted meanwhile: count on
     after = [(tab.iteration(), tab.redraws()) for tab in read]
     rows = []
-    seeds = [tab.seed for tab in tabs] + [int(dict(parse_qsl(session.query))["seed"]) for session in sessions]
+    seeds = [tab.seed for tab in tabs] + [seed for seed, _ in screenless]
     for n, seed in enumerate(seeds):
         # None: its run was not training at the start or the end (its session was lost)
         stored = ((stored_after[seed] - stored_before[seed]) / elapsed
@@ -505,29 +499,32 @@ def playground_class(n_tabs, seconds, chromium_tabs=1):
             for tab in tabs:
                 tab.train()
             trained = [tab.training() for tab in tabs]
-            if n_tabs > chromium_tabs:
+            seeds = range(chromium_tabs + 1, n_tabs + 1)  # the screenless sessions'
+            if seeds:
                 # each sends what the first tab's frontend sends (its widgets' values), with its own seed
                 wait_for(lambda: template_from(tabs[0].sent), 30, "a timed rerun from the first tab")
-                seeds = range(chromium_tabs + 1, n_tabs + 1)
                 screenless = ScreenlessClass(server.url, "playground", [f"seed={seed}" for seed in seeds],
                                              template_from(tabs[0].sent),
                                              [{"pg_seed": WidgetState(int_value=seed)} for seed in seeds])
-                screenless.open()
+                screenless.open("Train")
                 screenless.press("Train")
             stamp(f"{n_tabs} sessions drawn, Train pressed")
             if screenless:
-                seeds = range(chromium_tabs + 1, n_tabs + 1)
-                wait_for(lambda: all(seed in recorded_iterations(store) for seed in seeds), 180,
+                wait_for(lambda: set(seeds) <= recorded_iterations(store).keys(), 180,
                          "every screenless session's run in the run store")
-                trained += [seed in recorded_iterations(store) for seed in seeds]
+                training_now = recorded_iterations(store)
+                trained += [seed in training_now for seed in seeds]
             most_training = server.training_threads()
             stamp(f"{sum(trained)} sessions training")
             time.sleep(5)  # past the starts
             class_load = load()
             served = psutil.Process(server.process.pid)
-            cpu_before = (cpu_seconds(served), cpu_seconds(me, "chrom"), own_cpu_seconds(), time.monotonic())
-            rows = measure(tabs, seconds, store, watched=2, screenless=screenless)  # foreground and one other
-            cpu_after = (cpu_seconds(served), cpu_seconds(me, "chrom"), own_cpu_seconds(), time.monotonic())
+            cpu_before = (cpu_seconds(served), cpu_seconds(me, "chrom"), cpu_seconds(me, descendants=False),
+                          time.monotonic())
+            pairs = list(zip(seeds, screenless.sessions, strict=True)) if screenless else []
+            rows = measure(tabs, seconds, store, watched=2, screenless=pairs)  # the foreground and one other
+            cpu_after = (cpu_seconds(served), cpu_seconds(me, "chrom"), cpu_seconds(me, descendants=False),
+                         time.monotonic())
             wall = cpu_after[-1] - cpu_before[-1]
             cores = [(after - before) / wall
                      for before, after in zip(cpu_before[:-1], cpu_after[:-1], strict=True)]

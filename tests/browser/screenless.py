@@ -55,9 +55,6 @@ def _key(widget_id):
 class Tally:
     """What one screenless session saw, counted as it arrives."""
     messages: int = 0  # ForwardMsgs from the server
-    bytes: int = 0
-    reruns_sent: int = 0  # the fragments' timed reruns this session asked for
-    runs_finished: int = 0  # script (or fragment) runs the server finished
     figures: dict = field(default_factory=dict)  # {widget key: figures received}, e.g. "pg_boundary"
     texts: list = field(default_factory=list)  # the last texts shown (markdown, alerts), newest last
     exceptions: list = field(default_factory=list)  # an exception element's message, if any
@@ -91,6 +88,7 @@ class ScreenlessSession:
         self.intervals = {}  # {fragment id: asyncio task sending its timed reruns}
         self.socket = None
         self.page_hash = ""  # the page's script hash, from the server's navigation message
+        self.ready_button = None  # a button of the page: its first run that drew it makes it ready
 
     def _widget_states(self):
         """The template's widget states with this session's ids and values (none before the page
@@ -120,7 +118,8 @@ class ScreenlessSession:
         return message.SerializeToString()
 
     async def run(self, ready):
-        """Open the session and read until the socket closes; `ready` is set after the first run."""
+        """Open the session and read until the socket closes; `ready` is set once a run that drew
+        `ready_button` finished."""
         # compressed as a browser's messages are (permessage-deflate): the server pays for it alike
         async with websockets.connect(self.ws_url, subprotocols=["streamlit"], max_size=None) as socket:
             self.socket = socket
@@ -139,7 +138,6 @@ class ScreenlessSession:
         message = ForwardMsg()
         message.ParseFromString(data)
         self.tally.messages += 1
-        self.tally.bytes += len(data)
         if message.WhichOneof("type") == "ref_hash":  # a big message this session said it keeps
             if message.ref_hash not in self.cache:
                 return
@@ -156,8 +154,7 @@ class ScreenlessSession:
         if kind == "navigation":  # the page this run shows: later reruns stay on it, as a tab's do
             self.page_hash = message.navigation.page_script_hash
         elif kind == "script_finished":
-            self.tally.runs_finished += 1
-            if "Train" in self.buttons:  # the page itself drawn (the first run may only route to it)
+            if self.ready_button in self.buttons:  # the page itself drawn (a first run may only route to it)
                 ready.set()
         elif kind == "auto_rerun":
             self._every(message.auto_rerun.fragment_id, message.auto_rerun.interval)
@@ -173,9 +170,9 @@ class ScreenlessSession:
             if isinstance(widget_id, str) and widget_id.startswith("$$ID-"):
                 self.widget_ids[_key(widget_id)] = widget_id
             if which == "button":
-                self.buttons[element.button.label] = element.button.id
+                self.buttons[element.button.label] = widget_id
             elif which == "component_instance":
-                key = element.component_instance.id.rsplit("-", 1)[-1]
+                key = _key(widget_id)
                 self.tally.figures[key] = self.tally.figures.get(key, 0) + 1
             text = _element_text(element)
             if text is not None:
@@ -193,7 +190,6 @@ class ScreenlessSession:
             while True:
                 await asyncio.sleep(interval)
                 await self.socket.send(self._rerun(fragment_id=fragment_id, auto=True))
-                self.tally.reruns_sent += 1
         self.intervals[fragment_id] = asyncio.get_running_loop().create_task(tick())
 
     async def press(self, label):
@@ -218,10 +214,12 @@ class ScreenlessClass:
     def _call(self, coroutine, timeout=120):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
-    def open(self, timeout=180):
-        """Open every session and wait for each one's first run to finish."""
+    def open(self, button, timeout=180):
+        """Open every session and wait until each one's page is drawn (has `button`) and that run
+        finished."""
         async def start():
             for session in self.sessions:
+                session.ready_button = button
                 ready = asyncio.Event()
                 self.ready.append(ready)
                 self.tasks.append(asyncio.get_running_loop().create_task(session.run(ready)))

@@ -35,7 +35,7 @@ def maps(session):
 def test_every_session_of_a_class_trains_and_gets_new_maps(streamlit_server):
     group = ScreenlessClass(streamlit_server.url, "playground", [f"seed={n}" for n in range(1, SESSIONS + 1)])
     try:
-        group.open(timeout=120)
+        group.open("Train", timeout=120)
         group.press("Train")
         seen = []  # (time, maps per session)
         deadline = time.monotonic() + DEADLINE_SECONDS
